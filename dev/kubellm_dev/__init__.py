@@ -1,0 +1,1 @@
+"""Developer harness: builds and runs the local test cluster (no Docker, no GPU)."""

@@ -1,0 +1,330 @@
+"""The Ray bridge: KubeRay's HTTP proxy, answering its dashboard and Serve calls on loopback.
+
+KubeRay runs out of cluster with HTTP_PROXY pointing here, so every plain-HTTP call it makes
+to a Ray head (``http://<cluster>-head-svc.<ns>.svc.cluster.local:8265/api/...``) or a pod
+(``http://<podIP>:8000/-/healthz``) arrives at this server in absolute form and never leaves
+the machine. Per namespace the bridge is either
+
+* scripted: it answers as a Ray dashboard would, with application and job statuses a test
+  chooses through the control API (``/__bridge/...``), or
+* real: it forwards the call to a real Ray head started on loopback, so Serve applications
+  are really deployed and HTTPMode RayJobs really run.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import re
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+Mode = Literal["scripted", "real"]
+_HEAD_HOST = re.compile(r"^(?P<cluster>.+)-head-svc\.(?P<ns>[^.]+)\.svc")
+_JOB_PATH = re.compile(r"^/api/jobs/(?P<id>[^/]+)(?P<rest>/.*)?$")
+FORWARD_TIMEOUT = 30.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """Who KubeRay meant to call: a head Service (cluster, namespace) or a bare pod address."""
+
+    host: str
+    namespace: str | None
+    cluster: str | None
+
+
+def parse_target(host: str) -> Target:
+    match = _HEAD_HOST.match(host)
+    if match is None:
+        return Target(host=host, namespace=None, cluster=None)
+    return Target(host=host, namespace=match["ns"], cluster=match["cluster"])
+
+
+@dataclass
+class BridgeState:
+    """Everything the bridge knows; guarded by one lock because handlers run in threads."""
+
+    default_mode: Mode = "scripted"
+    real_dashboard: str | None = None
+    real_serve: str | None = None
+    modes: dict[str, Mode] = field(default_factory=dict)
+    # namespace -> app name -> {"status", "message"} (scripted answers)
+    apps: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    # namespace -> job id prefix -> {"status", "message"}
+    jobs: dict[str, dict[str, dict[str, str]]] = field(default_factory=dict)
+    # head host -> last serve config KubeRay PUT (scripted)
+    serve_configs: dict[str, Any] = field(default_factory=dict)
+    # (namespace, job id) -> submission body (scripted)
+    submitted: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    requests: deque[dict[str, str]] = field(default_factory=lambda: deque(maxlen=2000))
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def mode_for(self, target: Target) -> Mode:
+        if target.namespace is None:
+            # A pod address (Serve health check): real when any namespace uses a real Ray.
+            return "real" if "real" in self.modes.values() and self.real_serve else self.default_mode
+        return self.modes.get(target.namespace, self.default_mode)
+
+    def snapshot(self) -> dict[str, Any]:
+        return {
+            "defaultMode": self.default_mode,
+            "realDashboard": self.real_dashboard,
+            "realServe": self.real_serve,
+            "modes": dict(self.modes),
+            "apps": {ns: dict(a) for ns, a in self.apps.items()},
+            "jobs": {ns: dict(j) for ns, j in self.jobs.items()},
+            "serveConfigs": dict(self.serve_configs),
+            "submitted": [
+                {"namespace": ns, "jobId": jid, **body} for (ns, jid), body in self.submitted.items()
+            ],
+            "requests": list(self.requests),
+        }
+
+
+def _scripted_serve_details(state: BridgeState, target: Target) -> dict[str, Any]:
+    config = state.serve_configs.get(target.host, {})
+    overrides = state.apps.get(target.namespace or "", {})
+    apps: dict[str, Any] = {}
+    for app in config.get("applications", []):
+        name = app["name"]
+        chosen = overrides.get(name, {})
+        status = chosen.get("status", "RUNNING")
+        healthy = status == "RUNNING"
+        deployments = {
+            dep["name"]: {
+                "name": dep["name"],
+                "status": "HEALTHY" if healthy else "UNHEALTHY",
+                "message": "" if healthy else chosen.get("message", ""),
+            }
+            for dep in app.get("deployments", [])
+        }
+        apps[name] = {
+            "name": name,
+            "status": status,
+            "message": chosen.get("message", ""),
+            "route_prefix": app.get("route_prefix", "/"),
+            "docs_path": None,
+            "deployments": deployments,
+        }
+    return {"applications": apps, "deploy_mode": "MULTI_APP"}
+
+
+def _scripted_job(state: BridgeState, target: Target, job_id: str) -> dict[str, Any] | None:
+    namespace = target.namespace or ""
+    override = next(
+        (v for prefix, v in state.jobs.get(namespace, {}).items() if job_id.startswith(prefix)),
+        None,
+    )
+    body = state.submitted.get((namespace, job_id))
+    if body is None and override is None:
+        return None
+    now = int(time.time() * 1000)
+    status = (override or {}).get("status", "SUCCEEDED")
+    terminal = status in {"SUCCEEDED", "FAILED", "STOPPED"}
+    return {
+        "job_id": job_id,
+        "submission_id": job_id,
+        "type": "SUBMISSION",
+        "status": status,
+        "message": (override or {}).get("message", f"Job {status.lower()} (scripted by the bridge)"),
+        "entrypoint": (body or {}).get("entrypoint", ""),
+        "start_time": now - 1000,
+        "end_time": now if terminal else None,
+        "metadata": (body or {}).get("metadata") or {},
+        "runtime_env": (body or {}).get("runtime_env") or {},
+    }
+
+
+class BridgeHandler(BaseHTTPRequestHandler):
+    """Answers KubeRay's proxied calls and the bridge's own control API."""
+
+    server: BridgeServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        return  # the request log in the state replaces per-line stderr noise
+
+    # -- plumbing ---------------------------------------------------------------------------
+    def _body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def _reply(self, code: int, obj: Any = None, raw: bytes | None = None) -> None:
+        body = raw if raw is not None else json.dumps(obj if obj is not None else {}).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json" if raw is None else "text/plain")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def _dispatch(self) -> None:
+        split = urlsplit(self.path)
+        body = self._body()
+        if not split.scheme:  # origin form: a call to the bridge itself
+            self._control(split.path, body)
+            return
+        target = parse_target(split.hostname or "")
+        state = self.server.state
+        with state.lock:
+            state.requests.append(
+                {"method": self.command, "host": target.host, "path": split.path, "at": f"{time.time():.3f}"}
+            )
+            mode = state.mode_for(target)
+        if mode == "real":
+            self._forward(target, split.path, split.query, body)
+        else:
+            self._scripted(target, split.path, body)
+
+    do_GET = do_PUT = do_POST = do_DELETE = _dispatch  # noqa: N815
+
+    # -- scripted mode ----------------------------------------------------------------------
+    def _scripted(self, target: Target, path: str, body: bytes) -> None:
+        state = self.server.state
+        namespace = target.namespace or ""
+        if path.endswith("/-/healthz"):
+            self._reply(200, raw=b"success")
+            return
+        if path.rstrip("/") == "/api/serve/applications":
+            if self.command == "GET":
+                with state.lock:
+                    self._reply(200, _scripted_serve_details(state, target))
+                return
+            if self.command == "PUT":
+                with state.lock:
+                    state.serve_configs[target.host] = json.loads(body or b"{}")
+                self._reply(200)
+                return
+            if self.command == "DELETE":
+                with state.lock:
+                    state.serve_configs.pop(target.host, None)
+                self._reply(200)
+                return
+        if path.rstrip("/") == "/api/jobs" and self.command == "POST":
+            request = json.loads(body or b"{}")
+            job_id = request.get("submission_id") or f"raysubmit_{int(time.time() * 1000)}"
+            with state.lock:
+                state.submitted[(namespace, job_id)] = request
+            self._reply(200, {"job_id": job_id, "submission_id": job_id})
+            return
+        job = _JOB_PATH.match(path)
+        if job is not None:
+            self._scripted_job_call(target, job["id"], job["rest"] or "")
+            return
+        if path.rstrip("/") == "/api/jobs" and self.command == "GET":
+            with state.lock:
+                infos = [
+                    _scripted_job(state, target, jid)
+                    for (ns, jid) in state.submitted
+                    if ns == namespace
+                ]
+            self._reply(200, [i for i in infos if i])
+            return
+        self._reply(404, raw=f"bridge (scripted): no answer for {self.command} {path}".encode())
+
+    def _scripted_job_call(self, target: Target, job_id: str, rest: str) -> None:
+        state = self.server.state
+        with state.lock:
+            info = _scripted_job(state, target, job_id)
+            if self.command == "DELETE":
+                state.submitted.pop((target.namespace or "", job_id), None)
+        if info is None:
+            self._reply(404, raw=f"Job {job_id} does not exist".encode())
+        elif rest == "/logs":
+            self._reply(200, {"logs": ""})
+        elif rest == "/stop":
+            self._reply(200, {"stopped": True})
+        else:
+            self._reply(200, info if self.command == "GET" else {})
+
+    # -- real mode --------------------------------------------------------------------------
+    def _forward(self, target: Target, path: str, query: str, body: bytes) -> None:
+        state = self.server.state
+        base = state.real_serve if path.endswith("/-/healthz") else state.real_dashboard
+        if not base:
+            self._reply(502, raw=b"bridge (real): no real Ray head configured")
+            return
+        upstream = urlsplit(base)
+        conn = http.client.HTTPConnection(
+            upstream.hostname or "127.0.0.1", upstream.port or 80, timeout=FORWARD_TIMEOUT
+        )
+        headers = {
+            k: v for k, v in self.headers.items() if k.lower() in {"content-type", "accept", "x-ray-authorization"}
+        }
+        try:
+            conn.request(self.command, path + (f"?{query}" if query else ""), body=body or None, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        except OSError as exc:
+            self._reply(502, raw=f"bridge (real): {base} unreachable: {exc}".encode())
+            return
+        finally:
+            conn.close()
+        self.send_response(resp.status)
+        self.send_header("Content-Type", resp.getheader("Content-Type", "application/json"))
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    # -- control API --------------------------------------------------------------------------
+    def _control(self, path: str, body: bytes) -> None:
+        state = self.server.state
+        parts = [p for p in path.split("/") if p]
+        if parts[:1] != ["__bridge"]:
+            self._reply(404, raw=b"not a bridge path")
+            return
+        payload = json.loads(body or b"{}") if body else {}
+        with state.lock:
+            match (self.command, parts[1:]):
+                case ("GET", ["state"]):
+                    self._reply(200, state.snapshot())
+                    return
+                case ("PUT", ["real"]):
+                    state.real_dashboard = payload.get("dashboard")
+                    state.real_serve = payload.get("serve")
+                case ("PUT", ["default-mode"]):
+                    state.default_mode = _mode(payload)
+                case ("PUT", ["namespaces", ns, "mode"]):
+                    state.modes[ns] = _mode(payload)
+                case ("PUT", ["namespaces", ns, "apps", app]):
+                    state.apps.setdefault(ns, {})[app] = _status(payload)
+                case ("PUT", ["namespaces", ns, "jobs", prefix]):
+                    state.jobs.setdefault(ns, {})[prefix] = _status(payload)
+                case ("DELETE", ["namespaces", ns]):
+                    state.modes.pop(ns, None)
+                    state.apps.pop(ns, None)
+                    state.jobs.pop(ns, None)
+                case _:
+                    self._reply(404, raw=f"unknown bridge call {self.command} {path}".encode())
+                    return
+        self._reply(200, {"ok": True})
+
+
+def _mode(payload: dict[str, Any]) -> Mode:
+    mode = payload.get("mode")
+    if mode not in ("scripted", "real"):
+        raise ValueError(f"mode must be 'scripted' or 'real', got {mode!r}")
+    return mode  # type: ignore[no-any-return]
+
+
+def _status(payload: dict[str, Any]) -> dict[str, str]:
+    return {"status": str(payload["status"]), "message": str(payload.get("message", ""))}
+
+
+class BridgeServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, port: int, state: BridgeState | None = None) -> None:
+        self.state = state or BridgeState()
+        super().__init__(("127.0.0.1", port), BridgeHandler)
+
+
+def serve(port: int) -> None:
+    with BridgeServer(port) as server:
+        server.serve_forever()

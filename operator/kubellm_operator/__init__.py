@@ -1,0 +1,1 @@
+"""kubellm operator: reconciles LLMDeployment and FineTuneJob into KubeRay objects."""

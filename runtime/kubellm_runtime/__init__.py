@@ -1,0 +1,1 @@
+"""kubellm runtime: serving and training code that runs inside the Ray pods."""

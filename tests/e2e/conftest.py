@@ -1,0 +1,124 @@
+"""The e2e tier: a real control plane, kwok GPU pools, KubeRay and the Ray bridge.
+
+By default a fresh local cluster is started for the session (inside the loopback-only
+namespace that `make test` provides). With KUBELLM_E2E_KUBECONFIG the tests run against that
+cluster instead (a kind cluster, a real GPU cluster); tests that need the bridge then skip.
+With KUBELLM_REQUIRE_E2E=1 (set by `make test` and CI) missing prerequisites fail instead of skip.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client, config
+
+from kubellm_dev import build, netns
+from kubellm_dev.bridge_client import BridgeClient
+from kubellm_dev.cluster import LocalCluster
+from kubellm_dev.errors import HarnessError
+from kubellm_dev.paths import default_paths
+
+pytestmark = pytest.mark.e2e
+RAY_PLURALS = {"RayCluster": "rayclusters", "RayService": "rayservices", "RayJob": "rayjobs"}
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("KUBELLM_REQUIRE_E2E") == "1":
+        pytest.fail(f"e2e prerequisites missing (KUBELLM_REQUIRE_E2E=1): {reason}")
+    pytest.skip(reason)
+
+
+@dataclass
+class E2ECluster:
+    """What a test gets: API clients, and the local harness when there is one."""
+
+    kubeconfig: Path
+    api: client.ApiClient
+    local: LocalCluster | None
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def create_ray(self, namespace: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        plural = RAY_PLURALS[manifest["kind"]]
+        result: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            "ray.io", "v1", namespace, plural, manifest
+        )
+        return result
+
+    def get_ray(self, namespace: str, kind: str, name: str) -> dict[str, Any]:
+        result: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            "ray.io", "v1", namespace, RAY_PLURALS[kind], name
+        )
+        return result
+
+    def pods(self, namespace: str, selector: str = "") -> list[client.V1Pod]:
+        return list(self.core.list_namespaced_pod(namespace, label_selector=selector).items)
+
+    def events_for(self, namespace: str, name: str) -> list[client.CoreV1Event]:
+        return list(
+            self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+        )
+
+    @property
+    def bridge(self) -> BridgeClient:
+        if self.local is None:
+            pytest.skip("needs the local cluster's Ray bridge (not available on an existing cluster)")
+        return self.local.bridge
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[E2ECluster]:
+    existing = os.environ.get("KUBELLM_E2E_KUBECONFIG")
+    if existing:
+        api = config.new_client_from_config(config_file=existing)
+        yield E2ECluster(kubeconfig=Path(existing), api=api, local=None)
+        return
+    if not netns.loopback_only():
+        _unavailable(
+            "the local cluster runs only in a loopback-only network namespace: "
+            "run `make test` or `kubellm-dev netns -- pytest ...`"
+        )
+    paths = default_paths()
+    try:
+        build.installed(paths)
+    except HarnessError as exc:
+        _unavailable(str(exc))
+    local = LocalCluster(paths, name="pytest")
+    try:
+        info = local.up()
+        print(f"\nlocal cluster up: apiserver ready {info.timings}")  # noqa: T201
+        api = config.new_client_from_config(config_file=info.kubeconfig)
+        yield E2ECluster(kubeconfig=Path(info.kubeconfig), api=api, local=local)
+    finally:
+        local.down()
+
+
+@pytest.fixture
+def namespace(cluster: E2ECluster) -> Iterator[str]:
+    """A fresh namespace per test, deleted afterwards (its bridge scripting reset)."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    cluster.core.delete_namespace(name)
+    if cluster.local is not None:
+        cluster.local.bridge.reset(name)
+
+
+@pytest.fixture(scope="session")
+def real_ray(cluster: E2ECluster) -> None:
+    """A real Ray head behind the bridge (started once per session, on first use)."""
+    if cluster.local is None:
+        pytest.skip("the real-mode bridge exists only on the local cluster")
+    cluster.local.start_real_ray()
