@@ -18,6 +18,9 @@ from kubellm_dev.kwok import KWOK_STAGE_FILES
 from kubellm_dev.paths import Paths
 
 
+KUBERAY_PACKAGE = "github.com/ray-project/kuberay/ray-operator"
+
+
 @dataclass(frozen=True)
 class Binaries:
     """Paths of everything the local cluster runs."""
@@ -54,10 +57,10 @@ def check_go() -> str:
     return go
 
 
-def _controlplane_key(paths: Paths) -> str:
+def _module_key(module: Path) -> str:
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum"):
-        digest.update((paths.controlplane_module / name).read_bytes())
+        digest.update((module / name).read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -132,6 +135,16 @@ def go_install(
     return _build_into(target, build)
 
 
+def build_kuberay(paths: Paths, go: str, target: Path) -> Path:
+    log = paths.logs / "build-kuberay.log"
+
+    def build(out: Path) -> None:
+        argv = [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{out}/", KUBERAY_PACKAGE]
+        _run("kuberay ray-operator", argv, log, paths.kuberay_module, go_env(paths))
+
+    return _build_into(target, build)
+
+
 def write_kwok_stages(paths: Paths, stages: Path) -> Path:
     """kwok v0.8.0 ships no built-in stages: gather the upstream stage files from its module."""
     if stages.is_file():
@@ -151,9 +164,9 @@ def write_kwok_stages(paths: Paths, stages: Path) -> Path:
 
 def layout(paths: Paths) -> Binaries:
     """Where the binaries of the pinned versions live (built or not)."""
-    controlplane = paths.bin / f"controlplane-{versions.KUBERNETES}-{_controlplane_key(paths)}"
+    controlplane = paths.bin / f"controlplane-{versions.KUBERNETES}-{_module_key(paths.controlplane_module)}"
     kwok = paths.bin / f"kwok-{versions.KWOK}"
-    kuberay = paths.bin / f"kuberay-{versions.KUBERAY}"
+    kuberay = paths.bin / f"kuberay-{versions.KUBERAY}-{_module_key(paths.kuberay_module)}"
     return Binaries(
         etcd=controlplane / "etcd",
         kube_apiserver=controlplane / "kube-apiserver",
@@ -171,10 +184,7 @@ def build_all(paths: Paths) -> Binaries:
     binaries = layout(paths)
     build_controlplane(paths, go, binaries.etcd.parent)
     go_install(paths, go, "kwok", "sigs.k8s.io/kwok/cmd/kwok", versions.KWOK, binaries.kwok.parent)
-    go_install(
-        paths, go, "kuberay", "github.com/ray-project/kuberay/ray-operator", versions.KUBERAY,
-        binaries.ray_operator.parent,
-    )
+    build_kuberay(paths, go, binaries.ray_operator.parent)
     write_kwok_stages(paths, binaries.kwok_stages)
     return binaries
 

