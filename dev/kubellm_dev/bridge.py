@@ -68,7 +68,9 @@ class BridgeState:
     def mode_for(self, target: Target) -> Mode:
         if target.namespace is None:
             # A pod address (Serve health check): real when any namespace uses a real Ray.
-            return "real" if "real" in self.modes.values() and self.real_serve else self.default_mode
+            return (
+                "real" if "real" in self.modes.values() and self.real_serve else self.default_mode
+            )
         return self.modes.get(target.namespace, self.default_mode)
 
     def snapshot(self) -> dict[str, Any]:
@@ -81,7 +83,8 @@ class BridgeState:
             "jobs": {ns: dict(j) for ns, j in self.jobs.items()},
             "serveConfigs": dict(self.serve_configs),
             "submitted": [
-                {"namespace": ns, "jobId": jid, **body} for (ns, jid), body in self.submitted.items()
+                {"namespace": ns, "jobId": jid, **body}
+                for (ns, jid), body in self.submitted.items()
             ],
             "requests": list(self.requests),
         }
@@ -122,7 +125,8 @@ def _scripted_job(state: BridgeState, target: Target, job_id: str) -> dict[str, 
         None,
     )
     body = state.submitted.get((namespace, job_id))
-    if body is None and override is None:
+    if body is None:
+        # Never submitted: 404, so KubeRay's HTTPMode submits it (a scripted status applies then).
         return None
     now = int(time.time() * 1000)
     status = (override or {}).get("status", "SUCCEEDED")
@@ -132,12 +136,14 @@ def _scripted_job(state: BridgeState, target: Target, job_id: str) -> dict[str, 
         "submission_id": job_id,
         "type": "SUBMISSION",
         "status": status,
-        "message": (override or {}).get("message", f"Job {status.lower()} (scripted by the bridge)"),
-        "entrypoint": (body or {}).get("entrypoint", ""),
+        "message": (override or {}).get(
+            "message", f"Job {status.lower()} (scripted by the bridge)"
+        ),
+        "entrypoint": body.get("entrypoint", ""),
         "start_time": now - 1000,
         "end_time": now if terminal else None,
-        "metadata": (body or {}).get("metadata") or {},
-        "runtime_env": (body or {}).get("runtime_env") or {},
+        "metadata": body.get("metadata") or {},
+        "runtime_env": body.get("runtime_env") or {},
     }
 
 
@@ -147,7 +153,7 @@ class BridgeHandler(BaseHTTPRequestHandler):
     server: BridgeServer
     protocol_version = "HTTP/1.1"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         return  # the request log in the state replaces per-line stderr noise
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -173,7 +179,12 @@ class BridgeHandler(BaseHTTPRequestHandler):
         state = self.server.state
         with state.lock:
             state.requests.append(
-                {"method": self.command, "host": target.host, "path": split.path, "at": f"{time.time():.3f}"}
+                {
+                    "method": self.command,
+                    "host": target.host,
+                    "path": split.path,
+                    "at": f"{time.time():.3f}",
+                }
             )
             mode = state.mode_for(target)
         if mode == "real":
@@ -185,47 +196,47 @@ class BridgeHandler(BaseHTTPRequestHandler):
 
     # -- scripted mode ----------------------------------------------------------------------
     def _scripted(self, target: Target, path: str, body: bytes) -> None:
-        state = self.server.state
-        namespace = target.namespace or ""
+        route = path.rstrip("/")
         if path.endswith("/-/healthz"):
             self._reply(200, raw=b"success")
-            return
-        if path.rstrip("/") == "/api/serve/applications":
+        elif route == "/api/serve/applications":
+            self._scripted_serve(target, body)
+        elif route == "/api/jobs":
+            self._scripted_jobs(target, body)
+        elif (job := _JOB_PATH.match(path)) is not None:
+            self._scripted_job_call(target, job["id"], job["rest"] or "")
+        else:
+            self._reply(404, raw=f"bridge (scripted): no answer for {self.command} {path}".encode())
+
+    def _scripted_serve(self, target: Target, body: bytes) -> None:
+        state = self.server.state
+        with state.lock:
             if self.command == "GET":
-                with state.lock:
-                    self._reply(200, _scripted_serve_details(state, target))
+                self._reply(200, _scripted_serve_details(state, target))
                 return
             if self.command == "PUT":
-                with state.lock:
-                    state.serve_configs[target.host] = json.loads(body or b"{}")
-                self._reply(200)
-                return
-            if self.command == "DELETE":
-                with state.lock:
-                    state.serve_configs.pop(target.host, None)
-                self._reply(200)
-                return
-        if path.rstrip("/") == "/api/jobs" and self.command == "POST":
+                state.serve_configs[target.host] = json.loads(body or b"{}")
+            elif self.command == "DELETE":
+                state.serve_configs.pop(target.host, None)
+        self._reply(200)
+
+    def _scripted_jobs(self, target: Target, body: bytes) -> None:
+        state = self.server.state
+        namespace = target.namespace or ""
+        if self.command == "POST":
             request = json.loads(body or b"{}")
             job_id = request.get("submission_id") or f"raysubmit_{int(time.time() * 1000)}"
             with state.lock:
                 state.submitted[(namespace, job_id)] = request
             self._reply(200, {"job_id": job_id, "submission_id": job_id})
             return
-        job = _JOB_PATH.match(path)
-        if job is not None:
-            self._scripted_job_call(target, job["id"], job["rest"] or "")
-            return
-        if path.rstrip("/") == "/api/jobs" and self.command == "GET":
-            with state.lock:
-                infos = [
-                    _scripted_job(state, target, jid)
-                    for (ns, jid) in state.submitted
-                    if ns == namespace
-                ]
-            self._reply(200, [i for i in infos if i])
-            return
-        self._reply(404, raw=f"bridge (scripted): no answer for {self.command} {path}".encode())
+        with state.lock:
+            infos = [
+                _scripted_job(state, target, jid)
+                for (ns, jid) in state.submitted
+                if ns == namespace
+            ]
+        self._reply(200, [i for i in infos if i])
 
     def _scripted_job_call(self, target: Target, job_id: str, rest: str) -> None:
         state = self.server.state
@@ -254,10 +265,17 @@ class BridgeHandler(BaseHTTPRequestHandler):
             upstream.hostname or "127.0.0.1", upstream.port or 80, timeout=FORWARD_TIMEOUT
         )
         headers = {
-            k: v for k, v in self.headers.items() if k.lower() in {"content-type", "accept", "x-ray-authorization"}
+            k: v
+            for k, v in self.headers.items()
+            if k.lower() in {"content-type", "accept", "x-ray-authorization"}
         }
         try:
-            conn.request(self.command, path + (f"?{query}" if query else ""), body=body or None, headers=headers)
+            conn.request(
+                self.command,
+                path + (f"?{query}" if query else ""),
+                body=body or None,
+                headers=headers,
+            )
             resp = conn.getresponse()
             data = resp.read()
         except OSError as exc:

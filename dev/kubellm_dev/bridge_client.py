@@ -16,7 +16,7 @@ class BridgeClient:
 
     def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        req = urllib.request.Request(  # noqa: S310 - fixed loopback URL
+        req = urllib.request.Request(
             f"http://127.0.0.1:{self.port}/__bridge/{path}",
             data=data,
             method=method,
@@ -48,11 +48,17 @@ class BridgeClient:
         self._call("PUT", f"namespaces/{namespace}/mode", {"mode": mode})
 
     def set_app_status(self, namespace: str, app: str, status: str, message: str = "") -> None:
-        self._call("PUT", f"namespaces/{namespace}/apps/{app}", {"status": status, "message": message})
-
-    def set_job_status(self, namespace: str, job_prefix: str, status: str, message: str = "") -> None:
         self._call(
-            "PUT", f"namespaces/{namespace}/jobs/{job_prefix}", {"status": status, "message": message}
+            "PUT", f"namespaces/{namespace}/apps/{app}", {"status": status, "message": message}
+        )
+
+    def set_job_status(
+        self, namespace: str, job_prefix: str, status: str, message: str = ""
+    ) -> None:
+        self._call(
+            "PUT",
+            f"namespaces/{namespace}/jobs/{job_prefix}",
+            {"status": status, "message": message},
         )
 
     def reset(self, namespace: str) -> None:

@@ -17,7 +17,6 @@ from kubellm_dev.errors import ComponentError, HarnessError
 from kubellm_dev.kwok import KWOK_STAGE_FILES
 from kubellm_dev.paths import Paths
 
-
 KUBERAY_PACKAGE = "github.com/ray-project/kuberay/ray-operator"
 
 
@@ -84,7 +83,9 @@ def _run(component: str, argv: list[str], log: Path, cwd: Path | None, env: dict
     with log.open("ab") as out:
         out.write(f"\n$ {' '.join(argv)}\n".encode())
         out.flush()
-        result = subprocess.run(argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env, check=False)
+        result = subprocess.run(
+            argv, stdout=out, stderr=subprocess.STDOUT, cwd=cwd, env=env, check=False
+        )
     if result.returncode != 0:
         raise ComponentError(component, f"build failed (exit {result.returncode})", log)
 
@@ -123,7 +124,7 @@ def build_controlplane(paths: Paths, go: str, target: Path) -> Path:
 
 
 def go_install(
-    paths: Paths, go: str, component: str, package: str, version: str, target: Path
+    paths: Paths, go: str, *, component: str, package: str, version: str, target: Path
 ) -> Path:
     log = paths.logs / f"build-{component}.log"
     env = go_env(paths)
@@ -164,7 +165,9 @@ def write_kwok_stages(paths: Paths, stages: Path) -> Path:
 
 def layout(paths: Paths) -> Binaries:
     """Where the binaries of the pinned versions live (built or not)."""
-    controlplane = paths.bin / f"controlplane-{versions.KUBERNETES}-{_module_key(paths.controlplane_module)}"
+    controlplane = (
+        paths.bin / f"controlplane-{versions.KUBERNETES}-{_module_key(paths.controlplane_module)}"
+    )
     kwok = paths.bin / f"kwok-{versions.KWOK}"
     kuberay = paths.bin / f"kuberay-{versions.KUBERAY}-{_module_key(paths.kuberay_module)}"
     return Binaries(
@@ -183,7 +186,14 @@ def build_all(paths: Paths) -> Binaries:
     go = check_go()
     binaries = layout(paths)
     build_controlplane(paths, go, binaries.etcd.parent)
-    go_install(paths, go, "kwok", "sigs.k8s.io/kwok/cmd/kwok", versions.KWOK, binaries.kwok.parent)
+    go_install(
+        paths,
+        go,
+        component="kwok",
+        package="sigs.k8s.io/kwok/cmd/kwok",
+        version=versions.KWOK,
+        target=binaries.kwok.parent,
+    )
     build_kuberay(paths, go, binaries.ray_operator.parent)
     write_kwok_stages(paths, binaries.kwok_stages)
     return binaries

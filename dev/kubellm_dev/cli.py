@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 
 from kubellm_dev import build, netns
+from kubellm_dev.bridge import serve as serve_bridge
 from kubellm_dev.cluster import LocalCluster, describe, pid_alive, read_state, stop_running
 from kubellm_dev.errors import HarnessError
 from kubellm_dev.paths import default_paths
@@ -76,7 +77,10 @@ def cluster_up(name: Name = "default", real_ray: RealRay = False) -> None:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [*netns.unshare_argv(), *inner],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
     deadline = time.monotonic() + UP_TIMEOUT
     while (info := read_state(state_dir)) is None or info.supervisor_pid != proc.pid:
@@ -87,7 +91,9 @@ def cluster_up(name: Name = "default", real_ray: RealRay = False) -> None:
             raise HarnessError(f"the cluster was not ready after {UP_TIMEOUT:.0f}s (log: {log})")
         time.sleep(0.5)
     console.print_json(json.dumps(describe(info)))
-    console.print(f"enter it with: kubellm-dev exec -- kubectl get nodes   (supervisor pid {proc.pid})")
+    console.print(
+        f"enter it with: kubellm-dev exec -- kubectl get nodes   (supervisor pid {proc.pid})"
+    )
     print(info.kubeconfig)
 
 
@@ -155,9 +161,7 @@ def exec_cmd(argv: Argv, name: Name = "default") -> None:
 @bridge_app.command("serve")
 def bridge_serve(port: Annotated[int, typer.Option()] = 18265) -> None:
     """Serve the Ray bridge on 127.0.0.1 (scripted by default)."""
-    from kubellm_dev.bridge import serve
-
-    serve(port)
+    serve_bridge(port)
 
 
 def main() -> None:

@@ -1,4 +1,4 @@
-"""The local cluster: etcd, control plane, kwok GPU pools, KubeRay and the Ray bridge on loopback."""
+"""The local cluster: etcd, control plane, kwok GPU pools, KubeRay and the Ray bridge (loopback)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,9 @@ from kubellm_dev.ray_head import RayPorts, start_ray_head
 SERVICE_CIDR = "10.96.0.0/16"
 KUBERNETES_SERVICE_IP = "10.96.0.1"
 STATE_FILE = "cluster.json"
+NODE_READY_JSONPATH = (
+    "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}"
+)
 
 
 @dataclass(frozen=True)
@@ -68,13 +72,13 @@ class ClusterInfo:
 
 def _https_ok(url: str, context: ssl.SSLContext) -> bool:
     with urllib.request.urlopen(url, timeout=2, context=context) as resp:  # noqa: S310
-        return bool(resp.status == 200)
+        return bool(resp.status == HTTPStatus.OK)
 
 
 def _http_ok(url: str) -> bool:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=2) as resp:
-        return bool(resp.status == 200)
+        return bool(resp.status == HTTPStatus.OK)
 
 
 def _insecure_context() -> ssl.SSLContext:
@@ -120,7 +124,8 @@ class LocalCluster:
         existing = read_state(self.state_dir)
         if existing is not None and pid_alive(existing.supervisor_pid):
             raise HarnessError(
-                f"cluster {self.name!r} is already running (supervisor pid {existing.supervisor_pid}, "
+                f"cluster {self.name!r} is already running "
+                f"(supervisor pid {existing.supervisor_pid}, "
                 f"kubeconfig {existing.kubeconfig}); use it, or `kubellm-dev cluster down` first"
             )
         binaries = build.installed(self.paths)
@@ -153,13 +158,15 @@ class LocalCluster:
         ports = RayPorts()
         if not any(m.name == "ray-head" for m in self.supervisor.procs):
             # Ray's unix socket paths must stay short: keep its temp dir directly under /tmp.
-            start_ray_head(self.supervisor, Path(tempfile.gettempdir()) / f"kubellm-ray-{self.name}", ports)
+            start_ray_head(
+                self.supervisor, Path(tempfile.gettempdir()) / f"kubellm-ray-{self.name}", ports
+            )
         self.bridge.set_real(
             dashboard=f"http://127.0.0.1:{ports.dashboard}", serve=f"http://127.0.0.1:{ports.serve}"
         )
         return ports
 
-    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:  # noqa: A002
+    def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         return kubectl(self.paths, self.kubeconfig, *args, input=input, check=check)
 
     # -- start sequence ------------------------------------------------------------------------
@@ -175,10 +182,15 @@ class LocalCluster:
         etcd = sup.start(
             "etcd",
             [
-                str(b.etcd), "--name=kubellm", f"--data-dir={self.state_dir / 'etcd'}",
-                f"--listen-client-urls={etcd_url}", f"--advertise-client-urls={etcd_url}",
-                f"--listen-peer-urls={peer_url}", f"--initial-advertise-peer-urls={peer_url}",
-                f"--initial-cluster=kubellm={peer_url}", "--unsafe-no-fsync=true",
+                str(b.etcd),
+                "--name=kubellm",
+                f"--data-dir={self.state_dir / 'etcd'}",
+                f"--listen-client-urls={etcd_url}",
+                f"--advertise-client-urls={etcd_url}",
+                f"--listen-peer-urls={peer_url}",
+                f"--initial-advertise-peer-urls={peer_url}",
+                f"--initial-cluster=kubellm={peer_url}",
+                "--unsafe-no-fsync=true",
                 "--log-level=warn",
             ],
             ports=[p.etcd_client, p.etcd_peer],
@@ -190,10 +202,12 @@ class LocalCluster:
             [
                 str(b.kube_apiserver),
                 f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+                "--bind-address=127.0.0.1",
+                "--advertise-address=127.0.0.1",
                 f"--secure-port={p.apiserver}",
                 f"--cert-dir={keys.dir}",
-                f"--tls-cert-file={keys.apiserver_crt}", f"--tls-private-key-file={keys.apiserver_key}",
+                f"--tls-cert-file={keys.apiserver_crt}",
+                f"--tls-private-key-file={keys.apiserver_key}",
                 f"--client-ca-file={keys.ca_crt}",
                 "--authorization-mode=RBAC",
                 f"--service-account-issuer=https://127.0.0.1:{p.apiserver}",
@@ -211,7 +225,9 @@ class LocalCluster:
         admin = ssl.create_default_context(cafile=str(keys.ca_crt))
         admin.load_cert_chain(str(keys.admin_crt), str(keys.admin_key))
         sup.wait_ready(
-            apiserver, lambda: _https_ok(f"https://127.0.0.1:{p.apiserver}/readyz", admin), what="/readyz"
+            apiserver,
+            lambda: _https_ok(f"https://127.0.0.1:{p.apiserver}/readyz", admin),
+            what="/readyz",
         )
         timings["apiserverReadySeconds"] = round(time.monotonic() - started, 2)
 
@@ -219,8 +235,10 @@ class LocalCluster:
         kcm = sup.start(
             "kube-controller-manager",
             [
-                str(b.kube_controller_manager), f"--kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1", f"--secure-port={p.controller_manager}",
+                str(b.kube_controller_manager),
+                f"--kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p.controller_manager}",
                 "--leader-elect=false",
                 f"--service-account-private-key-file={keys.sa_key}",
                 f"--root-ca-file={keys.ca_crt}",
@@ -233,8 +251,11 @@ class LocalCluster:
         scheduler = sup.start(
             "kube-scheduler",
             [
-                str(b.kube_scheduler), f"--kubeconfig={kubeconfig}",
-                "--bind-address=127.0.0.1", f"--secure-port={p.scheduler}", "--leader-elect=false",
+                str(b.kube_scheduler),
+                f"--kubeconfig={kubeconfig}",
+                "--bind-address=127.0.0.1",
+                f"--secure-port={p.scheduler}",
+                "--leader-elect=false",
             ],
             ports=[p.scheduler],
         )
@@ -245,14 +266,26 @@ class LocalCluster:
             [str(b.kwok), f"--kubeconfig={kubeconfig}", f"--config={kwok_config}"],
             ports=[p.kwok],
         )
-        sup.wait_ready(kcm, lambda: _https_ok(f"https://127.0.0.1:{p.controller_manager}/healthz", insecure))
-        sup.wait_ready(scheduler, lambda: _https_ok(f"https://127.0.0.1:{p.scheduler}/healthz", insecure))
+        sup.wait_ready(
+            kcm, lambda: _https_ok(f"https://127.0.0.1:{p.controller_manager}/healthz", insecure)
+        )
+        sup.wait_ready(
+            scheduler, lambda: _https_ok(f"https://127.0.0.1:{p.scheduler}/healthz", insecure)
+        )
 
-        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(kwok.node_manifests(kwok.load_pools())))
-        self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(self.paths.kuberay_crds))
         self.kubectl(
-            "wait", "--for=condition=Established", "--timeout=60s",
-            "crd/rayclusters.ray.io", "crd/rayjobs.ray.io", "crd/rayservices.ray.io",
+            "apply", "-f", "-", input=yaml.safe_dump_all(kwok.node_manifests(kwok.load_pools()))
+        )
+        self.kubectl(
+            "apply", "--server-side", "--force-conflicts", "-f", str(self.paths.kuberay_crds)
+        )
+        self.kubectl(
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/rayclusters.ray.io",
+            "crd/rayjobs.ray.io",
+            "crd/rayservices.ray.io",
         )
 
         bridge = sup.start(
@@ -303,8 +336,10 @@ class LocalCluster:
 
         def ready() -> bool:
             out = self.kubectl(
-                "get", "nodes", "-o",
-                "jsonpath={range .items[*]}{.status.conditions[?(@.type=='Ready')].status}{'\\n'}{end}",
+                "get",
+                "nodes",
+                "-o",
+                NODE_READY_JSONPATH,
                 check=False,
             )
             return out.split().count("True") == expected
@@ -312,7 +347,9 @@ class LocalCluster:
         self.supervisor.wait_ready(kwok_proc, ready, what=f"reporting {expected} Ready nodes")
 
 
-def kubectl(paths: Paths, kubeconfig: Path, *args: str, input: str | None = None, check: bool = True) -> str:  # noqa: A002
+def kubectl(
+    paths: Paths, kubeconfig: Path, *args: str, input: str | None = None, check: bool = True
+) -> str:
     if not paths.kubectl.exists():
         raise HarnessError(f"kubectl not found at {paths.kubectl}: run scripts/install.sh")
     result = subprocess.run(
@@ -323,7 +360,9 @@ def kubectl(paths: Paths, kubeconfig: Path, *args: str, input: str | None = None
         check=False,
     )
     if check and result.returncode != 0:
-        raise ComponentError("kubectl", f"`kubectl {' '.join(args)}` failed: {result.stderr.strip()}")
+        raise ComponentError(
+            "kubectl", f"`kubectl {' '.join(args)}` failed: {result.stderr.strip()}"
+        )
     return result.stdout
 
 

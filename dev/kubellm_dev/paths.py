@@ -1,4 +1,4 @@
-"""Where the harness keeps caches, binaries, logs and cluster state; read from the environment once."""
+"""Where the harness keeps caches, binaries, logs and cluster state (read from the env once)."""
 
 from __future__ import annotations
 

@@ -121,7 +121,9 @@ class Supervisor:
                     return time.monotonic() - start
             if time.monotonic() > deadline:
                 raise ComponentError(
-                    managed.name, f"not {what} after {timeout:.0f}s:\n{tail(managed.log)}", managed.log
+                    managed.name,
+                    f"not {what} after {timeout:.0f}s:\n{tail(managed.log)}",
+                    managed.log,
                 )
             time.sleep(0.2)
 

@@ -7,6 +7,7 @@ import shutil
 import sys
 import urllib.request
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 
 from kubellm_dev import netns
@@ -39,7 +40,9 @@ def ray_env(temp_dir: Path) -> dict[str, str]:
     }
 
 
-def start_ray_head(supervisor: Supervisor, temp_dir: Path, ports: RayPorts | None = None) -> Managed:
+def start_ray_head(
+    supervisor: Supervisor, temp_dir: Path, ports: RayPorts | None = None
+) -> Managed:
     """Start `ray start --head --block` on 127.0.0.1 and wait for its dashboard."""
     netns.require_loopback_only("a real Ray head")
     ports = ports or RayPorts()
@@ -51,7 +54,10 @@ def start_ray_head(supervisor: Supervisor, temp_dir: Path, ports: RayPorts | Non
     head = supervisor.start(
         "ray-head",
         [
-            str(ray), "start", "--head", "--block",
+            str(ray),
+            "start",
+            "--head",
+            "--block",
             "--node-ip-address=127.0.0.1",
             f"--port={ports.gcs}",
             "--dashboard-host=127.0.0.1",
@@ -69,7 +75,9 @@ def start_ray_head(supervisor: Supervisor, temp_dir: Path, ports: RayPorts | Non
 
     def dashboard_up() -> bool:
         with opener.open(f"http://127.0.0.1:{ports.dashboard}/api/version", timeout=2) as resp:
-            return bool(resp.status == 200)
+            return bool(resp.status == HTTPStatus.OK)
 
-    supervisor.wait_ready(head, dashboard_up, timeout=RAY_READY_TIMEOUT, what="serving its dashboard")
+    supervisor.wait_ready(
+        head, dashboard_up, timeout=RAY_READY_TIMEOUT, what="serving its dashboard"
+    )
     return head

@@ -24,5 +24,7 @@ def wait_for(
         if accept(last):
             return last
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}")
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what}; last seen: {last!r}"
+            )
         time.sleep(interval)

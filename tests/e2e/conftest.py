@@ -68,13 +68,17 @@ class E2ECluster:
 
     def events_for(self, namespace: str, name: str) -> list[client.CoreV1Event]:
         return list(
-            self.core.list_namespaced_event(namespace, field_selector=f"involvedObject.name={name}").items
+            self.core.list_namespaced_event(
+                namespace, field_selector=f"involvedObject.name={name}"
+            ).items
         )
 
     @property
     def bridge(self) -> BridgeClient:
         if self.local is None:
-            pytest.skip("needs the local cluster's Ray bridge (not available on an existing cluster)")
+            pytest.skip(
+                "needs the local cluster's Ray bridge (not available on an existing cluster)"
+            )
         return self.local.bridge
 
 
@@ -98,7 +102,7 @@ def cluster() -> Iterator[E2ECluster]:
     local = LocalCluster(paths, name="pytest")
     try:
         info = local.up()
-        print(f"\nlocal cluster up: apiserver ready {info.timings}")  # noqa: T201
+        print(f"\nlocal cluster up: apiserver ready {info.timings}")
         api = config.new_client_from_config(config_file=info.kubeconfig)
         yield E2ECluster(kubeconfig=Path(info.kubeconfig), api=api, local=local)
     finally:

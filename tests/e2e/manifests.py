@@ -59,7 +59,11 @@ def ray_cluster(name: str, workers: list[dict[str, Any]]) -> dict[str, Any]:
         "apiVersion": "ray.io/v1",
         "kind": "RayCluster",
         "metadata": {"name": name},
-        "spec": {"rayVersion": RAY_VERSION, "headGroupSpec": head_group(), "workerGroupSpecs": workers},
+        "spec": {
+            "rayVersion": RAY_VERSION,
+            "headGroupSpec": head_group(),
+            "workerGroupSpecs": workers,
+        },
     }
 
 

@@ -54,7 +54,7 @@ def test_an_http_mode_rayjob_runs_on_real_ray_and_succeeds(
 ) -> None:
     cluster.bridge.set_mode(namespace, "real")
     entrypoint = (
-        "python -c \"import ray; ray.init(); "
+        'python -c "import ray; ray.init(); '
         "print('answer', ray.get(ray.remote(lambda: 6 * 7).remote()))\""
     )
     cluster.create_ray(namespace, ray_job("answer", entrypoint))

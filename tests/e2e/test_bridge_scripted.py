@@ -13,7 +13,9 @@ TIMEOUT = 120.0
 
 
 def test_a_rayjob_can_be_driven_to_failed(cluster: E2ECluster, namespace: str) -> None:
-    cluster.bridge.set_job_status(namespace, "doomed", "FAILED", "scripted: trainer ran out of memory")
+    cluster.bridge.set_job_status(
+        namespace, "doomed", "FAILED", "scripted: trainer ran out of memory"
+    )
     cluster.create_ray(namespace, ray_job("doomed", "python -c 'raise SystemExit(1)'"))
 
     status = wait_for(
@@ -65,7 +67,12 @@ def test_a_rayservice_application_can_be_driven_to_deploy_failed(
     assert not ready or ready[0]["status"] == "False"
     # The serve config KubeRay PUT is the one in the RayService spec.
     configs = cluster.bridge.state()["serveConfigs"]
-    apps = [a["name"] for host, c in configs.items() if f".{namespace}.svc" in host for a in c["applications"]]
+    apps = [
+        a["name"]
+        for host, c in configs.items()
+        if f".{namespace}.svc" in host
+        for a in c["applications"]
+    ]
     assert apps == ["broken"]
 
 
@@ -76,7 +83,8 @@ def test_a_scripted_rayservice_becomes_ready_with_its_serve_service(
     service = wait_for(
         lambda: cluster.get_ray(namespace, "RayService", "fine"),
         lambda rs: any(
-            c["type"] == "Ready" and c["status"] == "True" for c in rs.get("status", {}).get("conditions", [])
+            c["type"] == "Ready" and c["status"] == "True"
+            for c in rs.get("status", {}).get("conditions", [])
         ),
         timeout=TIMEOUT,
         what="RayService fine to become Ready",

@@ -9,10 +9,12 @@ from kubernetes.client.exceptions import ApiException
 from kubellm_dev.waiting import wait_for
 
 from .conftest import E2ECluster
-from .manifests import ray_cluster, ray_job, worker_group
+from .manifests import ray_cluster, ray_job, ray_service, worker_group
 
 
-def test_deleting_an_owner_garbage_collects_what_it_owns(cluster: E2ECluster, namespace: str) -> None:
+def test_deleting_an_owner_garbage_collects_what_it_owns(
+    cluster: E2ECluster, namespace: str
+) -> None:
     owner = cluster.core.create_namespaced_config_map(
         namespace, client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owner"))
     )
@@ -21,7 +23,9 @@ def test_deleting_an_owner_garbage_collects_what_it_owns(cluster: E2ECluster, na
     )
     cluster.core.create_namespaced_config_map(
         namespace,
-        client.V1ConfigMap(metadata=client.V1ObjectMeta(name="owned", owner_references=[reference])),
+        client.V1ConfigMap(
+            metadata=client.V1ObjectMeta(name="owned", owner_references=[reference])
+        ),
     )
 
     cluster.core.delete_namespaced_config_map("owner", namespace)
@@ -59,18 +63,31 @@ def test_kube_controller_manager_runs_replicasets(cluster: E2ECluster, namespace
     assert ready.replicas == 2
 
 
-def test_the_api_server_rejects_an_object_that_violates_the_crd_schema(
+def test_the_api_server_rejects_a_value_outside_a_crd_enum(
     cluster: E2ECluster, namespace: str
 ) -> None:
     bad_job = ray_job("bad", "python -c pass")
-    bad_job["spec"]["submissionMode"] = "CarrierPigeon"
+    bad_job["spec"]["deletionStrategy"] = {"onSuccess": {"policy": "Explode"}}
 
     with pytest.raises(ApiException) as rejected:
         cluster.create_ray(namespace, bad_job)
 
     assert rejected.value.status == 422
-    assert "spec.submissionMode" in rejected.value.body
-    assert "CarrierPigeon" in rejected.value.body
+    assert "spec.deletionStrategy.onSuccess.policy" in rejected.value.body
+    assert "Unsupported value" in rejected.value.body
+
+
+def test_the_api_server_rejects_a_missing_required_field(
+    cluster: E2ECluster, namespace: str
+) -> None:
+    bad_service = ray_service("bad", "app", "x:y")
+    del bad_service["spec"]["rayClusterConfig"]
+
+    with pytest.raises(ApiException) as rejected:
+        cluster.create_ray(namespace, bad_service)
+
+    assert rejected.value.status == 422
+    assert "spec.rayClusterConfig: Required value" in rejected.value.body
 
 
 def test_the_api_server_rejects_a_wrongly_typed_field(cluster: E2ECluster, namespace: str) -> None:

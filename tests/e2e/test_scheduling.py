@@ -22,7 +22,9 @@ def _worker_pods(cluster: E2ECluster, namespace: str, name: str) -> list:
 
 def _scheduling_failures(cluster: E2ECluster, namespace: str, pod: str) -> str:
     return " | ".join(
-        e.message or "" for e in cluster.events_for(namespace, pod) if e.reason == "FailedScheduling"
+        e.message or ""
+        for e in cluster.events_for(namespace, pod)
+        if e.reason == "FailedScheduling"
     )
 
 

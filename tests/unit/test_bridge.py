@@ -1,4 +1,4 @@
-"""The Ray bridge answers KubeRay's proxied dashboard calls: scripted, or forwarded to a real head."""
+"""The Ray bridge answers KubeRay's proxied calls: scripted, or forwarded to a real Ray head."""
 
 from __future__ import annotations
 
@@ -49,7 +49,9 @@ def test_head_service_hosts_name_cluster_and_namespace() -> None:
 
 def test_scripted_serve_applications_run_after_kuberay_puts_them(bridge: Any) -> None:
     server, _ = bridge
-    config = {"applications": [{"name": "llm", "import_path": "x:y", "deployments": [{"name": "D"}]}]}
+    config = {
+        "applications": [{"name": "llm", "import_path": "x:y", "deployments": [{"name": "D"}]}]
+    }
     assert proxied(server, "GET", f"{HEAD}/api/serve/applications/?api_type=declarative")[1] == {
         "applications": {},
         "deploy_mode": "MULTI_APP",
@@ -84,7 +86,10 @@ def test_unknown_jobs_are_404_so_http_mode_submits_then_they_succeed(bridge: Any
     assert proxied(server, "GET", f"{HEAD}/api/jobs/train-x1")[0] == 404
 
     status, reply = proxied(
-        server, "POST", f"{HEAD}/api/jobs/", {"submission_id": "train-x1", "entrypoint": "python t.py"}
+        server,
+        "POST",
+        f"{HEAD}/api/jobs/",
+        {"submission_id": "train-x1", "entrypoint": "python t.py"},
     )
     assert (status, reply["submission_id"]) == (200, "train-x1")
     _, info = proxied(server, "GET", f"{HEAD}/api/jobs/train-x1")
@@ -124,7 +129,9 @@ def test_real_mode_forwards_to_the_real_head_for_that_namespace_only(bridge: Any
 
         assert proxied(server, "GET", f"{HEAD}/api/jobs/j1?x=1")[1] == {"seen": "/api/jobs/j1?x=1"}
         # Pod health checks carry no namespace: forwarded once any namespace uses real Ray.
-        assert proxied(server, "GET", "http://10.244.0.9:8000/-/healthz")[1] == {"seen": "/-/healthz"}
+        assert proxied(server, "GET", "http://10.244.0.9:8000/-/healthz")[1] == {
+            "seen": "/-/healthz"
+        }
         other = "http://rs-head-svc.team-b.svc.cluster.local:8265"
         assert proxied(server, "GET", f"{other}/api/jobs/j1")[0] == 404  # still scripted
     finally:

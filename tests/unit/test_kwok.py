@@ -31,7 +31,9 @@ def test_gpu_nodes_carry_capacity_product_labels_pool_label_and_the_nvidia_taint
     assert a100["status"]["capacity"][GPU_RESOURCE] == "8"
     assert a100["metadata"]["labels"][POOL_LABEL] == "a100-80gb"
     assert a100["metadata"]["labels"]["nvidia.com/gpu.product"] == "NVIDIA-A100-SXM4-80GB"
-    assert a100["spec"]["taints"] == [{"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}]
+    assert a100["spec"]["taints"] == [
+        {"key": GPU_RESOURCE, "value": "present", "effect": "NoSchedule"}
+    ]
 
     cpu = nodes["cpu-0"]
     assert GPU_RESOURCE not in cpu["status"]["capacity"]
@@ -40,7 +42,11 @@ def test_gpu_nodes_carry_capacity_product_labels_pool_label_and_the_nvidia_taint
 
 def test_every_node_is_marked_for_kwok_and_names_are_unique() -> None:
     nodes = node_manifests(load_pools())
-    assert len({n["metadata"]["name"] for n in nodes}) == len(nodes) == sum(p.nodes for p in load_pools())
+    assert (
+        len({n["metadata"]["name"] for n in nodes})
+        == len(nodes)
+        == sum(p.nodes for p in load_pools())
+    )
     assert all(n["metadata"]["annotations"]["kwok.x-k8s.io/node"] == "fake" for n in nodes)
 
 

@@ -23,7 +23,9 @@ def test_the_controlplane_module_pins_the_versions_the_harness_reports() -> None
     go_mod = (REPO_ROOT / "dev" / "controlplane" / "go.mod").read_text()
     assert _required(go_mod, "k8s.io/kubernetes") == versions.KUBERNETES
     assert _required(go_mod, "go.etcd.io/etcd/server/v3") == versions.ETCD
-    staging = re.findall(r"^\s*(?:replace\s+)?(k8s\.io/\S+) => k8s\.io/\S+ (v\S+)$", go_mod, re.MULTILINE)
+    staging = re.findall(
+        r"^\s*(?:replace\s+)?(k8s\.io/\S+) => k8s\.io/\S+ (v\S+)$", go_mod, re.MULTILINE
+    )
     assert len(staging) >= 33
     assert {v for _, v in staging} == {"v0." + versions.KUBERNETES.removeprefix("v1.")}
 

@@ -30,7 +30,9 @@ def test_certificates_chain_to_the_ca_and_name_what_clients_dial(tmp_path: Path)
 
 def test_kubeconfig_embeds_credentials_and_points_at_loopback(tmp_path: Path) -> None:
     pki = generate(tmp_path, "10.96.0.1")
-    config = yaml.safe_load(write_kubeconfig(tmp_path / "kc", pki, "https://127.0.0.1:6443").read_text())
+    config = yaml.safe_load(
+        write_kubeconfig(tmp_path / "kc", pki, "https://127.0.0.1:6443").read_text()
+    )
     assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
     assert config["users"][0]["user"]["client-key-data"]
     assert config["current-context"] == "kubellm-local"

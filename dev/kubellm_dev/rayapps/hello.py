@@ -17,4 +17,4 @@ class Hello:
         return GREETING
 
 
-app = Hello.bind()
+app = Hello.bind()  # type: ignore[attr-defined]  # added by @serve.deployment
