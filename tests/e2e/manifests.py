@@ -36,7 +36,7 @@ def worker_group(
             {
                 "name": "ray-worker",
                 "image": RAY_IMAGE,
-                "resources": {"limits": {"cpu": "4", "memory": "16Gi", GPU_RESOURCE: str(gpus)}},
+                "resources": {"limits": {"cpu": "1", "memory": "2Gi", GPU_RESOURCE: str(gpus)}},
             }
         ]
     }
