@@ -62,3 +62,11 @@ def test_stop_all_ends_children_of_components_too(tmp_path: Path) -> None:
 
     assert proc.popen.poll() is not None
     assert not pid_alive(child)
+
+
+def test_a_missing_go_toolchain_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubellm_dev.build import check_go
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(ComponentError, match=r"go toolchain: `go` not found on PATH"):
+        check_go()
