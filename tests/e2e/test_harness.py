@@ -18,7 +18,9 @@ def local(cluster: E2ECluster) -> LocalCluster:
     return cluster.local
 
 
-def test_starting_the_same_cluster_twice_is_refused_with_a_clear_message(local: LocalCluster) -> None:
+def test_starting_the_same_cluster_twice_is_refused_with_a_clear_message(
+    local: LocalCluster,
+) -> None:
     again = LocalCluster(default_paths(), name=local.name)
     with pytest.raises(HarnessError, match=r"cluster 'pytest' is already running"):
         again.up()
@@ -49,7 +51,9 @@ def test_a_taken_port_names_the_component_and_nothing_is_left_running(local: Loc
     assert not (clashing.state_dir / "cluster.json").exists()
 
 
-def test_a_component_that_fails_to_start_stops_the_ones_already_running(local: LocalCluster) -> None:
+def test_a_component_that_fails_to_start_stops_the_ones_already_running(
+    local: LocalCluster,
+) -> None:
     # The API server port is taken: etcd starts first and must be stopped again.
     clashing = LocalCluster(
         default_paths(),
