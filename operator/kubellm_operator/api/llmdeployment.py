@@ -1,0 +1,246 @@
+"""LLMDeployment (kubellm.io/v1alpha1): serve a model with vLLM on a KubeRay RayService."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field, StringConstraints
+
+from kubellm_operator.api.base import ApiModel, Rule
+from kubellm_operator.api.common import (
+    Condition,
+    DnsLabel,
+    EnvVar,
+    Placement,
+    Quantity,
+    SecretKeyRef,
+    SecretRef,
+    SourceUri,
+)
+
+# Names clients pass as `model`: adapter and served names (no slashes, no spaces).
+ServedName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
+
+
+class ModelSpec(ApiModel):
+    """The base model to serve."""
+
+    uri: SourceUri
+    """Where the weights are: hf://org/name, s3://bucket/path, gs://bucket/path, pvc://claim/path or file:///path."""
+    revision: str | None = None
+    """Revision (branch, tag or commit) for hf:// sources."""
+    served_name: ServedName | None = None
+    """Name clients pass as `model` (default: the last path element of uri)."""
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    """Weight and activation dtype."""
+    max_model_len: int | None = Field(default=None, ge=16, le=10_485_760)
+    """Context length limit (default: the model's own)."""
+    quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "gguf", "compressed-tensors"] | None = (
+        None
+    )
+    """Quantization method of the weights."""
+    trust_remote_code: bool = False
+    """Allow model code from the model repository to run."""
+    secret_ref: SecretRef | None = None
+    """Secret with download credentials (HF_TOKEN, AWS_* keys); injected as environment variables."""
+
+    def default_served_name(self) -> str:
+        return self.served_name or self.uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+class AutoscalingSpec(ApiModel):
+    """Ray Serve autoscaling of model replicas by ongoing requests."""
+
+    min_replicas: int = Field(default=1, ge=0, le=1000)
+    """Fewest replicas (0 scales to zero)."""
+    max_replicas: int = Field(default=1, ge=1, le=1000)
+    """Most replicas; GPU workers are provisioned up to this."""
+    target_ongoing_requests: float = Field(default=8.0, gt=0)
+    """Ongoing requests per replica Ray Serve aims for."""
+
+    rules = (
+        Rule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="minReplicas must be less than or equal to maxReplicas",
+            check=lambda a: a.min_replicas <= a.max_replicas,
+            field_path=".minReplicas",
+        ),
+    )
+
+
+class ResourcesSpec(ApiModel):
+    """GPUs and parallelism of one model replica."""
+
+    gpus_per_replica: int = Field(default=1, ge=0, le=64)
+    """GPUs one replica uses: tensorParallelSize × pipelineParallelSize (0 for CPU-only engines)."""
+    tensor_parallel_size: int = Field(default=1, ge=1, le=16)
+    """GPUs that split every layer; they share one node."""
+    pipeline_parallel_size: int = Field(default=1, ge=1, le=16)
+    """Pipeline stages; each stage is one node, so a replica spans this many nodes."""
+    gpu_type: Annotated[str, StringConstraints(max_length=63)] | None = None
+    """GPU product to require (nvidia.com/gpu.product label), e.g. NVIDIA-A100-SXM4-80GB."""
+    cpu: Quantity = "8"
+    """CPU per GPU worker pod."""
+    memory: Quantity = "64Gi"
+    """Memory per GPU worker pod."""
+
+    rules = (
+        Rule(
+            cel="self.gpusPerReplica % self.tensorParallelSize == 0",
+            message="gpusPerReplica must be a multiple of tensorParallelSize",
+            check=lambda r: r.gpus_per_replica % r.tensor_parallel_size == 0,
+            field_path=".gpusPerReplica",
+        ),
+        Rule(
+            cel=(
+                "self.gpusPerReplica == 0 || "
+                "self.gpusPerReplica == self.tensorParallelSize * self.pipelineParallelSize"
+            ),
+            message="gpusPerReplica must equal tensorParallelSize * pipelineParallelSize",
+            check=lambda r: r.gpus_per_replica in (0, r.tensor_parallel_size * r.pipeline_parallel_size),
+            field_path=".gpusPerReplica",
+        ),
+        Rule(
+            cel="self.gpusPerReplica > 0 || (self.tensorParallelSize == 1 && self.pipelineParallelSize == 1)",
+            message="a CPU-only replica (gpusPerReplica 0) cannot use tensor or pipeline parallelism",
+            check=lambda r: r.gpus_per_replica > 0
+            or (r.tensor_parallel_size == 1 and r.pipeline_parallel_size == 1),
+            field_path=".gpusPerReplica",
+        ),
+    )
+
+
+class EngineSpec(ApiModel):
+    """vLLM engine options."""
+
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    """Fraction of GPU memory vLLM may use."""
+    max_num_seqs: int | None = Field(default=None, ge=1, le=65536)
+    """Most sequences batched together."""
+    enable_prefix_caching: bool = True
+    """Reuse KV cache across requests that share a prefix."""
+    extra_args: dict[
+        Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)], str
+    ] = Field(default_factory=dict, max_length=64)
+    """Further vLLM engine arguments by name (e.g. enforce-eager: "true")."""
+
+
+class AdapterSpec(ApiModel):
+    """A LoRA adapter served beside the base model, selected by `model` name."""
+
+    name: ServedName
+    """Name clients pass as `model` to use this adapter."""
+    uri: SourceUri | None = None
+    """Where the adapter is (file://, pvc://, s3://, gs://, hf://)."""
+    from_fine_tune_job: DnsLabel | None = None
+    """Use the adapter a FineTuneJob in this namespace produced."""
+
+    rules = (
+        Rule(
+            cel="has(self.uri) != has(self.fromFineTuneJob)",
+            message="set exactly one of uri or fromFineTuneJob",
+            check=lambda a: (a.uri is None) != (a.from_fine_tune_job is None),
+        ),
+    )
+
+
+class LLMDeploymentSpec(ApiModel):
+    """Desired state of an LLMDeployment."""
+
+    model: ModelSpec
+    """The model to serve."""
+    replicas: int = Field(default=1, ge=0, le=1000)
+    """Model replicas (with autoscaling: the initial count). Target of `kubectl scale`."""
+    autoscaling: AutoscalingSpec | None = None
+    """Scale replicas with load between minReplicas and maxReplicas."""
+    resources: ResourcesSpec = ResourcesSpec()
+    """GPUs, parallelism, CPU and memory of a replica."""
+    placement: Placement = Placement()
+    """Node pool, selectors, tolerations, affinity and priority of the GPU workers."""
+    engine: EngineSpec = EngineSpec()
+    """vLLM engine options."""
+    adapters: list[AdapterSpec] = Field(default_factory=list, max_length=64)
+    """LoRA adapters to serve."""
+    max_loras: int = Field(default=4, ge=1, le=64)
+    """LoRA adapters active in one batch."""
+    max_lora_rank: int = Field(default=16, ge=1, le=512)
+    """Largest LoRA rank accepted."""
+    upgrade_strategy: Literal["NewCluster", "None"] = "NewCluster"
+    """NewCluster: zero downtime, needs spare GPUs. None: update in place (GPU-scarce clusters)."""
+    image: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    """Runtime image (default: the operator's configured runtime image)."""
+    env: list[EnvVar] = Field(default_factory=list)
+    """Extra environment variables for the Ray containers."""
+    api_key_secret_ref: SecretKeyRef | None = None
+    """Secret key holding the API key clients must send (Authorization: Bearer)."""
+    ray_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")] | None = None
+    """Ray version of the runtime image (default: the operator's)."""
+
+    rules = (
+        Rule(
+            cel="!has(self.adapters) || self.adapters.all(a, self.adapters.exists_one(b, b.name == a.name))",
+            message="adapter names must be unique",
+            check=lambda s: len({a.name for a in s.adapters}) == len(s.adapters),
+            field_path=".adapters",
+        ),
+        Rule(
+            cel=(
+                "!has(self.adapters) || !has(self.model.servedName)"
+                " || self.adapters.all(a, a.name != self.model.servedName)"
+            ),
+            message="an adapter name must differ from model.servedName",
+            check=lambda s: all(a.name != s.model.served_name for a in s.adapters),
+            field_path=".adapters",
+        ),
+        Rule(
+            cel=(
+                "!has(self.autoscaling) || (self.replicas >= self.autoscaling.minReplicas"
+                " && self.replicas <= self.autoscaling.maxReplicas)"
+            ),
+            message="with autoscaling, replicas must lie between minReplicas and maxReplicas",
+            check=lambda s: s.autoscaling is None
+            or s.autoscaling.min_replicas <= s.replicas <= s.autoscaling.max_replicas,
+            field_path=".replicas",
+        ),
+    )
+
+
+class AdapterStatus(ApiModel):
+    """What the runtime actually serves for one adapter."""
+
+    name: str
+    """Adapter name."""
+    state: Literal["Pending", "Loaded", "Failed"]
+    """Pending until served, Loaded when verified served, Failed with a message."""
+    uri: str | None = None
+    """Resolved adapter location."""
+    message: str = ""
+    """Why it is not loaded."""
+
+
+Phase = Literal["Pending", "Deploying", "Ready", "Failed"]
+
+
+class LLMDeploymentStatus(ApiModel):
+    """Observed state of an LLMDeployment."""
+
+    phase: Phase | None = None
+    """Pending, Deploying, Ready or Failed (a summary of the conditions)."""
+    conditions: list[Condition] = Field(default_factory=list)
+    """Ready, RayClusterReady, ServeReady, AdaptersReady."""
+    observed_generation: int | None = None
+    """Generation of the spec this status describes."""
+    endpoint: str | None = None
+    """In-cluster base URL of the OpenAI-compatible API (set while Ready)."""
+    replicas: int | None = None
+    """Desired model replicas."""
+    ready_replicas: int | None = None
+    """Model replicas with all their GPU workers ready."""
+    selector: str | None = None
+    """Label selector of the Ray pods (for the scale subresource)."""
+    adapters: list[AdapterStatus] = Field(default_factory=list)
+    """Per-adapter state."""
+    ray_service_name: str | None = None
+    """The RayService this object owns."""

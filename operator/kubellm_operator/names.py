@@ -1,0 +1,70 @@
+"""Names, labels, annotations and API coordinates, in one place. Child names are stable."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Final
+
+GROUP: Final = "kubellm.io"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+LLMDEPLOYMENT_KIND: Final = "LLMDeployment"
+LLMDEPLOYMENT_PLURAL: Final = "llmdeployments"
+
+RAY_GROUP: Final = "ray.io"
+RAY_VERSION: Final = "v1"
+RAY_API_VERSION: Final = f"{RAY_GROUP}/{RAY_VERSION}"
+RAYSERVICE_KIND: Final = "RayService"
+RAYSERVICE_PLURAL: Final = "rayservices"
+
+# Labels on every child (and on the Ray pods, through the pod templates).
+LABEL_NAME: Final = "app.kubernetes.io/name"
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+LABEL_COMPONENT: Final = "app.kubernetes.io/component"
+LABEL_LLMDEPLOYMENT: Final = f"{GROUP}/llmdeployment"
+APP_NAME: Final = "kubellm"
+MANAGER: Final = "kubellm-operator"  # also the server-side apply field manager
+
+# Ray Serve application name inside serveConfigV2 (one application per RayService).
+SERVE_APP: Final = "llm"
+SERVE_DEPLOYMENT: Final = "LLMServer"
+SERVE_PORT: Final = 8000
+
+# KubeRay refuses RayService names longer than this (MaxRayServiceNameLength = 53 - 6).
+MAX_RAYSERVICE_NAME: Final = 47
+_HASH_LEN: Final = 8
+
+
+def child_name(parent: str, limit: int) -> str:
+    """The parent's name when it fits; otherwise a truncated prefix plus a stable hash."""
+    if len(parent) <= limit:
+        return parent
+    digest = hashlib.sha256(parent.encode()).hexdigest()[:_HASH_LEN]
+    prefix = parent[: limit - _HASH_LEN - 1].rstrip("-.")
+    return f"{prefix}-{digest}"
+
+
+def rayservice_name(llmdeployment: str) -> str:
+    return child_name(llmdeployment, MAX_RAYSERVICE_NAME)
+
+
+def serve_service_name(rayservice: str) -> str:
+    """The Service KubeRay creates for a RayService's Serve endpoints."""
+    return f"{rayservice}-serve-svc"
+
+
+def child_labels(llmdeployment: str) -> dict[str, str]:
+    return {
+        LABEL_NAME: APP_NAME,
+        LABEL_MANAGED_BY: MANAGER,
+        LABEL_LLMDEPLOYMENT: llmdeployment,
+    }
+
+
+def pod_selector(llmdeployment: str) -> str:
+    return f"{LABEL_LLMDEPLOYMENT}={llmdeployment}"
+
+
+def endpoint(rayservice: str, namespace: str, cluster_domain: str) -> str:
+    return f"http://{serve_service_name(rayservice)}.{namespace}.svc.{cluster_domain}:{SERVE_PORT}/v1"

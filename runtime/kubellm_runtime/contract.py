@@ -1,0 +1,73 @@
+"""The operator/runtime contract: serve arguments carried in a RayService's serveConfigV2.
+
+The operator builds these, serializes them into the Ray Serve application's ``args``, and the
+runtime validates them again when the application starts. Only pydantic and the standard
+library may be imported here (import-linter enforces it), so both sides can depend on it.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+CONTRACT_VERSION = "v1"
+
+# The import path of the runtime's Ray Serve application builder, named in serveConfigV2.
+SERVE_IMPORT_PATH = "kubellm_runtime.serve.app:build_app"
+
+Dtype = Literal["auto", "float16", "bfloat16", "float32"]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelArgs(_Contract):
+    """Which model the engine loads and how."""
+
+    uri: str = Field(description="Model source: hf://, s3://, gs://, pvc://claim/path or file://")
+    served_name: str = Field(description="Name clients pass as `model`")
+    revision: str | None = None
+    dtype: Dtype = "auto"
+    max_model_len: int | None = Field(default=None, ge=1)
+    quantization: str | None = None
+    trust_remote_code: bool = False
+
+
+class EngineArgs(_Contract):
+    """Engine options; tensor/pipeline parallelism as the operator placed the replica."""
+
+    tensor_parallel_size: int = Field(default=1, ge=1)
+    pipeline_parallel_size: int = Field(default=1, ge=1)
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    max_num_seqs: int | None = Field(default=None, ge=1)
+    enable_prefix_caching: bool = True
+    extra_args: dict[str, str] = Field(default_factory=dict)
+
+
+class AdapterArgs(_Contract):
+    """A LoRA adapter loaded at start, selectable by `model` name."""
+
+    name: str
+    uri: str
+
+
+class LoraArgs(_Contract):
+    """LoRA limits; adapters listed here are loaded when the engine starts."""
+
+    adapters: tuple[AdapterArgs, ...] = ()
+    max_loras: int = Field(default=4, ge=1)
+    max_lora_rank: int = Field(default=16, ge=1)
+
+
+class ServeArgs(_Contract):
+    """Everything the runtime needs to serve one LLMDeployment replica."""
+
+    contract_version: Literal["v1"] = CONTRACT_VERSION
+    model: ModelArgs
+    engine: EngineArgs = EngineArgs()
+    lora: LoraArgs = LoraArgs()
+    api_key_env: str | None = Field(
+        default=None, description="Environment variable holding the API key, if auth is on"
+    )
