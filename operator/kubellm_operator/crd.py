@@ -5,10 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import yaml
 from pydantic import BaseModel
 
-from kubellm_operator import names
+from kubellm_operator import names, yamlio
 
 # Keys of pydantic's JSON schema that have no place in a structural Kubernetes schema.
 _DROPPED = {"title", "$defs", "additionalProperties"}
@@ -183,4 +182,4 @@ def crd(resource: ResourceDefinition) -> dict[str, Any]:
 def render(resource: ResourceDefinition) -> str:
     header = "# Generated from the pydantic models in kubellm_operator.api; do not edit.\n"
     header += "# Regenerate with: python -m kubellm_operator.crds write\n"
-    return header + yaml.safe_dump(crd(resource), sort_keys=False, width=100)
+    return header + yamlio.dump(crd(resource), sort_keys=False)

@@ -1,0 +1,1 @@
+"""Pure, deterministic builders: spec in, child manifest out (no clock, client or environment)."""

@@ -1,0 +1,153 @@
+"""rayClusterConfig of an LLMDeployment: a CPU head and GPU workers on the requested pool."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubellm_operator import names
+from kubellm_operator.api.common import Toleration
+from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
+from kubellm_operator.builders.serve_config import API_KEY_ENV
+from kubellm_operator.config import OperatorConfig
+
+# Ports of the Ray head container (KubeRay wires its Services to these names).
+HEAD_PORTS = (
+    {"containerPort": 6379, "name": "gcs-server"},
+    {"containerPort": 8265, "name": "dashboard"},
+    {"containerPort": 10001, "name": "client"},
+    {"containerPort": names.SERVE_PORT, "name": "serve"},
+)
+SHM_VOLUME = "dshm"
+
+
+def _env(spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
+    # User order is kept: a value may refer to an earlier variable as $(NAME).
+    out = [e.to_wire() for e in spec.env]
+    if spec.api_key_secret_ref is not None:
+        ref = spec.api_key_secret_ref
+        out.append(
+            {"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
+        )
+    return out
+
+
+def _env_from(spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
+    ref = spec.model.secret_ref
+    return [{"secretRef": {"name": ref.name}}] if ref else []
+
+
+def _container(
+    name: str, spec: LLMDeploymentSpec, config: OperatorConfig, resources: dict[str, Any]
+) -> dict[str, Any]:
+    container: dict[str, Any] = {
+        "name": name,
+        "image": spec.image or config.runtime_image,
+        "resources": {"limits": dict(resources), "requests": dict(resources)},
+        "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],
+    }
+    env = _env(spec)
+    if env:
+        container["env"] = env
+    env_from = _env_from(spec)
+    if env_from:
+        container["envFrom"] = env_from
+    return container
+
+
+def _pod_metadata(owner: str) -> dict[str, Any]:
+    return {"labels": names.child_labels(owner)}
+
+
+def _shm(config: OperatorConfig) -> list[dict[str, Any]]:
+    return [{"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": config.shm_size}}]
+
+
+def head_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) -> dict[str, Any]:
+    """The head runs Ray's control plane and the Serve proxy, no GPUs and no model replicas."""
+    container = _container(
+        "ray-head", spec, config, {"cpu": config.head_cpu, "memory": config.head_memory}
+    )
+    container["ports"] = [dict(p) for p in HEAD_PORTS]
+    pod: dict[str, Any] = {"containers": [container], "volumes": _shm(config)}
+    if spec.placement.priority_class_name:
+        pod["priorityClassName"] = spec.placement.priority_class_name
+    return {
+        # num-cpus 0: Serve places model replicas on the GPU workers, never on the head.
+        "rayStartParams": {"dashboard-host": "0.0.0.0", "num-cpus": "0", "num-gpus": "0"},  # noqa: S104
+        "template": {"metadata": _pod_metadata(owner), "spec": pod},
+    }
+
+
+def _worker_tolerations(spec: LLMDeploymentSpec, config: OperatorConfig) -> list[dict[str, Any]]:
+    defaults = [Toleration.model_validate(t) for t in config.default_gpu_tolerations]
+    merged = {t.model_dump_json(): t for t in [*defaults, *spec.placement.tolerations]}
+    return [merged[key].to_wire() for key in sorted(merged)]
+
+
+def _worker_node_selector(spec: LLMDeploymentSpec, config: OperatorConfig) -> dict[str, str]:
+    selector = dict(spec.placement.node_selector)
+    if spec.placement.node_pool:
+        selector[config.node_pool_label] = spec.placement.node_pool
+    if spec.resources.gpu_type:
+        selector[config.gpu_product_label] = spec.resources.gpu_type
+    return dict(sorted(selector.items()))
+
+
+def worker_pod_counts(spec: LLMDeploymentSpec, config: OperatorConfig) -> tuple[int, int, int]:
+    """(initial, min, max) worker pods: one pod per pipeline stage of each model replica.
+
+    KubeRay never resizes an existing RayService cluster when only worker counts change, so
+    after creation the Ray autoscaler (always on) adds and removes workers to fit the Serve
+    replicas; the bounds only have to contain every count the spec may ask for.
+    """
+    stages = spec.resources.pipeline_parallel_size
+    if spec.autoscaling is None:
+        return spec.replicas * stages, 0, max(config.max_replicas, spec.replicas) * stages
+    return (
+        spec.replicas * stages,
+        spec.autoscaling.min_replicas * stages,
+        spec.autoscaling.max_replicas * stages,
+    )
+
+
+def worker_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) -> dict[str, Any]:
+    """GPU workers: each pod holds one pipeline stage, i.e. tensorParallelSize GPUs on one node."""
+    res = spec.resources
+    gpus_per_pod = res.tensor_parallel_size if res.gpus_per_replica else 0
+    limits: dict[str, Any] = {"cpu": res.cpu, "memory": res.memory}
+    if gpus_per_pod:
+        limits[config.gpu_resource] = str(gpus_per_pod)
+    pod: dict[str, Any] = {
+        "containers": [_container("ray-worker", spec, config, limits)],
+        "volumes": _shm(config),
+    }
+    selector = _worker_node_selector(spec, config)
+    if selector:
+        pod["nodeSelector"] = selector
+    if gpus_per_pod:
+        pod["tolerations"] = _worker_tolerations(spec, config)
+    elif spec.placement.tolerations:
+        pod["tolerations"] = [t.to_wire() for t in spec.placement.tolerations]
+    if spec.placement.affinity:
+        pod["affinity"] = spec.placement.affinity
+    if spec.placement.priority_class_name:
+        pod["priorityClassName"] = spec.placement.priority_class_name
+    replicas, minimum, maximum = worker_pod_counts(spec, config)
+    return {
+        "groupName": "gpu" if gpus_per_pod else "cpu",
+        "replicas": replicas,
+        "minReplicas": minimum,
+        "maxReplicas": maximum,
+        "rayStartParams": {},
+        "template": {"metadata": _pod_metadata(owner), "spec": pod},
+    }
+
+
+def ray_cluster_config(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) -> dict[str, Any]:
+    return {
+        "rayVersion": spec.ray_version or config.ray_version,
+        # Serve replicas drive the worker count (kubectl scale changes only serveConfigV2).
+        "enableInTreeAutoscaling": True,
+        "headGroupSpec": head_group(owner, spec, config),
+        "workerGroupSpecs": [worker_group(owner, spec, config)],
+    }

@@ -1,0 +1,56 @@
+"""The RayService child of an LLMDeployment, with owner reference, labels and a stable name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from kubellm_operator import names
+from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
+from kubellm_operator.builders.raycluster import ray_cluster_config
+from kubellm_operator.builders.serve_config import ResolvedAdapter, serve_config
+from kubellm_operator.config import OperatorConfig
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The parent object, as the builder needs it for names and the owner reference."""
+
+    name: str
+    namespace: str
+    uid: str
+
+
+def owner_reference(owner: Owner) -> dict[str, Any]:
+    return {
+        "apiVersion": names.API_VERSION,
+        "kind": names.LLMDEPLOYMENT_KIND,
+        "name": owner.name,
+        "uid": owner.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def build_rayservice(
+    owner: Owner,
+    spec: LLMDeploymentSpec,
+    config: OperatorConfig,
+    adapters: tuple[ResolvedAdapter, ...] = (),
+) -> dict[str, Any]:
+    """The full desired RayService; identical input gives identical output, byte for byte."""
+    return {
+        "apiVersion": names.RAY_API_VERSION,
+        "kind": names.RAYSERVICE_KIND,
+        "metadata": {
+            "name": names.rayservice_name(owner.name),
+            "namespace": owner.namespace,
+            "labels": names.child_labels(owner.name),
+            "ownerReferences": [owner_reference(owner)],
+        },
+        "spec": {
+            "upgradeStrategy": {"type": spec.upgrade_strategy},
+            "serveConfigV2": serve_config(spec, adapters, config),
+            "rayClusterConfig": ray_cluster_config(owner.name, spec, config),
+        },
+    }

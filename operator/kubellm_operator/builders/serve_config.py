@@ -1,0 +1,115 @@
+"""The runtime contract and Ray Serve config (serveConfigV2) of one LLMDeployment."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from kubellm_operator import names
+from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
+from kubellm_operator.config import OperatorConfig
+from kubellm_runtime.contract import (
+    SERVE_IMPORT_PATH,
+    AdapterArgs,
+    EngineArgs,
+    LoraArgs,
+    ModelArgs,
+    ServeArgs,
+)
+
+API_KEY_ENV = "KUBELLM_API_KEY"
+
+
+@dataclass(frozen=True)
+class ResolvedAdapter:
+    """An adapter whose location is known (fromFineTuneJob already looked up)."""
+
+    name: str
+    uri: str
+
+
+def serve_args(spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]) -> ServeArgs:
+    model = spec.model
+    return ServeArgs(
+        model=ModelArgs(
+            uri=model.uri,
+            served_name=model.default_served_name(),
+            revision=model.revision,
+            dtype=model.dtype,
+            max_model_len=model.max_model_len,
+            quantization=model.quantization,
+            trust_remote_code=model.trust_remote_code,
+        ),
+        engine=EngineArgs(
+            tensor_parallel_size=spec.resources.tensor_parallel_size,
+            pipeline_parallel_size=spec.resources.pipeline_parallel_size,
+            gpu_memory_utilization=spec.engine.gpu_memory_utilization,
+            max_num_seqs=spec.engine.max_num_seqs,
+            enable_prefix_caching=spec.engine.enable_prefix_caching,
+            extra_args=dict(spec.engine.extra_args),
+        ),
+        lora=LoraArgs(
+            adapters=tuple(AdapterArgs(name=a.name, uri=a.uri) for a in adapters),
+            max_loras=spec.max_loras,
+            max_lora_rank=spec.max_lora_rank,
+        ),
+        api_key_env=API_KEY_ENV if spec.api_key_secret_ref else None,
+    )
+
+
+def _replica_resources(spec: LLMDeploymentSpec) -> dict[str, Any]:
+    """Ray resources of one model replica: one GPU, or a placement group spanning its GPUs."""
+    gpus = spec.resources.gpus_per_replica
+    if gpus <= 1:
+        return {"ray_actor_options": {"num_cpus": 1, "num_gpus": gpus}}
+    # vLLM's Ray executor places one worker per GPU inside the replica's placement group:
+    # tensor parallel ranks must share a node (STRICT_PACK); pipeline stages may not (PACK).
+    bundles = [{"CPU": 1, "GPU": 1}] + [{"GPU": 1} for _ in range(gpus - 1)]
+    strategy = "STRICT_PACK" if spec.resources.pipeline_parallel_size == 1 else "PACK"
+    return {
+        "ray_actor_options": {"num_cpus": 1, "num_gpus": 0},
+        "placement_group_bundles": bundles,
+        "placement_group_strategy": strategy,
+    }
+
+
+def _replicas(spec: LLMDeploymentSpec) -> dict[str, Any]:
+    if spec.autoscaling is None:
+        return {"num_replicas": spec.replicas}
+    return {
+        "autoscaling_config": {
+            "min_replicas": spec.autoscaling.min_replicas,
+            "max_replicas": spec.autoscaling.max_replicas,
+            "initial_replicas": spec.replicas,
+            "target_ongoing_requests": spec.autoscaling.target_ongoing_requests,
+        }
+    }
+
+
+def serve_config(
+    spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...], config: OperatorConfig
+) -> str:
+    """serveConfigV2 as KubeRay wants it: a YAML string, keys sorted so output is stable."""
+    deployment = {
+        "name": names.SERVE_DEPLOYMENT,
+        "max_ongoing_requests": config.max_ongoing_requests,
+        # The runtime's health check fails until the model is loaded, so Ray Serve (and with it
+        # KubeRay's application status) reports the replica healthy only when it can answer.
+        "health_check_period_s": config.health_check_period_s,
+        "health_check_timeout_s": config.health_check_timeout_s,
+        "graceful_shutdown_timeout_s": config.graceful_shutdown_timeout_s,
+        **_replicas(spec),
+        **_replica_resources(spec),
+    }
+    application = {
+        "name": names.SERVE_APP,
+        "import_path": SERVE_IMPORT_PATH,
+        "route_prefix": "/",
+        "args": serve_args(spec, adapters).model_dump(mode="json", exclude_none=True),
+        "deployments": [deployment],
+    }
+    # Serve's declarative API listens on 0.0.0.0:8000 by default, which KubeRay's serve
+    # Service targets; no http_options needed (and they cannot change on a running cluster).
+    return yaml.safe_dump({"applications": [application]}, sort_keys=True, width=120)

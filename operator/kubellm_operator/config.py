@@ -1,0 +1,64 @@
+"""Operator configuration: one typed settings object, loaded once at start-up and injected."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+GPU_TOLERATION: dict[str, Any] = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+
+
+class OperatorConfig(BaseSettings):
+    """Settings from KUBELLM_* environment variables (the Helm chart sets them)."""
+
+    model_config = SettingsConfigDict(env_prefix="KUBELLM_", frozen=True, extra="forbid")
+
+    runtime_image: str = "ghcr.io/kubellm/kubellm-runtime:0.1.0"
+    """Image of the Ray pods when an object names none."""
+    ray_version: str = "2.60.0"
+    """Ray version inside the runtime image (RayService/RayJob rayVersion)."""
+    node_pool_label: str = "kubellm.io/node-pool"
+    """Node label that names a node pool (e.g. cloud.google.com/gke-nodepool on GKE)."""
+    gpu_product_label: str = "nvidia.com/gpu.product"
+    """Node label with the GPU product (NVIDIA GPU feature discovery)."""
+    gpu_resource: str = "nvidia.com/gpu"
+    """Extended resource name of a GPU."""
+    default_gpu_tolerations: tuple[dict[str, Any], ...] = (GPU_TOLERATION,)
+    """Tolerations every GPU worker gets (the NVIDIA GPU taint by default)."""
+    head_cpu: str = "2"
+    """CPU of the Ray head pod (it runs no model replicas)."""
+    head_memory: str = "8Gi"
+    """Memory of the Ray head pod."""
+    shm_size: str = "16Gi"
+    """Size of the /dev/shm memory volume of GPU workers (NCCL, vLLM)."""
+    cluster_domain: str = "cluster.local"
+    """DNS domain of the cluster, for the endpoint URL."""
+    watch_namespaces: tuple[str, ...] = ()
+    """Namespaces to watch; empty watches all."""
+    metrics_host: str = "127.0.0.1"
+    """Address of the Prometheus metrics listener (0.0.0.0 in the cluster)."""
+    metrics_port: int = Field(default=8080, ge=1, le=65535)
+    """Port of the Prometheus metrics listener."""
+    status_refresh_seconds: float = Field(default=10.0, gt=0)
+    """How often child status is re-read while an object is not Ready."""
+    max_replicas: int = Field(default=100, ge=1)
+    """Upper bound of model replicas without autoscaling (the Ray autoscaler's worker ceiling)."""
+    health_check_period_s: int = Field(default=10, ge=1)
+    """Ray Serve health-check period of model replicas."""
+    health_check_timeout_s: int = Field(default=60, ge=1)
+    """Ray Serve health-check timeout (replicas report unhealthy until the model is loaded)."""
+    graceful_shutdown_timeout_s: int = Field(default=60, ge=0)
+    """How long a replica drains in-flight requests before it stops."""
+    max_ongoing_requests: int = Field(default=64, ge=1)
+    """Requests one replica accepts at once before Ray Serve queues (backpressure)."""
+    log_format: Literal["json", "plain"] = "json"
+    """Log format of the operator."""
+
+
+@cache
+def load_config() -> OperatorConfig:
+    """The configuration, read from the environment once per process."""
+    return OperatorConfig()

@@ -1,0 +1,139 @@
+"""Kopf handlers: they only wire the stages (service.sync) to Kopf, status writes and events."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import kopf
+from kubernetes import client
+from kubernetes import config as kube_config
+
+from kubellm_operator import metrics, names
+from kubellm_operator.api.llmdeployment import LLMDeploymentStatus
+from kubellm_operator.config import load_config
+from kubellm_operator.kube import Kube, KubeError
+from kubellm_operator.service import ObjectRef, Outcome, sync
+
+CONFIG = load_config()
+KIND = names.LLMDEPLOYMENT_KIND
+LLMD = (names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL)
+RAYSERVICES = (names.RAY_GROUP, names.RAY_VERSION, names.RAYSERVICE_PLURAL)
+PHASES = metrics.PhaseTracker(KIND)
+STATUS_FIELDS = tuple(f.alias or n for n, f in LLMDeploymentStatus.model_fields.items())
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _cluster(memo: kopf.Memo) -> Kube:
+    cluster: Kube = memo["cluster"]
+    return cluster
+
+
+def status_patch(status: LLMDeploymentStatus) -> dict[str, Any]:
+    """A merge patch that also clears fields the new status no longer has (endpoint...)."""
+    wire = status.to_wire()
+    return {name: wire.get(name) for name in STATUS_FIELDS}
+
+
+def _emit_transitions(body: Mapping[str, Any], before: Mapping[str, Any], outcome: Outcome) -> None:
+    old = {c.get("type"): c for c in before.get("conditions") or []}
+    for cond in outcome.status.conditions:
+        prev = old.get(cond.type) or {}
+        if (prev.get("status"), prev.get("reason")) == (cond.status, cond.reason):
+            continue
+        kind = "Normal" if cond.status == "True" or cond.reason in {"Creating", "NoAdapters"} else "Warning"
+        if cond.status == "Unknown" or cond.reason in {"ClusterStarting", "NotDeployed", "Deploying"}:
+            kind = "Normal"
+        kopf.event(dict(body), type=kind, reason=cond.reason, message=f"{cond.type}: {cond.message}")
+        if cond.type == "Ready" and cond.status == "True" and prev.get("status") != "True":
+            created = dt.datetime.fromisoformat(body["metadata"]["creationTimestamp"])
+            metrics.TIME_TO_READY.labels(KIND).observe((dt.datetime.now(dt.UTC) - created).total_seconds())
+
+
+def _after_sync(body: Mapping[str, Any], ref: ObjectRef, outcome: Outcome) -> dict[str, Any] | None:
+    """Metrics and events for one sync; the status patch to write, or None when unchanged."""
+    if outcome.applied:
+        metrics.API_WRITES.labels(KIND, "rayservice").inc()
+    PHASES.set(f"{ref.namespace}/{ref.name}", outcome.status.phase)
+    if not outcome.status_changed(ref.status):
+        return None
+    _emit_transitions(body, ref.status, outcome)
+    metrics.API_WRITES.labels(KIND, "status").inc()
+    return status_patch(outcome.status)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    """Kopf bookkeeping under kubellm.io, events only for warnings, metrics, one API client."""
+    settings.persistence.finalizer = f"{names.GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=names.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=names.GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.peering.name = "kubellm"
+    try:
+        kube_config.load_incluster_config()
+    except kube_config.ConfigException:
+        kube_config.load_kube_config()
+    memo["cluster"] = Kube(client.ApiClient())
+    metrics.serve(CONFIG.metrics_host, CONFIG.metrics_port)
+
+
+def _reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, trigger: str) -> None:
+    ref = ObjectRef.from_body(body)
+    with metrics.reconciling(KIND, trigger):
+        try:
+            outcome = sync(ref, _cluster(memo), CONFIG, _now())
+        except KubeError as exc:
+            if exc.retryable:
+                raise kopf.TemporaryError(str(exc), delay=5) from exc
+            raise kopf.PermanentError(str(exc)) from exc
+    update = _after_sync(body, ref, outcome)
+    if update is not None:
+        patch.status.update(update)
+    if outcome.invalid is not None:
+        raise kopf.PermanentError(f"invalid spec: {outcome.invalid}")
+
+
+@kopf.on.resume(*LLMD)
+@kopf.on.create(*LLMD)
+@kopf.on.update(*LLMD, field="spec")
+def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, reason: str, **_: Any) -> None:
+    """One idempotent reconcile for create, spec update and operator restart."""
+    _reconcile(body, patch, memo, str(reason))
+
+
+def _not_ready(status: Mapping[str, Any], **_: Any) -> bool:
+    return status.get("phase") != "Ready"
+
+
+@kopf.timer(*LLMD, interval=CONFIG.status_refresh_seconds, when=_not_ready)
+def refresh(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
+    """While an object is not Ready, re-read its child and pods (scheduling, adapters)."""
+    _reconcile(body, patch, memo, "timer")
+
+
+@kopf.on.event(*RAYSERVICES, labels={names.LABEL_MANAGED_BY: names.MANAGER})
+def rayservice_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
+    """A child changed (KubeRay status, deletion): re-derive the parent's status right away."""
+    parent_name = (body.get("metadata", {}).get("labels") or {}).get(names.LABEL_LLMDEPLOYMENT)
+    namespace = body.get("metadata", {}).get("namespace")
+    if not parent_name or not namespace:
+        return
+    cluster = _cluster(memo)
+    parent = cluster.get_llmdeployment(namespace, parent_name)
+    if parent is None or parent["metadata"].get("deletionTimestamp"):
+        return
+    ref = ObjectRef.from_body(parent)
+    child = None if type == "DELETED" else dict(body)
+    with metrics.reconciling(KIND, "child"):
+        outcome = sync(ref, cluster, CONFIG, _now(), child=child)
+    update = _after_sync(parent, ref, outcome)
+    if update is not None:
+        cluster.patch_llmdeployment_status(namespace, parent_name, update)
