@@ -70,42 +70,57 @@ def _key_rule(condition: str, message: str) -> dict[str, str]:
     return {"rule": f"self.all(k, {condition})", "message": message}
 
 
+def _unwrap_optional(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
+    schema = _resolve(schema, defs)
+    if "anyOf" not in schema:
+        return schema
+    branches = [b for b in schema["anyOf"] if b.get("type") != "null"]
+    if len(branches) != 1:
+        raise ValueError(f"unions other than Optional[X] cannot be expressed: {schema}")
+    outer = {k: v for k, v in schema.items() if k != "anyOf"}
+    return {**_resolve(branches[0], defs), **outer}
+
+
+def _convert(
+    key: str, value: Any, defs: dict[str, Any], rules: list[dict[str, str]]
+) -> dict[str, Any]:
+    """The structural form of one keyword of a JSON schema node."""
+    converted: dict[str, Any]
+    match key:
+        case "properties":
+            converted = {key: {name: structural(sub, defs) for name, sub in value.items()}}
+        case "items":
+            converted = {key: structural(value, defs)}
+        case "exclusiveMinimum" | "exclusiveMaximum":
+            bound = "minimum" if key == "exclusiveMinimum" else "maximum"
+            converted = {bound: value, key: True}  # OpenAPI v3.0 form
+        case "const":
+            converted = {"enum": [value]}
+        case "patternProperties":
+            # No patternProperties in Kubernetes schemas: one value schema, keys checked by CEL.
+            ((pattern, sub),) = value.items()
+            rules.append(_key_rule(f"k.matches('{pattern}')", f"keys must match {pattern}"))
+            converted = {"additionalProperties": structural(sub, defs)}
+        case "propertyNames":
+            if "maxLength" in value:
+                limit = value["maxLength"]
+                rules.append(
+                    _key_rule(f"size(k) <= {limit}", f"keys must be at most {limit} characters")
+                )
+            converted = {}
+        case _:
+            converted = {key: value}
+    return converted
+
+
 def structural(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     """Turn one pydantic JSON schema node into a structural Kubernetes schema node."""
-    schema = _resolve(schema, defs)
-    if "anyOf" in schema:
-        branches = [b for b in schema["anyOf"] if b.get("type") != "null"]
-        if len(branches) != 1:
-            raise ValueError(f"unions other than Optional[X] cannot be expressed: {schema}")
-        outer = {k: v for k, v in schema.items() if k != "anyOf"}
-        schema = {**_resolve(branches[0], defs), **outer}
-
+    schema = _unwrap_optional(schema, defs)
     out: dict[str, Any] = {}
     rules: list[dict[str, str]] = []
     for key, value in schema.items():
-        if key in _DROPPED or (key == "default" and value is None):
-            continue
-        if key == "properties":
-            out["properties"] = {name: structural(sub, defs) for name, sub in value.items()}
-        elif key == "items":
-            out["items"] = structural(value, defs)
-        elif key == "exclusiveMinimum":
-            out["minimum"], out["exclusiveMinimum"] = value, True
-        elif key == "exclusiveMaximum":
-            out["maximum"], out["exclusiveMaximum"] = value, True
-        elif key == "const":
-            out["enum"] = [value]
-        elif key == "patternProperties":
-            # No patternProperties in Kubernetes schemas: one value schema, keys checked by CEL.
-            ((pattern, sub),) = value.items()
-            out["additionalProperties"] = structural(sub, defs)
-            rules.append(_key_rule(f"k.matches('{pattern}')", f"keys must match {pattern}"))
-        elif key == "propertyNames":
-            if "maxLength" in value:
-                limit = value["maxLength"]
-                rules.append(_key_rule(f"size(k) <= {limit}", f"keys must be at most {limit} characters"))
-        else:
-            out[key] = value
+        if key not in _DROPPED and not (key == "default" and value is None):
+            out.update(_convert(key, value, defs, rules))
 
     extra = schema.get("additionalProperties")
     free_form = not ({"properties", "patternProperties"} & schema.keys())

@@ -21,7 +21,9 @@ LLMDEPLOYMENT = ResourceDefinition(
     status=LLMDeploymentStatus,
     scale=True,
     columns=(
-        PrinterColumn("Ready", "string", '.status.conditions[?(@.type=="Ready")].status', "Ready condition"),
+        PrinterColumn(
+            "Ready", "string", '.status.conditions[?(@.type=="Ready")].status', "Ready condition"
+        ),
         PrinterColumn("Model", "string", ".spec.model.uri", "Model source"),
         PrinterColumn("Replicas", "integer", ".spec.replicas", "Desired replicas"),
         PrinterColumn("Available", "integer", ".status.readyReplicas", "Ready replicas"),
@@ -66,9 +68,9 @@ def main(argv: list[str]) -> int:
     if argv[1:] == ["check"]:
         out_of_date = stale()
         for path in out_of_date:
-            print(f"stale: {path} (run: python -m kubellm_operator.crds write)")  # noqa: T201
+            print(f"stale: {path} (run: python -m kubellm_operator.crds write)")
         return 1 if out_of_date else 0
-    print("usage: python -m kubellm_operator.crds write|check")  # noqa: T201
+    print("usage: python -m kubellm_operator.crds write|check")
     return 2
 
 

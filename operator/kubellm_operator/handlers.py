@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes import client
@@ -46,13 +46,28 @@ def _emit_transitions(body: Mapping[str, Any], before: Mapping[str, Any], outcom
         prev = old.get(cond.type) or {}
         if (prev.get("status"), prev.get("reason")) == (cond.status, cond.reason):
             continue
-        kind = "Normal" if cond.status == "True" or cond.reason in {"Creating", "NoAdapters"} else "Warning"
-        if cond.status == "Unknown" or cond.reason in {"ClusterStarting", "NotDeployed", "Deploying"}:
+        kind = (
+            "Normal"
+            if cond.status == "True" or cond.reason in {"Creating", "NoAdapters"}
+            else "Warning"
+        )
+        if cond.status == "Unknown" or cond.reason in {
+            "ClusterStarting",
+            "NotDeployed",
+            "Deploying",
+        }:
             kind = "Normal"
-        kopf.event(dict(body), type=kind, reason=cond.reason, message=f"{cond.type}: {cond.message}")
+        kopf.event(
+            cast(kopf.Body, body),
+            type=kind,
+            reason=cond.reason,
+            message=f"{cond.type}: {cond.message}",
+        )
         if cond.type == "Ready" and cond.status == "True" and prev.get("status") != "True":
             created = dt.datetime.fromisoformat(body["metadata"]["creationTimestamp"])
-            metrics.TIME_TO_READY.labels(KIND).observe((dt.datetime.now(dt.UTC) - created).total_seconds())
+            metrics.TIME_TO_READY.labels(KIND).observe(
+                (dt.datetime.now(dt.UTC) - created).total_seconds()
+            )
 
 
 def _after_sync(body: Mapping[str, Any], ref: ObjectRef, outcome: Outcome) -> dict[str, Any] | None:
@@ -120,7 +135,7 @@ def refresh(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> No
 
 
 @kopf.on.event(*RAYSERVICES, labels={names.LABEL_MANAGED_BY: names.MANAGER})
-def rayservice_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:  # noqa: A002
+def rayservice_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A child changed (KubeRay status, deletion): re-derive the parent's status right away."""
     parent_name = (body.get("metadata", {}).get("labels") or {}).get(names.LABEL_LLMDEPLOYMENT)
     namespace = body.get("metadata", {}).get("namespace")

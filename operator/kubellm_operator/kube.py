@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
@@ -13,6 +13,8 @@ from kubellm_operator import names
 
 NOT_FOUND = 404
 CONFLICT = 409
+TOO_MANY_REQUESTS = 429
+SERVER_ERROR = 500
 FINETUNEJOB_PLURAL = "finetunejobs"
 
 
@@ -22,17 +24,7 @@ class KubeError(Exception):
     def __init__(self, status: int, message: str) -> None:
         super().__init__(f"Kubernetes API error {status}: {message}")
         self.status = status
-        self.retryable = status in {CONFLICT, 429} or status >= 500 or status == 0
-
-
-class ClusterPort(Protocol):
-    """What the reconcile service needs from the cluster (a fake implements it in unit tests)."""
-
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
-    def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]: ...
-    def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None: ...
-    def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None: ...
+        self.retryable = status in {CONFLICT, TOO_MANY_REQUESTS, 0} or status >= SERVER_ERROR
 
 
 def _translate(exc: ApiException) -> KubeError:
@@ -58,7 +50,7 @@ class Kube:
         plural = {names.RAYSERVICE_KIND: names.RAYSERVICE_PLURAL}[manifest["kind"]]
         meta = manifest["metadata"]
         try:
-            result: dict[str, Any] = self._custom.patch_namespaced_custom_object(
+            result = self._custom.patch_namespaced_custom_object(
                 group,
                 version,
                 meta["namespace"],
@@ -71,21 +63,25 @@ class Kube:
             )
         except ApiException as exc:
             raise _translate(exc) from exc
-        return result
+        return cast(dict[str, Any], result)
 
-    def _get(self, group: str, version: str, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+    def _get(
+        self, group: str, version: str, plural: str, namespace: str, name: str
+    ) -> dict[str, Any] | None:
         try:
-            result: dict[str, Any] = self._custom.get_namespaced_custom_object(
+            result = self._custom.get_namespaced_custom_object(
                 group, version, namespace, plural, name
             )
         except ApiException as exc:
             if exc.status == NOT_FOUND:
                 return None
             raise _translate(exc) from exc
-        return result
+        return cast(dict[str, Any], result)
 
     def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get(names.RAY_GROUP, names.RAY_VERSION, names.RAYSERVICE_PLURAL, namespace, name)
+        return self._get(
+            names.RAY_GROUP, names.RAY_VERSION, names.RAYSERVICE_PLURAL, namespace, name
+        )
 
     def get_llmdeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL, namespace, name)
@@ -100,7 +96,8 @@ class Kube:
             )
         except ApiException as exc:
             raise _translate(exc) from exc
-        items: list[dict[str, Any]] = json.loads(response.data)["items"]
+        # _preload_content=False: the raw response, decoded once here as plain camelCase dicts.
+        items: list[dict[str, Any]] = json.loads(cast(Any, response).data)["items"]
         return items
 
     def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:

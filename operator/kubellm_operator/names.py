@@ -67,4 +67,6 @@ def pod_selector(llmdeployment: str) -> str:
 
 
 def endpoint(rayservice: str, namespace: str, cluster_domain: str) -> str:
-    return f"http://{serve_service_name(rayservice)}.{namespace}.svc.{cluster_domain}:{SERVE_PORT}/v1"
+    return (
+        f"http://{serve_service_name(rayservice)}.{namespace}.svc.{cluster_domain}:{SERVE_PORT}/v1"
+    )

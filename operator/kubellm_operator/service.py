@@ -7,7 +7,7 @@ manifest differs from what is in the cluster, so resumes and timers cost no writ
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from kubellm_operator import names
@@ -16,8 +16,8 @@ from kubellm_operator.api.llmdeployment import AdapterStatus, LLMDeploymentSpec,
 from kubellm_operator.builders.rayservice import Owner, build_rayservice
 from kubellm_operator.builders.serve_config import ResolvedAdapter
 from kubellm_operator.config import OperatorConfig
-from kubellm_operator.kube import ClusterPort
 from kubellm_operator.parse import InvalidSpecError, parse_spec
+from kubellm_operator.ports import ClusterPort
 from kubellm_operator.status import Observed, derive
 
 
@@ -124,21 +124,20 @@ def sync(
     child: dict[str, Any] | None = None,
 ) -> Outcome:
     """Bring the RayService in line with the spec (if needed) and derive the status."""
-    observed = {
-        "name": ref.name,
-        "namespace": ref.namespace,
-        "generation": ref.generation,
-        "now": now,
-        "previous": ref.previous_conditions(),
-        "cluster_domain": config.cluster_domain,
-    }
+    observed = Observed(
+        name=ref.name,
+        namespace=ref.namespace,
+        generation=ref.generation,
+        now=now,
+        spec=None,
+        previous=ref.previous_conditions(),
+        cluster_domain=config.cluster_domain,
+    )
     try:
         spec = parse_spec(ref.spec)
     except InvalidSpecError as exc:
         return Outcome(
-            status=derive(Observed(spec=None, invalid=str(exc), **observed)),
-            invalid=str(exc),
-            applied=False,
+            status=derive(replace(observed, invalid=str(exc))), invalid=str(exc), applied=False
         )
     resolved, adapter_states = resolve_adapters(spec, ref.namespace, cluster)
     desired = build_rayservice(Owner(ref.name, ref.namespace, ref.uid), spec, config, resolved)
@@ -148,12 +147,6 @@ def sync(
         current = cluster.apply(desired)
     pods = cluster.list_pods(ref.namespace, names.pod_selector(ref.name))
     status = derive(
-        Observed(
-            spec=spec,
-            rayservice=current,
-            pods=tuple(pods),
-            adapters=adapter_states,
-            **observed,
-        )
+        replace(observed, spec=spec, rayservice=current, pods=tuple(pods), adapters=adapter_states)
     )
     return Outcome(status=status, invalid=None, applied=applied)

@@ -66,7 +66,9 @@ def _unschedulable(pods: tuple[dict[str, Any], ...]) -> str | None:
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         for cond in (pod.get("status") or {}).get("conditions") or []:
             if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":
-                return f"pod {pod['metadata']['name']} cannot be scheduled: {cond.get('message', '')}"
+                return (
+                    f"pod {pod['metadata']['name']} cannot be scheduled: {cond.get('message', '')}"
+                )
     return None
 
 
@@ -94,9 +96,7 @@ def _serve_condition(obs: Observed) -> Condition:
     apps = (_serving_side(obs.rayservice or {}).get("applicationStatuses")) or {}
     app = apps.get(names.SERVE_APP)
     if app is None:
-        return _condition(
-            obs, SERVE_READY, "False", "NotDeployed", "model server not deployed yet"
-        )
+        return _condition(obs, SERVE_READY, "False", "NotDeployed", "model server not deployed yet")
     status, message = app.get("status", ""), app.get("message", "")
     if status == "RUNNING":
         return _condition(obs, SERVE_READY, "True", "Running", "model server is running")
@@ -173,7 +173,9 @@ def derive(obs: Observed) -> LLMDeploymentStatus:
         phase=_phase(ready, cluster, serve, obs.rayservice is not None),
         conditions=[ready, cluster, serve, adapters],
         observed_generation=obs.generation,
-        endpoint=names.endpoint(rayservice_name, obs.namespace, obs.cluster_domain) if serving else None,
+        endpoint=names.endpoint(rayservice_name, obs.namespace, obs.cluster_domain)
+        if serving
+        else None,
         replicas=spec.replicas,
         ready_replicas=_ready_replicas(obs, spec),
         selector=names.pod_selector(obs.name),

@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-CONTRACT_VERSION = "v1"
+CONTRACT_VERSION: Literal["v1"] = "v1"
 
 # The import path of the runtime's Ray Serve application builder, named in serveConfigV2.
 SERVE_IMPORT_PATH = "kubellm_runtime.serve.app:build_app"

@@ -25,7 +25,9 @@ Quantity = Annotated[
     str, StringConstraints(pattern=r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 ]
 # Model and adapter sources the runtime can resolve (DESIGN §3).
-SourceUri = Annotated[str, StringConstraints(pattern=r"^(hf|s3|gs|pvc|file)://.+$", max_length=2048)]
+SourceUri = Annotated[
+    str, StringConstraints(pattern=r"^(hf|s3|gs|pvc|file)://.+$", max_length=2048)
+]
 
 
 class SecretRef(ApiModel):
@@ -40,7 +42,9 @@ class SecretKeyRef(ApiModel):
 
     name: DnsSubdomain
     """Name of the Secret."""
-    key: Annotated[str, StringConstraints(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+    key: Annotated[
+        str, StringConstraints(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+    ]
     """Key within the Secret."""
 
 

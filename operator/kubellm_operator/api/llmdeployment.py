@@ -18,6 +18,9 @@ from kubellm_operator.api.common import (
     SourceUri,
 )
 
+RayVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
+Quantization = Literal["awq", "gptq", "fp8", "bitsandbytes", "gguf", "compressed-tensors"]
+
 # Names clients pass as `model`: adapter and served names (no slashes, no spaces).
 ServedName = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
@@ -28,7 +31,7 @@ class ModelSpec(ApiModel):
     """The base model to serve."""
 
     uri: SourceUri
-    """Where the weights are: hf://org/name, s3://bucket/path, gs://bucket/path, pvc://claim/path or file:///path."""
+    """Weights: hf://org/name, s3://bucket/path, gs://bucket/path, pvc://claim/path, file:///path."""
     revision: str | None = None
     """Revision (branch, tag or commit) for hf:// sources."""
     served_name: ServedName | None = None
@@ -37,14 +40,12 @@ class ModelSpec(ApiModel):
     """Weight and activation dtype."""
     max_model_len: int | None = Field(default=None, ge=16, le=10_485_760)
     """Context length limit (default: the model's own)."""
-    quantization: Literal["awq", "gptq", "fp8", "bitsandbytes", "gguf", "compressed-tensors"] | None = (
-        None
-    )
+    quantization: Quantization | None = None
     """Quantization method of the weights."""
     trust_remote_code: bool = False
     """Allow model code from the model repository to run."""
     secret_ref: SecretRef | None = None
-    """Secret with download credentials (HF_TOKEN, AWS_* keys); injected as environment variables."""
+    """Secret with download credentials (HF_TOKEN, AWS_* keys), injected as environment."""
 
     def default_served_name(self) -> str:
         return self.served_name or self.uri.rstrip("/").rsplit("/", 1)[-1]
@@ -74,7 +75,7 @@ class ResourcesSpec(ApiModel):
     """GPUs and parallelism of one model replica."""
 
     gpus_per_replica: int = Field(default=1, ge=0, le=64)
-    """GPUs one replica uses: tensorParallelSize × pipelineParallelSize (0 for CPU-only engines)."""
+    """GPUs one replica uses: tensorParallelSize * pipelineParallelSize (0 for CPU-only engines)."""
     tensor_parallel_size: int = Field(default=1, ge=1, le=16)
     """GPUs that split every layer; they share one node."""
     pipeline_parallel_size: int = Field(default=1, ge=1, le=16)
@@ -99,14 +100,21 @@ class ResourcesSpec(ApiModel):
                 "self.gpusPerReplica == self.tensorParallelSize * self.pipelineParallelSize"
             ),
             message="gpusPerReplica must equal tensorParallelSize * pipelineParallelSize",
-            check=lambda r: r.gpus_per_replica in (0, r.tensor_parallel_size * r.pipeline_parallel_size),
+            check=lambda r: (
+                r.gpus_per_replica in (0, r.tensor_parallel_size * r.pipeline_parallel_size)
+            ),
             field_path=".gpusPerReplica",
         ),
         Rule(
-            cel="self.gpusPerReplica > 0 || (self.tensorParallelSize == 1 && self.pipelineParallelSize == 1)",
-            message="a CPU-only replica (gpusPerReplica 0) cannot use tensor or pipeline parallelism",
-            check=lambda r: r.gpus_per_replica > 0
-            or (r.tensor_parallel_size == 1 and r.pipeline_parallel_size == 1),
+            cel=(
+                "self.gpusPerReplica > 0"
+                " || (self.tensorParallelSize == 1 && self.pipelineParallelSize == 1)"
+            ),
+            message="a CPU-only replica (gpusPerReplica 0) cannot use tensor/pipeline parallelism",
+            check=lambda r: (
+                r.gpus_per_replica > 0
+                or (r.tensor_parallel_size == 1 and r.pipeline_parallel_size == 1)
+            ),
             field_path=".gpusPerReplica",
         ),
     )
@@ -175,12 +183,15 @@ class LLMDeploymentSpec(ApiModel):
     """Extra environment variables for the Ray containers."""
     api_key_secret_ref: SecretKeyRef | None = None
     """Secret key holding the API key clients must send (Authorization: Bearer)."""
-    ray_version: Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")] | None = None
+    ray_version: RayVersion | None = None
     """Ray version of the runtime image (default: the operator's)."""
 
     rules = (
         Rule(
-            cel="!has(self.adapters) || self.adapters.all(a, self.adapters.exists_one(b, b.name == a.name))",
+            cel=(
+                "!has(self.adapters)"
+                " || self.adapters.all(a, self.adapters.exists_one(b, b.name == a.name))"
+            ),
             message="adapter names must be unique",
             check=lambda s: len({a.name for a in s.adapters}) == len(s.adapters),
             field_path=".adapters",
@@ -200,8 +211,10 @@ class LLMDeploymentSpec(ApiModel):
                 " && self.replicas <= self.autoscaling.maxReplicas)"
             ),
             message="with autoscaling, replicas must lie between minReplicas and maxReplicas",
-            check=lambda s: s.autoscaling is None
-            or s.autoscaling.min_replicas <= s.replicas <= s.autoscaling.max_replicas,
+            check=lambda s: (
+                s.autoscaling is None
+                or s.autoscaling.min_replicas <= s.replicas <= s.autoscaling.max_replicas
+            ),
             field_path=".replicas",
         ),
     )

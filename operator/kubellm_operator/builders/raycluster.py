@@ -43,7 +43,7 @@ def _container(
         "name": name,
         "image": spec.image or config.runtime_image,
         "resources": {"limits": dict(resources), "requests": dict(resources)},
-        "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],
+        "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],  # noqa: S108
     }
     env = _env(spec)
     if env:
@@ -143,7 +143,9 @@ def worker_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) ->
     }
 
 
-def ray_cluster_config(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) -> dict[str, Any]:
+def ray_cluster_config(
+    owner: str, spec: LLMDeploymentSpec, config: OperatorConfig
+) -> dict[str, Any]:
     return {
         "rayVersion": spec.ray_version or config.ray_version,
         # Serve replicas drive the worker count (kubectl scale changes only serveConfigV2).

@@ -1,0 +1,176 @@
+"""Builders: a golden RayService per sample, byte-identical output, placement and parallelism."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubellm_operator import yamlio
+from kubellm_operator.builders.rayservice import Owner, build_rayservice
+from kubellm_operator.builders.serve_config import ResolvedAdapter
+from kubellm_operator.config import OperatorConfig
+from kubellm_operator.parse import parse_spec
+from kubellm_runtime.contract import ServeArgs
+
+REPO = Path(__file__).resolve().parents[3]
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+GOLDEN = Path(__file__).parent / "golden"
+CONFIG = OperatorConfig()
+UID = "5b3c7c1e-0000-4000-8000-000000000001"
+
+
+def build_example(path: Path, config: OperatorConfig = CONFIG) -> dict[str, Any]:
+    doc = yaml.safe_load(path.read_text())
+    owner = Owner(name=doc["metadata"]["name"], namespace="default", uid=UID)
+    return build_rayservice(owner, parse_spec(doc["spec"]), config)
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_every_sample_builds_its_golden_rayservice(example: Path) -> None:
+    golden = GOLDEN / f"{example.stem}.rayservice.yaml"
+    rendered = yamlio.dump(build_example(example))
+    if os.environ.get("KUBELLM_UPDATE_GOLDEN") == "1":
+        golden.write_text(rendered)
+    assert golden.is_file(), f"missing {golden}: run with KUBELLM_UPDATE_GOLDEN=1"
+    assert rendered == golden.read_text()
+
+
+def _shuffled(value: Any, rng: random.Random) -> Any:
+    if isinstance(value, dict):
+        items = list(value.items())
+        rng.shuffle(items)
+        return {k: _shuffled(v, rng) for k, v in items}
+    if isinstance(value, list):
+        return [_shuffled(v, rng) for v in value]
+    return value
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_output_is_byte_identical_whatever_the_input_key_order(example: Path) -> None:
+    doc = yaml.safe_load(example.read_text())
+    owner = Owner(name=doc["metadata"]["name"], namespace="default", uid=UID)
+    outputs = set()
+    for seed in range(5):
+        spec = parse_spec(_shuffled(doc["spec"], random.Random(seed)))
+        outputs.add(yamlio.dump(build_rayservice(owner, spec, CONFIG)))
+    assert len(outputs) == 1
+
+
+def _worker(rs: dict[str, Any]) -> dict[str, Any]:
+    (group,) = rs["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    return dict(group)
+
+
+def _serve_deployment(rs: dict[str, Any]) -> dict[str, Any]:
+    (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
+    (deployment,) = app["deployments"]
+    return dict(deployment)
+
+
+def test_gpu_workers_go_to_the_pool_with_the_gpu_toleration_and_the_head_gets_no_gpu() -> None:
+    rs = build_example(REPO / "examples" / "llama-8b-a100.yaml")
+    worker = _worker(rs)["template"]["spec"]
+    assert worker["nodeSelector"] == {
+        "kubellm.io/node-pool": "a100-80gb",
+        "nvidia.com/gpu.product": "NVIDIA-A100-SXM4-80GB",
+    }
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in worker[
+        "tolerations"
+    ]
+    assert worker["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    head = rs["spec"]["rayClusterConfig"]["headGroupSpec"]
+    assert "nvidia.com/gpu" not in head["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert "tolerations" not in head["template"]["spec"]
+    assert head["rayStartParams"]["num-gpus"] == "0"
+
+
+def test_the_pool_label_key_comes_from_the_operator_config() -> None:
+    gke = OperatorConfig(node_pool_label="cloud.google.com/gke-nodepool")
+    rs = build_example(REPO / "examples" / "llama-8b-a100.yaml", gke)
+    assert (
+        _worker(rs)["template"]["spec"]["nodeSelector"]["cloud.google.com/gke-nodepool"]
+        == "a100-80gb"
+    )
+
+
+def test_tensor_parallel_8_puts_a_replica_on_one_8_gpu_pod_in_one_placement_group() -> None:
+    rs = build_example(REPO / "examples" / "llama-70b-tp8.yaml")
+    worker = _worker(rs)
+    assert (
+        worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "8"
+    )
+    assert worker["replicas"] == 1
+    deployment = _serve_deployment(rs)
+    assert len(deployment["placement_group_bundles"]) == 8
+    assert deployment["placement_group_strategy"] == "STRICT_PACK"
+    assert rs["spec"]["upgradeStrategy"] == {"type": "None"}
+
+
+def test_pipeline_parallel_2_spans_two_pods_of_tensor_parallel_gpus() -> None:
+    rs = build_example(REPO / "examples" / "mixtral-pp2.yaml")
+    worker = _worker(rs)
+    assert worker["replicas"] == 2  # one replica = two pipeline stages = two nodes
+    assert (
+        worker["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"] == "4"
+    )
+    assert _serve_deployment(rs)["placement_group_strategy"] == "PACK"
+
+
+def test_autoscaling_maps_to_ray_serve_and_worker_bounds() -> None:
+    rs = build_example(REPO / "examples" / "qwen-lora-autoscaling.yaml")
+    assert _serve_deployment(rs)["autoscaling_config"] == {
+        "min_replicas": 1,
+        "max_replicas": 2,
+        "initial_replicas": 1,
+        "target_ongoing_requests": 16.0,
+    }
+    worker = _worker(rs)
+    assert (worker["minReplicas"], worker["maxReplicas"]) == (1, 2)
+    assert rs["spec"]["rayClusterConfig"]["enableInTreeAutoscaling"] is True
+
+
+def test_secrets_are_only_referenced_never_inlined() -> None:
+    rs = build_example(REPO / "examples" / "qwen-lora-autoscaling.yaml")
+    container = _worker(rs)["template"]["spec"]["containers"][0]
+    api_key = next(e for e in container["env"] if e["name"] == "KUBELLM_API_KEY")
+    assert api_key == {
+        "name": "KUBELLM_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "llm-api-key", "key": "token"}},
+    }
+    llama = _worker(build_example(REPO / "examples" / "llama-8b-a100.yaml"))
+    assert llama["template"]["spec"]["containers"][0]["envFrom"] == [
+        {"secretRef": {"name": "hf-token"}}
+    ]
+
+
+def test_child_carries_owner_reference_labels_and_a_stable_dns_safe_name() -> None:
+    long_name = "a-very-long-llmdeployment-name-that-exceeds-what-kuberay-accepts-x"
+    spec = parse_spec({"model": {"uri": "hf://a/b"}})
+    rs = build_rayservice(Owner(long_name, "ns", UID), spec, CONFIG)
+    name = rs["metadata"]["name"]
+    assert len(name) <= 47
+    assert name == build_rayservice(Owner(long_name, "ns", UID), spec, CONFIG)["metadata"]["name"]
+    assert rs["metadata"]["ownerReferences"][0]["uid"] == UID
+    assert rs["metadata"]["ownerReferences"][0]["controller"] is True
+    assert rs["metadata"]["labels"]["kubellm.io/llmdeployment"] == long_name
+
+
+def test_the_serve_contract_round_trips_through_serve_config_v2() -> None:
+    spec = parse_spec(
+        {
+            "model": {"uri": "hf://a/b", "maxModelLen": 4096},
+            "adapters": [{"name": "x", "fromFineTuneJob": "job"}],
+        }
+    )
+    adapters = (ResolvedAdapter("x", "s3://out/x"),)
+    rs = build_rayservice(Owner("m", "ns", UID), spec, CONFIG, adapters)
+    (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
+    args = ServeArgs.model_validate(app["args"])
+    assert args.model.max_model_len == 4096
+    assert [(a.name, a.uri) for a in args.lora.adapters] == [("x", "s3://out/x")]
+    assert app["import_path"] == "kubellm_runtime.serve.app:build_app"

@@ -1,0 +1,126 @@
+"""The reconcile service on an in-memory cluster: writes only what changed, never a bad child."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from kubellm_operator.config import OperatorConfig
+from kubellm_operator.service import ObjectRef, is_subset, sync
+
+NOW = "2026-11-22T10:00:00Z"
+
+
+@dataclass
+class MemoryCluster:
+    """A ClusterPort that keeps objects in dicts and counts writes, like an API server would."""
+
+    rayservices: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    finetunejobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    pods: list[dict[str, Any]] = field(default_factory=list)
+    writes: int = 0
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self.writes += 1
+        key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
+        stored = copy.deepcopy(manifest)
+        stored["metadata"]["resourceVersion"] = str(self.writes)  # what the server adds
+        self.rayservices[key] = stored
+        return copy.deepcopy(stored)
+
+    def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.rayservices.get((namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        return list(self.pods)
+
+    def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.finetunejobs.get((namespace, name))
+
+    def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.writes += 1
+
+
+def ref(spec: dict[str, Any], generation: int = 1) -> ObjectRef:
+    return ObjectRef(
+        name="m", namespace="ns", uid="uid-1", generation=generation, spec=spec, status={}
+    )
+
+
+SPEC = {"model": {"uri": "hf://a/b"}, "placement": {"nodePool": "a100-80gb"}}
+
+
+def test_first_sync_creates_the_child_and_the_next_writes_nothing() -> None:
+    cluster = MemoryCluster()
+    first = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    assert first.applied
+    assert ("ns", "m") in cluster.rayservices
+    second = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    assert not second.applied
+    assert cluster.writes == 1
+
+
+def test_a_spec_change_rewrites_the_child() -> None:
+    cluster = MemoryCluster()
+    sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    sync(ref({**SPEC, "replicas": 3}, generation=2), cluster, OperatorConfig(), NOW)
+    serve = yaml.safe_load(cluster.rayservices[("ns", "m")]["spec"]["serveConfigV2"])
+    assert serve["applications"][0]["deployments"][0]["num_replicas"] == 3
+    assert cluster.writes == 2
+
+
+def test_an_invalid_spec_creates_nothing_and_says_why() -> None:
+    cluster = MemoryCluster()
+    outcome = sync(
+        ref({"model": {"uri": "hf://a/b"}, "replicas": -1}), cluster, OperatorConfig(), NOW
+    )
+    assert outcome.invalid is not None
+    assert "spec.replicas" in outcome.invalid
+    assert cluster.rayservices == {}
+    assert outcome.status.conditions[0].reason == "InvalidSpec"
+
+
+def test_a_deleted_child_is_recreated() -> None:
+    cluster = MemoryCluster()
+    sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    cluster.rayservices.clear()
+    assert sync(ref(SPEC), cluster, OperatorConfig(), NOW).applied
+    assert ("ns", "m") in cluster.rayservices
+
+
+def test_adapters_from_a_finetunejob_wait_for_its_adapter_uri() -> None:
+    cluster = MemoryCluster()
+    spec = {**SPEC, "adapters": [{"name": "tuned", "fromFineTuneJob": "job1"}]}
+    pending = sync(ref(spec), cluster, OperatorConfig(), NOW)
+    assert [(a.state, a.message) for a in pending.status.adapters] == [
+        ("Pending", "FineTuneJob job1 not found")
+    ]
+    cluster.finetunejobs[("ns", "job1")] = {
+        "status": {"phase": "Succeeded", "adapterUri": "s3://out/job1"}
+    }
+    done = sync(ref(spec), cluster, OperatorConfig(), NOW)
+    assert done.applied  # the serve config now carries the adapter
+    serve = yaml.safe_load(cluster.rayservices[("ns", "m")]["spec"]["serveConfigV2"])
+    assert serve["applications"][0]["args"]["lora"]["adapters"] == [
+        {"name": "tuned", "uri": "s3://out/job1"}
+    ]
+
+
+def test_a_failed_finetunejob_marks_its_adapter_failed() -> None:
+    cluster = MemoryCluster(finetunejobs={("ns", "job1"): {"status": {"phase": "Failed"}}})
+    spec = {**SPEC, "adapters": [{"name": "tuned", "fromFineTuneJob": "job1"}]}
+    outcome = sync(ref(spec), cluster, OperatorConfig(), NOW)
+    assert outcome.status.adapters[0].state == "Failed"
+    adapters = next(c for c in outcome.status.conditions if c.type == "AdaptersReady")
+    assert (adapters.status, adapters.reason) == ("False", "AdapterUnavailable")
+
+
+def test_subset_ignores_what_the_server_adds_but_not_what_we_changed() -> None:
+    desired = {"spec": {"a": 1, "list": [{"x": 1}]}}
+    assert is_subset(desired, {"spec": {"a": 1, "b": 2, "list": [{"x": 1, "default": True}]}})
+    assert not is_subset(desired, {"spec": {"a": 2, "list": [{"x": 1}]}})
+    assert not is_subset(desired, {"spec": {"a": 1, "list": [{"x": 1}, {"x": 2}]}})
