@@ -1,0 +1,303 @@
+"""LLMDeployment end to end: kubectl apply → RayService on the requested pool → Ready, and back."""
+
+from __future__ import annotations
+
+import subprocess
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from kubellm_dev.kwok import POOL_LABEL
+from kubellm_dev.paths import default_paths
+from kubellm_dev.waiting import wait_for
+
+from .conftest import E2ECluster, OperatorProcess
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
+READY = 120.0
+GROUP, VERSION, PLURAL = "kubellm.io", "v1alpha1", "llmdeployments"
+
+
+def kubectl(
+    cluster: E2ECluster, *args: str, input: str | None = None
+) -> subprocess.CompletedProcess[str]:  # noqa: A002
+    return subprocess.run(
+        [str(default_paths().kubectl), f"--kubeconfig={cluster.kubeconfig}", *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def get_llmd(cluster: E2ECluster, namespace: str, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = cluster.custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name
+    )
+    return result
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    for cond in (obj.get("status") or {}).get("conditions") or []:
+        if cond["type"] == type_:
+            return dict(cond)
+    return {}
+
+
+def wait_ready(cluster: E2ECluster, namespace: str, name: str) -> dict[str, Any]:
+    return wait_for(
+        lambda: get_llmd(cluster, namespace, name),
+        lambda o: condition(o, "Ready").get("status") == "True",
+        timeout=READY,
+        what=f"LLMDeployment {name} to become Ready",
+    )
+
+
+def apply_manifest(cluster: E2ECluster, namespace: str, manifest: dict[str, Any] | str) -> None:
+    text = manifest if isinstance(manifest, str) else yaml.safe_dump(manifest)
+    result = kubectl(cluster, "apply", "-n", namespace, "-f", "-", input=text)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.fixture(autouse=True)
+def _operator(kubellm_operator: OperatorProcess) -> OperatorProcess:
+    return kubellm_operator
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _priority_class(cluster: E2ECluster) -> None:
+    """The 70B sample names a PriorityClass; admission rejects pods whose class is missing."""
+    api = client.SchedulingV1Api(cluster.api)
+    try:
+        api.create_priority_class(
+            client.V1PriorityClass(metadata=client.V1ObjectMeta(name="llm-serving"), value=1000)
+        )
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+
+
+def pools_of_workers(cluster: E2ECluster, namespace: str, name: str) -> list[str]:
+    pods = cluster.pods(namespace, f"kubellm.io/llmdeployment={name},ray.io/node-type=worker")
+    return [cluster.core.read_node(p.spec.node_name).metadata.labels[POOL_LABEL] for p in pods]
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
+def test_each_sample_becomes_ready_on_its_pool(
+    cluster: E2ECluster, namespace: str, example: Path
+) -> None:
+    doc = yaml.safe_load(example.read_text())
+    name, pool = doc["metadata"]["name"], doc["spec"]["placement"]["nodePool"]
+    apply_manifest(cluster, namespace, example.read_text())
+
+    ready = wait_ready(cluster, namespace, name)
+
+    status = ready["status"]
+    assert status["phase"] == "Ready"
+    assert status["endpoint"] == f"http://{name}-serve-svc.{namespace}.svc.cluster.local:8000/v1"
+    assert status["observedGeneration"] == ready["metadata"]["generation"]
+    rayservice = cluster.get_ray(namespace, "RayService", status["rayServiceName"])
+    assert rayservice["metadata"]["ownerReferences"][0]["uid"] == ready["metadata"]["uid"]
+    stages = doc["spec"]["resources"].get("pipelineParallelSize", 1)
+    assert pools_of_workers(cluster, namespace, name) == [pool] * (doc["spec"]["replicas"] * stages)
+    # KubeRay created the serve Service the endpoint names.
+    assert cluster.core.read_namespaced_service(f"{name}-serve-svc", namespace).spec.selector
+    events = {e.reason for e in cluster.events_for(namespace, name)}
+    assert "Serving" in events
+
+
+def test_a_request_larger_than_any_node_says_why_it_is_not_scheduling(
+    cluster: E2ECluster, namespace: str
+) -> None:
+    apply_manifest(
+        cluster,
+        namespace,
+        {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "LLMDeployment",
+            "metadata": {"name": "huge"},
+            "spec": {
+                "model": {"uri": "hf://meta-llama/Llama-3.1-405B-Instruct"},
+                "resources": {"gpusPerReplica": 16, "tensorParallelSize": 16},
+                "placement": {"nodePool": "a100-80gb"},
+            },
+        },
+    )
+    stuck = wait_for(
+        lambda: get_llmd(cluster, namespace, "huge"),
+        lambda o: condition(o, "RayClusterReady").get("reason") == "Unschedulable",
+        timeout=READY,
+        what="RayClusterReady=False reason Unschedulable",
+    )
+    assert "Insufficient nvidia.com/gpu" in condition(stuck, "RayClusterReady")["message"]
+    assert condition(stuck, "Ready")["status"] == "False"
+    assert stuck["status"]["phase"] == "Pending"
+
+
+def small(name: str, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LLMDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": "hf://Qwen/Qwen2.5-0.5B-Instruct"},
+            "placement": {"nodePool": "a100-80gb"},
+            **spec,
+        },
+    }
+
+
+def differences(a: Any, b: Any, path: str = "") -> list[str]:
+    """Paths where two manifests differ; an absent field equals an empty one (server defaults)."""
+    if not a and not b:
+        return []
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [
+            d
+            for k in sorted(a.keys() | b.keys())
+            for d in differences(a.get(k), b.get(k), f"{path}.{k}")
+        ]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, f"{path}[{i}]")
+        ]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def active_cluster(cluster: E2ECluster, namespace: str, rayservice: str) -> str:
+    status = cluster.get_ray(namespace, "RayService", rayservice).get("status") or {}
+    return str((status.get("activeServiceStatus") or {}).get("rayClusterName"))
+
+
+def serve_deployment(cluster: E2ECluster, namespace: str, rayservice: str) -> dict[str, Any]:
+    spec = cluster.get_ray(namespace, "RayService", rayservice)["spec"]
+    (app,) = yaml.safe_load(spec["serveConfigV2"])["applications"]
+    return dict(app["deployments"][0])
+
+
+def test_kubectl_scale_changes_serve_replicas_in_place(cluster: E2ECluster, namespace: str) -> None:
+    apply_manifest(cluster, namespace, small("scaled"))
+    wait_ready(cluster, namespace, "scaled")
+    before = active_cluster(cluster, namespace, "scaled")
+
+    result = kubectl(cluster, "scale", "-n", namespace, "llmd/scaled", "--replicas=3")
+    assert result.returncode == 0, result.stderr
+
+    scaled = wait_for(
+        lambda: get_llmd(cluster, namespace, "scaled"),
+        lambda o: (o.get("status") or {}).get("replicas") == 3,
+        timeout=READY,
+        what="status.replicas to follow kubectl scale",
+    )
+    assert scaled["spec"]["replicas"] == 3
+    assert serve_deployment(cluster, namespace, "scaled")["num_replicas"] == 3
+    assert active_cluster(cluster, namespace, "scaled") == before  # no new RayCluster
+    scale = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object_scale(
+        GROUP, VERSION, namespace, PLURAL, "scaled"
+    )
+    assert scale["spec"]["replicas"] == 3
+    assert scale["status"]["selector"] == "kubellm.io/llmdeployment=scaled"
+
+
+def test_a_serve_only_update_changes_serve_config_without_a_new_cluster(
+    cluster: E2ECluster, namespace: str
+) -> None:
+    apply_manifest(cluster, namespace, small("tuned"))
+    wait_ready(cluster, namespace, "tuned")
+    before_cluster = active_cluster(cluster, namespace, "tuned")
+    before_spec = cluster.get_ray(namespace, "RayService", "tuned")["spec"]["rayClusterConfig"]
+
+    apply_manifest(cluster, namespace, small("tuned", engine={"maxNumSeqs": 32}))
+
+    wait_for(
+        lambda: yaml.safe_load(
+            cluster.get_ray(namespace, "RayService", "tuned")["spec"]["serveConfigV2"]
+        ),
+        lambda cfg: cfg["applications"][0]["args"]["engine"].get("max_num_seqs") == 32,
+        timeout=READY,
+        what="serveConfigV2 to carry maxNumSeqs 32",
+    )
+    after = cluster.get_ray(namespace, "RayService", "tuned")
+    assert differences(after["spec"]["rayClusterConfig"], before_spec) == []
+    updated = wait_for(
+        lambda: get_llmd(cluster, namespace, "tuned"),
+        lambda o: (
+            (o.get("status") or {}).get("observedGeneration") == o["metadata"]["generation"]
+            and condition(o, "Ready").get("status") == "True"
+        ),
+        timeout=READY,
+        what="status to catch up with generation 2",
+    )
+    assert updated["metadata"]["generation"] == 2
+    assert active_cluster(cluster, namespace, "tuned") == before_cluster
+
+
+def test_delete_leaves_nothing_behind(cluster: E2ECluster, namespace: str) -> None:
+    apply_manifest(cluster, namespace, small("gone"))
+    wait_ready(cluster, namespace, "gone")
+
+    result = kubectl(
+        cluster, "delete", "-n", namespace, "llmd/gone", "--wait=true", "--timeout=60s"
+    )
+    assert result.returncode == 0, result.stderr
+
+    def leftovers() -> dict[str, int]:
+        custom = cluster.custom
+        return {
+            "rayservices": len(
+                custom.list_namespaced_custom_object("ray.io", "v1", namespace, "rayservices")[
+                    "items"
+                ]
+            ),
+            "rayclusters": len(
+                custom.list_namespaced_custom_object("ray.io", "v1", namespace, "rayclusters")[
+                    "items"
+                ]
+            ),
+            "pods": len(cluster.pods(namespace)),
+            "services": len(cluster.core.list_namespaced_service(namespace).items),
+        }
+
+    wait_for(
+        leftovers,
+        lambda found: not any(found.values()),
+        timeout=READY,
+        what="the RayService, RayCluster, pods and Services to be garbage-collected",
+    )
+
+
+def test_generated_rayservices_validate_against_the_kuberay_crd(
+    cluster: E2ECluster, namespace: str
+) -> None:
+    golden = sorted((REPO / "tests" / "unit" / "operator" / "golden").glob("*.yaml"))
+    assert golden
+    for path in golden:
+        manifest = yaml.safe_load(path.read_text())
+        manifest["metadata"]["namespace"] = namespace
+        manifest["metadata"].pop("ownerReferences")
+        result = kubectl(
+            cluster,
+            "create",
+            "--dry-run=server",
+            "--validate=strict",
+            "-f",
+            "-",
+            input=yaml.safe_dump(manifest),
+        )
+        assert result.returncode == 0, f"{path.name}: {result.stderr}"
+
+
+def test_operator_metrics_count_reconciles(kubellm_operator: OperatorProcess) -> None:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    text = opener.open(kubellm_operator.metrics_url, timeout=5).read().decode()
+    assert "kubellm_reconcile_total" in text
+    assert "kubellm_reconcile_duration_seconds_bucket" in text
+    assert 'kubellm_objects{kind="LLMDeployment"' in text
