@@ -26,7 +26,7 @@ GROUP, VERSION, PLURAL = "kubellm.io", "v1alpha1", "llmdeployments"
 
 def kubectl(
     cluster: E2ECluster, *args: str, input: str | None = None
-) -> subprocess.CompletedProcess[str]:  # noqa: A002
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [str(default_paths().kubectl), f"--kubeconfig={cluster.kubeconfig}", *args],
         input=input,
