@@ -34,6 +34,9 @@ Name = Annotated[str, typer.Option(help="Cluster name; each has its own state di
 RealRay = Annotated[
     bool, typer.Option("--real-ray", help="Also start a real Ray head; the bridge forwards to it.")
 ]
+WithOperator = Annotated[
+    bool, typer.Option("--operator", help="Also install kubellm's CRDs and run the operator.")
+]
 Argv = Annotated[list[str], typer.Argument(help="The command, after `--`.")]
 
 
@@ -58,7 +61,9 @@ def netns_cmd(
 
 
 @cluster_app.command("up")
-def cluster_up(name: Name = "default", real_ray: RealRay = False) -> None:
+def cluster_up(
+    name: Name = "default", real_ray: RealRay = False, operator: WithOperator = False
+) -> None:
     """Start the cluster in the background inside its own loopback-only namespace."""
     paths = default_paths()
     state_dir = paths.cluster_state(name)
@@ -73,6 +78,8 @@ def cluster_up(name: Name = "default", real_ray: RealRay = False) -> None:
     cmd = [sys.executable, "-m", "kubellm_dev", "cluster", "serve", f"--name={name}"]
     if real_ray:
         cmd.append("--real-ray")
+    if operator:
+        cmd.append("--operator")
     inner = [sys.executable, "-m", "kubellm_dev", "netns", "--inside", "--", *cmd]
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -98,17 +105,16 @@ def cluster_up(name: Name = "default", real_ray: RealRay = False) -> None:
 
 
 @cluster_app.command("serve", hidden=True)
-def cluster_serve(name: Name = "default", real_ray: RealRay = False) -> None:
+def cluster_serve(
+    name: Name = "default", real_ray: RealRay = False, operator: WithOperator = False
+) -> None:
     """Run the cluster in the foreground (already inside a loopback-only namespace)."""
     cluster = LocalCluster(default_paths(), name)
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: stop.set())
     try:
-        info = cluster.up()
-        if real_ray:
-            cluster.start_real_ray()
-            cluster.bridge.set_default_mode("real")
+        info = cluster.up(real_ray=real_ray, operator=operator)
         console.print_json(json.dumps(describe(info)))
         stop.wait()
     finally:

@@ -21,6 +21,7 @@ import yaml
 from kubellm_dev import build, kwok, netns, pki
 from kubellm_dev.bridge_client import BridgeClient
 from kubellm_dev.errors import ComponentError, HarnessError
+from kubellm_dev.operator_proc import OperatorProcess, install_crds
 from kubellm_dev.paths import Paths
 from kubellm_dev.procs import Managed, Supervisor, stop_process_group
 from kubellm_dev.ray_head import RayPorts, start_ray_head
@@ -119,7 +120,7 @@ class LocalCluster:
         self.info: ClusterInfo | None = None
 
     # -- public --------------------------------------------------------------------------------
-    def up(self) -> ClusterInfo:
+    def up(self, *, real_ray: bool = False, operator: bool = False) -> ClusterInfo:
         netns.require_loopback_only("the local cluster")
         existing = read_state(self.state_dir)
         if existing is not None and pid_alive(existing.supervisor_pid):
@@ -134,9 +135,15 @@ class LocalCluster:
         started = time.monotonic()
         try:
             info = self._start(binaries, started)
+            if real_ray:
+                self.start_real_ray()
+                self.bridge.set_default_mode("real")
+            if operator:
+                self.start_operator()
         except BaseException:
             self.supervisor.stop_all()
             raise
+        info.pids = {m.name: m.pid for m in self.supervisor.procs}
         (self.state_dir / STATE_FILE).write_text(info.to_json())
         self.info = info
         return info
@@ -165,6 +172,13 @@ class LocalCluster:
             dashboard=f"http://127.0.0.1:{ports.dashboard}", serve=f"http://127.0.0.1:{ports.serve}"
         )
         return ports
+
+    def start_operator(self) -> OperatorProcess:
+        """Install the repository's CRDs and run the kubellm operator beside the cluster."""
+        install_crds(self.paths.kubectl, self.kubeconfig, self.paths.repo / "crds")
+        operator = OperatorProcess(kubeconfig=self.kubeconfig, supervisor=self.supervisor)
+        operator.start()
+        return operator
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True) -> str:
         return kubectl(self.paths, self.kubeconfig, *args, input=input, check=check)

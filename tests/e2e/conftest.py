@@ -9,10 +9,7 @@ With KUBELLM_REQUIRE_E2E=1 (set by `make test` and CI) missing prerequisites fai
 from __future__ import annotations
 
 import os
-import signal
-import sys
 import tempfile
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,10 +21,11 @@ from kubernetes import client, config
 
 from kubellm_dev import build, netns
 from kubellm_dev.bridge_client import BridgeClient
-from kubellm_dev.cluster import LocalCluster, kubectl
+from kubellm_dev.cluster import LocalCluster
 from kubellm_dev.errors import HarnessError
+from kubellm_dev.operator_proc import OperatorProcess, install_crds
 from kubellm_dev.paths import default_paths
-from kubellm_dev.procs import Managed, Supervisor
+from kubellm_dev.procs import Supervisor
 from kubellm_dev.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -142,72 +140,17 @@ def real_ray(cluster: E2ECluster) -> None:
 
 
 REPO = Path(__file__).resolve().parents[2]
-OPERATOR_METRICS_PORT = 18090
-
-
-@dataclass
-class OperatorProcess:
-    """The kubellm operator running out of cluster against the e2e cluster, restartable."""
-
-    kubeconfig: Path
-    supervisor: Supervisor
-    managed: Managed | None = None
-
-    @property
-    def metrics_url(self) -> str:
-        return f"http://127.0.0.1:{OPERATOR_METRICS_PORT}/metrics"
-
-    def start(self) -> None:
-        self.managed = self.supervisor.start(
-            "kubellm-operator",
-            [sys.executable, "-m", "kubellm_operator", "--standalone"],
-            env={
-                "KUBECONFIG": str(self.kubeconfig),
-                "KUBELLM_METRICS_PORT": str(OPERATOR_METRICS_PORT),
-                "KUBELLM_STATUS_REFRESH_SECONDS": "2",
-                "KUBELLM_LOG_FORMAT": "json",
-            },
-            ports=[OPERATOR_METRICS_PORT],
-        )
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        self.supervisor.wait_ready(
-            self.managed,
-            lambda: opener.open(self.metrics_url, timeout=2).status == 200,
-            what="serving metrics",
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to finish what it was doing."""
-        assert self.managed is not None
-        os.kill(self.managed.pid, signal.SIGKILL)
-        self.managed.popen.wait(timeout=30)
-        self.supervisor.procs.remove(self.managed)
-        self.managed = None
-
-    def log(self) -> str:
-        return self.managed.log.read_text() if self.managed else ""
 
 
 @pytest.fixture(scope="session")
-def kubellm_operator(cluster: E2ECluster) -> Iterator[OperatorProcess]:
-    """CRDs installed from crds/ and the operator running for the whole session."""
-    kubectl(
-        default_paths(),
-        cluster.kubeconfig,
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-f",
-        str(REPO / "crds"),
-    )
-    kubectl(
-        default_paths(),
-        cluster.kubeconfig,
-        "wait",
-        "--for=condition=Established",
-        "--timeout=60s",
-        "crd/llmdeployments.kubellm.io",
-    )
+def kubellm_crds(cluster: E2ECluster) -> None:
+    """kubellm's CRDs installed from crds/ (what `kubectl apply -f crds/` does)."""
+    install_crds(default_paths().kubectl, cluster.kubeconfig, REPO / "crds")
+
+
+@pytest.fixture(scope="session")
+def kubellm_operator(cluster: E2ECluster, kubellm_crds: None) -> Iterator[OperatorProcess]:
+    """The operator running for the whole session (restartable by tests)."""
     log_dir = (cluster.local.log_dir if cluster.local else Path(tempfile.mkdtemp())) / "operator"
     process = OperatorProcess(kubeconfig=cluster.kubeconfig, supervisor=Supervisor(log_dir))
     process.start()

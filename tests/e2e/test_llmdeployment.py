@@ -13,10 +13,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from kubellm_dev.kwok import POOL_LABEL
+from kubellm_dev.operator_proc import OperatorProcess
 from kubellm_dev.paths import default_paths
 from kubellm_dev.waiting import wait_for
 
-from .conftest import E2ECluster, OperatorProcess
+from .conftest import E2ECluster
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))

@@ -1,0 +1,72 @@
+"""The kubellm operator as a supervised process, run out of cluster against a kubeconfig."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubellm_dev.procs import Managed, Supervisor
+
+DEFAULT_METRICS_PORT = 18090
+
+
+@dataclass
+class OperatorProcess:
+    """Starts, kills (SIGKILL, to test crash recovery) and restarts the operator."""
+
+    kubeconfig: Path
+    supervisor: Supervisor
+    metrics_port: int = DEFAULT_METRICS_PORT
+    status_refresh_seconds: float = 2.0
+    managed: Managed | None = None
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def metrics(self) -> str:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(self.metrics_url, timeout=5) as resp:
+            return str(resp.read().decode())
+
+    def start(self) -> Managed:
+        self.managed = self.supervisor.start(
+            "kubellm-operator",
+            [sys.executable, "-m", "kubellm_operator", "--standalone"],
+            env={
+                "KUBECONFIG": str(self.kubeconfig),
+                "KUBELLM_METRICS_PORT": str(self.metrics_port),
+                "KUBELLM_STATUS_REFRESH_SECONDS": str(self.status_refresh_seconds),
+                "KUBELLM_LOG_FORMAT": "json",
+            },
+            ports=[self.metrics_port],
+        )
+        self.supervisor.wait_ready(
+            self.managed, lambda: bool(self.metrics()), what="serving metrics"
+        )
+        return self.managed
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to finish what it was doing."""
+        if self.managed is None:
+            return
+        os.kill(self.managed.pid, signal.SIGKILL)
+        self.managed.popen.wait(timeout=30)
+        self.supervisor.procs.remove(self.managed)
+        self.managed = None
+
+
+def install_crds(kubectl: Path, kubeconfig: Path, crds: Path) -> None:
+    """`kubectl apply --server-side -f crds/` and wait until the API serves them."""
+    for args in (
+        ["apply", "--server-side", "--force-conflicts", "-f", str(crds)],
+        ["wait", "--for=condition=Established", "--timeout=60s", "crd/llmdeployments.kubellm.io"],
+    ):
+        subprocess.run(
+            [str(kubectl), f"--kubeconfig={kubeconfig}", *args], check=True, capture_output=True
+        )

@@ -1,0 +1,211 @@
+"""Bad LLMDeployments are refused by `kubectl apply` itself, with the field and the rule named.
+
+And what slips past an older, permissive schema is caught by the operator: Ready=False,
+reason InvalidSpec, the field named, no child created.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+
+from kubellm_dev.operator_proc import OperatorProcess
+from kubellm_dev.waiting import wait_for
+
+from .conftest import REPO, E2ECluster
+from .test_llmdeployment import GROUP, PLURAL, VERSION, condition, get_llmd, kubectl
+
+
+def manifest(**spec: Any) -> dict[str, Any]:
+    base = {"model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"}}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LLMDeployment",
+        "metadata": {"name": "bad"},
+        "spec": {**base, **spec},
+    }
+
+
+INVALID = [
+    ("uri-scheme", manifest(model={"uri": "ftp://host/model"}), ["spec.model.uri", "should match"]),
+    ("no-model", {**manifest(), "spec": {"replicas": 1}}, ["spec.model", "Required value"]),
+    ("unknown-field", manifest(replicaz=2), ['unknown field "spec.replicaz"']),
+    ("negative-replicas", manifest(replicas=-1), ["spec.replicas", "greater than or equal to 0"]),
+    (
+        "gpus-not-multiple-of-tp",
+        manifest(resources={"gpusPerReplica": 3, "tensorParallelSize": 2}),
+        ["spec.resources.gpusPerReplica", "must be a multiple of tensorParallelSize"],
+    ),
+    (
+        "gpus-not-tp-times-pp",
+        manifest(resources={"gpusPerReplica": 4, "tensorParallelSize": 2}),
+        ["spec.resources.gpusPerReplica", "must equal tensorParallelSize * pipelineParallelSize"],
+    ),
+    (
+        "cpu-only-with-tp",
+        manifest(resources={"gpusPerReplica": 0, "tensorParallelSize": 2}),
+        ["spec.resources.gpusPerReplica", "CPU-only replica"],
+    ),
+    (
+        "min-over-max",
+        manifest(autoscaling={"minReplicas": 3, "maxReplicas": 2}, replicas=3),
+        ["spec.autoscaling.minReplicas", "minReplicas must be less than or equal to maxReplicas"],
+    ),
+    (
+        "replicas-outside-autoscaling",
+        manifest(autoscaling={"minReplicas": 2, "maxReplicas": 4}, replicas=1),
+        ["spec.replicas", "must lie between minReplicas and maxReplicas"],
+    ),
+    (
+        "duplicate-adapters",
+        manifest(adapters=[{"name": "a", "uri": "s3://b/a"}, {"name": "a", "uri": "s3://b/c"}]),
+        ["spec.adapters", "adapter names must be unique"],
+    ),
+    (
+        "adapter-two-sources",
+        manifest(adapters=[{"name": "a", "uri": "s3://b/a", "fromFineTuneJob": "job"}]),
+        ["spec.adapters[0]", "set exactly one of uri or fromFineTuneJob"],
+    ),
+    (
+        "adapter-no-source",
+        manifest(adapters=[{"name": "a"}]),
+        ["spec.adapters[0]", "set exactly one of uri or fromFineTuneJob"],
+    ),
+    (
+        "gpu-memory-over-1",
+        manifest(engine={"gpuMemoryUtilization": 1.5}),
+        ["spec.engine.gpuMemoryUtilization", "less than or equal to 1"],
+    ),
+    (
+        "upgrade-strategy",
+        manifest(upgradeStrategy="Rolling"),
+        ["spec.upgradeStrategy", "Unsupported value"],
+    ),
+    (
+        "dtype",
+        manifest(model={"uri": "hf://a/b", "dtype": "int4"}),
+        ["spec.model.dtype", "Unsupported value"],
+    ),
+    (
+        "pool-name",
+        manifest(placement={"nodePool": "A100_80GB"}),
+        ["spec.placement.nodePool", "should match"],
+    ),
+    (
+        "memory-quantity",
+        manifest(resources={"memory": "lots"}),
+        ["spec.resources.memory", "should match"],
+    ),
+    (
+        "env-value-and-ref",
+        manifest(
+            env=[
+                {
+                    "name": "A",
+                    "value": "1",
+                    "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}},
+                }
+            ]
+        ),
+        ["spec.env[0]", "set either value or valueFrom, not both"],
+    ),
+    (
+        "extra-arg-key",
+        manifest(engine={"extraArgs": {"Enforce Eager": "true"}}),
+        ["spec.engine.extraArgs", "keys must match"],
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def shared_namespace(cluster: E2ECluster) -> Iterator[str]:
+    """One namespace for all rejection cases: nothing is ever created in it."""
+    name = "validation"
+    cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    cluster.core.delete_namespace(name)
+
+
+@pytest.mark.parametrize(("case", "obj", "expected"), INVALID, ids=[c[0] for c in INVALID])
+def test_kubectl_apply_rejects_with_the_field_and_rule(
+    cluster: E2ECluster,
+    kubellm_crds: None,
+    shared_namespace: str,
+    case: str,
+    obj: dict[str, Any],
+    expected: list[str],
+) -> None:
+    result = kubectl(cluster, "apply", "-n", shared_namespace, "-f", "-", input=yaml.safe_dump(obj))
+    assert result.returncode != 0, f"{case} was accepted"
+    for fragment in expected:
+        assert fragment in result.stderr, result.stderr
+    assert (
+        cluster.custom.list_namespaced_custom_object(GROUP, VERSION, shared_namespace, PLURAL)[
+            "items"
+        ]
+        == []
+    )
+
+
+@pytest.fixture
+def permissive_crd(cluster: E2ECluster, kubellm_operator: OperatorProcess) -> Any:
+    """An older CRD without our rules, as after a partial upgrade; the real one is restored."""
+    path = REPO / "crds" / "kubellm.io_llmdeployments.yaml"
+    strict = yaml.safe_load(path.read_text())
+    loose = copy.deepcopy(strict)
+    version = loose["spec"]["versions"][0]
+    version["schema"]["openAPIV3Schema"]["properties"]["spec"] = {
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": True,
+    }
+    version["additionalPrinterColumns"] = []
+    del version["subresources"]["scale"]
+
+    def apply(crd: dict[str, Any]) -> None:
+        result = kubectl(
+            cluster,
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            "-",
+            input=yaml.safe_dump(crd),
+        )
+        assert result.returncode == 0, result.stderr
+
+    apply(loose)
+    try:
+        yield
+    finally:
+        apply(strict)
+
+
+def test_an_invalid_spec_that_slipped_past_the_schema_is_reported_and_creates_nothing(
+    cluster: E2ECluster, namespace: str, permissive_crd: Any
+) -> None:
+    obj = manifest(resources={"gpusPerReplica": 3, "tensorParallelSize": 2})
+    result = kubectl(cluster, "apply", "-n", namespace, "-f", "-", input=yaml.safe_dump(obj))
+    assert result.returncode == 0, result.stderr
+
+    reported = wait_for(
+        lambda: get_llmd(cluster, namespace, "bad"),
+        lambda o: condition(o, "Ready").get("reason") == "InvalidSpec",
+        timeout=60,
+        what="Ready=False reason InvalidSpec",
+    )
+    ready = condition(reported, "Ready")
+    assert ready["status"] == "False"
+    assert "spec.resources.gpusPerReplica" in ready["message"]
+    assert "multiple of tensorParallelSize" in ready["message"]
+    assert reported["status"]["phase"] == "Failed"
+    rayservices = cluster.custom.list_namespaced_custom_object(
+        "ray.io", "v1", namespace, "rayservices"
+    )
+    assert rayservices["items"] == []
+    warnings = [e for e in cluster.events_for(namespace, "bad") if e.type == "Warning"]
+    assert any("spec.resources.gpusPerReplica" in (e.message or "") for e in warnings)
