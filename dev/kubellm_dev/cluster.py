@@ -110,8 +110,15 @@ def pid_alive(pid: int) -> bool:
 class LocalCluster:
     """Starts the components in dependency order, each with a deadline, and stops all on failure."""
 
-    def __init__(self, paths: Paths, name: str = "default", ports: Ports | None = None) -> None:
+    def __init__(
+        self,
+        paths: Paths,
+        name: str = "default",
+        ports: Ports | None = None,
+        pools: tuple[kwok.Pool, ...] | None = None,
+    ) -> None:
         self.paths = paths
+        self.pools = pools if pools is not None else kwok.load_pools()
         self.name = name
         self.ports = ports or Ports()
         self.state_dir = paths.cluster_state(name)
@@ -287,9 +294,7 @@ class LocalCluster:
             scheduler, lambda: _https_ok(f"https://127.0.0.1:{p.scheduler}/healthz", insecure)
         )
 
-        self.kubectl(
-            "apply", "-f", "-", input=yaml.safe_dump_all(kwok.node_manifests(kwok.load_pools()))
-        )
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(kwok.node_manifests(self.pools)))
         self.kubectl(
             "apply", "--server-side", "--force-conflicts", "-f", str(self.paths.kuberay_crds)
         )
@@ -346,7 +351,7 @@ class LocalCluster:
         )
 
     def _wait_nodes_ready(self, kwok_proc: Managed) -> None:
-        expected = sum(pool.nodes for pool in kwok.load_pools())
+        expected = sum(pool.nodes for pool in self.pools)
 
         def ready() -> bool:
             out = self.kubectl(

@@ -41,6 +41,7 @@ class Pool(BaseModel):
     nodes: int = Field(ge=1)
     cpu: str
     memory: str
+    pods: int = Field(default=110, ge=1)
     gpus: int = Field(default=0, ge=0)
     gpu_product: str | None = Field(default=None, alias="gpuProduct")
     gpu_memory: int | None = Field(default=None, alias="gpuMemory")
@@ -68,7 +69,7 @@ def node_manifest(pool: Pool, index: int) -> dict[str, Any]:
         "type": "kwok",
         POOL_LABEL: pool.name,
     }
-    capacity: dict[str, str] = {"cpu": pool.cpu, "memory": pool.memory, "pods": "110"}
+    capacity: dict[str, str] = {"cpu": pool.cpu, "memory": pool.memory, "pods": str(pool.pods)}
     taints: list[dict[str, str]] = []
     if pool.gpus:
         labels |= {

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import sys
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kubellm_dev.procs import Managed, Supervisor
@@ -23,6 +23,7 @@ class OperatorProcess:
     supervisor: Supervisor
     metrics_port: int = DEFAULT_METRICS_PORT
     status_refresh_seconds: float = 2.0
+    extra_env: dict[str, str] = field(default_factory=dict)
     managed: Managed | None = None
 
     @property
@@ -43,6 +44,7 @@ class OperatorProcess:
                 "KUBELLM_METRICS_PORT": str(self.metrics_port),
                 "KUBELLM_STATUS_REFRESH_SECONDS": str(self.status_refresh_seconds),
                 "KUBELLM_LOG_FORMAT": "json",
+                **self.extra_env,
             },
             ports=[self.metrics_port],
         )

@@ -1,0 +1,252 @@
+"""Operator benchmark on the local cluster: create→RayService latency, 1,000 objects, writes, RSS.
+
+Run by hand, inside a loopback-only namespace (it starts its own cluster and operator):
+
+    .venv/bin/kubellm-dev netns -- .venv/bin/python benchmarks/operator/bench_operator.py
+
+It prints a table; docs/benchmarks.md records the figures with the machine they ran on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import ssl
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import urllib3
+from kubernetes import client, config, watch
+
+from kubellm_dev.cluster import LocalCluster
+from kubellm_dev.kwok import Pool
+from kubellm_dev.operator_proc import OperatorProcess, install_crds
+from kubellm_dev.paths import default_paths
+from kubellm_dev.waiting import wait_for
+
+GROUP, VERSION, PLURAL = "kubellm.io", "v1alpha1", "llmdeployments"
+NAMESPACE = "bench"
+# CPU-only replicas with tiny requests, so 1,000 RayServices (2,000 pods) fit the fake nodes:
+# the benchmark measures the operator, not GPU capacity.
+POOLS = (Pool(name="bench", nodes=25, cpu="1000", memory="4Ti", pods=110),)
+OPERATOR_ENV = {"KUBELLM_HEAD_CPU": "10m", "KUBELLM_HEAD_MEMORY": "64Mi"}
+WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
+
+
+def llmd(name: str) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LLMDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": "hf://Qwen/Qwen2.5-0.5B-Instruct"},
+            "resources": {"gpusPerReplica": 0, "cpu": "10m", "memory": "64Mi"},
+            "placement": {"nodePool": "bench"},
+        },
+    }
+
+
+def apiserver_writes(cluster: LocalCluster) -> dict[str, float]:
+    """Write requests to our two resources, from the API server's own request counter."""
+    keys = cluster.state_dir / "pki"
+    context = ssl.create_default_context(cafile=str(keys / "ca.crt"))
+    context.load_cert_chain(str(keys / "admin.crt"), str(keys / "admin.key"))
+    url = f"https://127.0.0.1:{cluster.ports.apiserver}/metrics"
+    with urllib.request.urlopen(url, context=context, timeout=30) as resp:
+        text = resp.read().decode()
+    totals: dict[str, float] = {"llmdeployments": 0.0, "rayservices": 0.0}
+    for line in text.splitlines():
+        if not line.startswith("apiserver_request_total{"):
+            continue
+        labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+        if labels.get("verb") in WRITE_VERBS and labels.get("resource") in totals:
+            # rayservices are also written by KubeRay (status): count only our server-side applies.
+            if labels["resource"] == "rayservices" and labels["verb"] != "APPLY":
+                continue
+            totals[labels["resource"]] += float(line.rsplit(" ", 1)[1])
+    return totals
+
+
+def operator_counter(text: str, name: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name + "{") or line.startswith(name + " ")
+    )
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+class RayServiceWatch(threading.Thread):
+    """Records when each RayService first appears (ADDED), on this process's monotonic clock."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        super().__init__(daemon=True)
+        self.api = api
+        self.seen: dict[str, float] = {}
+        self.ready = threading.Event()
+
+    def run(self) -> None:
+        custom = client.CustomObjectsApi(self.api)
+        stream = watch.Watch().stream(
+            custom.list_namespaced_custom_object, "ray.io", "v1", NAMESPACE, "rayservices"
+        )
+        self.ready.set()
+        try:
+            for event in stream:
+                self.seen.setdefault(event["object"]["metadata"]["name"], time.monotonic())
+        except (urllib3.exceptions.HTTPError, OSError):
+            return  # the cluster went away at the end of the run
+
+
+def converged(custom: client.CustomObjectsApi, count: int) -> int:
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]
+    return sum(
+        1
+        for o in items
+        if (o.get("status") or {}).get("observedGeneration") == o["metadata"]["generation"]
+        and (o.get("status") or {}).get("rayServiceName")
+    )
+
+
+def ready(custom: client.CustomObjectsApi) -> int:
+    items = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]
+    return sum(1 for o in items if (o.get("status") or {}).get("phase") == "Ready")
+
+
+def measure_latency(
+    custom: client.CustomObjectsApi, watcher: RayServiceWatch, count: int
+) -> list[float]:
+    """Create objects one at a time (no queueing behind others); ms until each child appears."""
+    created: dict[str, float] = {}
+    for i in range(count):
+        name = f"lat-{i:04d}"
+        created[name] = time.monotonic()
+        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, llmd(name))
+        wait_for(
+            lambda n=name: n in watcher.seen,  # type: ignore[misc]
+            bool,
+            timeout=60,
+            what=f"RayService {name}",
+            interval=0.005,
+        )
+    return [(watcher.seen[n] - t) * 1000 for n, t in created.items()]
+
+
+def idle_writes_per_minute(cluster: LocalCluster, seconds: int) -> float:
+    """Steady state: nothing changes, so the operator should write nothing."""
+    before = apiserver_writes(cluster)
+    time.sleep(seconds)  # measuring an idle interval, not waiting for a condition
+    after = apiserver_writes(cluster)
+    return (sum(after.values()) - sum(before.values())) * 60 / seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency-objects", type=int, default=200)
+    parser.add_argument("--total-objects", type=int, default=1000)
+    parser.add_argument("--steady-seconds", type=int, default=60)
+    args = parser.parse_args()
+
+    paths = default_paths()
+    cluster = LocalCluster(paths, name="bench", pools=POOLS)
+    results: list[tuple[str, str]] = []
+    info = cluster.up()
+    try:
+        operator = OperatorProcess(
+            kubeconfig=cluster.kubeconfig,
+            supervisor=cluster.supervisor,
+            status_refresh_seconds=10.0,
+            extra_env=OPERATOR_ENV,
+        )
+        install_crds(paths.kubectl, cluster.kubeconfig, paths.repo / "crds")
+        pid = operator.start().pid
+        api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
+        core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+        watcher = RayServiceWatch(api)
+        watcher.start()
+        watcher.ready.wait(10)
+
+        latencies = measure_latency(custom, watcher, args.latency_objects)
+        results += [
+            ("create→RayService p50 (ms)", f"{percentile(latencies, 0.50):.0f}"),
+            ("create→RayService p99 (ms)", f"{percentile(latencies, 0.99):.0f}"),
+            ("create→RayService max (ms)", f"{max(latencies):.0f}"),
+            ("objects in the latency run", str(len(latencies))),
+        ]
+
+        # 2. burst to the total and time until the operator has converged on every object.
+        writes_before = apiserver_writes(cluster)
+        metrics_before = operator.metrics()
+        start = time.monotonic()
+        for i in range(args.total_objects - args.latency_objects):
+            body = llmd(f"burst-{i:04d}")
+            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+        created_at = time.monotonic() - start
+        wait_for(
+            lambda: converged(custom, args.total_objects),
+            lambda n: n == args.total_objects,
+            timeout=1800,
+            what="every LLMDeployment to have its RayService and current status",
+            interval=2,
+        )
+        converge_s = time.monotonic() - start
+        wait_for(
+            lambda: ready(custom),
+            lambda n: n == args.total_objects,
+            timeout=3600,
+            what="all Ready",
+            interval=5,
+        )
+        ready_s = time.monotonic() - start
+        writes_after = apiserver_writes(cluster)
+        metrics_after = operator.metrics()
+        burst = args.total_objects - args.latency_objects
+        reconciles = operator_counter(metrics_after, "kubellm_reconcile_total")
+        reconciles -= operator_counter(metrics_before, "kubellm_reconcile_total")
+        # Writes by the operator: LLMDeployment patches (status, Kopf annotations) and applies,
+        # minus the benchmark's own creates.
+        ours = sum(writes_after.values()) - sum(writes_before.values()) - burst
+        results += [
+            (f"{burst} created in (s)", f"{created_at:.1f}"),
+            (f"{args.total_objects} converged: child + status (s)", f"{converge_s:.1f}"),
+            (f"{args.total_objects} Ready (s)", f"{ready_s:.1f}"),
+            ("operator API writes per object (create → Ready)", f"{ours / burst:.2f}"),
+            ("operator API writes per reconcile", f"{ours / max(reconciles, 1):.2f}"),
+            (f"operator RSS at {args.total_objects} objects (MiB)", f"{rss_mib(pid):.0f}"),
+        ]
+
+        per_minute = idle_writes_per_minute(cluster, args.steady_seconds)
+        results += [
+            ("operator API writes per minute at steady state", f"{per_minute:.1f}"),
+            ("operator RSS after steady state (MiB)", f"{rss_mib(pid):.0f}"),
+        ]
+    finally:
+        cluster.down()
+
+    cores = len(os.sched_getaffinity(0))
+    print(f"\nmachine: {platform.machine()} {platform.processor() or ''}, {cores} cores")
+    print(f"cluster start: {info.timings}")
+    width = max(len(k) for k, _ in results)
+    for key, value in results:
+        print(f"{key:<{width}}  {value:>10}")
+
+
+if __name__ == "__main__":
+    main()
