@@ -22,6 +22,8 @@ KIND = names.LLMDEPLOYMENT_KIND
 LLMD = (names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL)
 RAYSERVICES = (names.RAY_GROUP, names.RAY_VERSION, names.RAYSERVICE_PLURAL)
 PHASES = metrics.PhaseTracker(KIND)
+# Where Kubernetes Events go (Kopf's poster); handler tests capture them here instead.
+post_event = kopf.event
 STATUS_FIELDS = tuple(f.alias or n for n, f in LLMDeploymentStatus.model_fields.items())
 
 
@@ -57,7 +59,7 @@ def _emit_transitions(body: Mapping[str, Any], before: Mapping[str, Any], outcom
             "Deploying",
         }:
             kind = "Normal"
-        kopf.event(
+        post_event(
             cast(kopf.Body, body),
             type=kind,
             reason=cond.reason,

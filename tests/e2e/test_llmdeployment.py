@@ -103,6 +103,8 @@ def test_each_sample_becomes_ready_on_its_pool(
     assert status["phase"] == "Ready"
     assert status["endpoint"] == f"http://{name}-serve-svc.{namespace}.svc.cluster.local:8000/v1"
     assert status["observedGeneration"] == ready["metadata"]["generation"]
+    # Children go with their owner through ownerReferences: no finalizer holds deletion up.
+    assert not ready["metadata"].get("finalizers")
     rayservice = cluster.get_ray(namespace, "RayService", status["rayServiceName"])
     assert rayservice["metadata"]["ownerReferences"][0]["uid"] == ready["metadata"]["uid"]
     stages = doc["spec"]["resources"].get("pipelineParallelSize", 1)
