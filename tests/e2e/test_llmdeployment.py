@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -296,6 +297,16 @@ def test_generated_rayservices_validate_against_the_kuberay_crd(
             input=yaml.safe_dump(manifest),
         )
         assert result.returncode == 0, f"{path.name}: {result.stderr}"
+
+
+def test_operator_logs_are_json_with_the_object(kubellm_operator: OperatorProcess) -> None:
+    assert kubellm_operator.managed is not None
+    lines = kubellm_operator.managed.log.read_text().splitlines()
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert records, "no JSON log lines"
+    about_objects = [r for r in records if isinstance(r.get("object"), dict)]
+    assert about_objects, "no log line names its object"
+    assert {"namespace", "name"} <= about_objects[-1]["object"].keys()
 
 
 def test_operator_metrics_count_reconciles(kubellm_operator: OperatorProcess) -> None:
