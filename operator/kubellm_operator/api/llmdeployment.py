@@ -173,7 +173,7 @@ class LLMDeploymentSpec(ApiModel):
     """LoRA adapters to serve."""
     max_loras: int = Field(default=4, ge=1, le=64)
     """LoRA adapters active in one batch."""
-    max_lora_rank: int = Field(default=16, ge=1, le=512)
+    max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] = 16
     """Largest LoRA rank accepted."""
     upgrade_strategy: Literal["NewCluster", "None"] = "NewCluster"
     """NewCluster: zero downtime, needs spare GPUs. None: update in place (GPU-scarce clusters)."""

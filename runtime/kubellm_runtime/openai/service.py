@@ -1,0 +1,260 @@
+"""OpenAI serving logic: model/adapter selection, limits, prompt rendering, responses, streams."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from kubellm_runtime.engine.base import (
+    Chunk,
+    Engine,
+    GenerationRequest,
+    Sampling,
+    UnknownAdapterError,
+)
+from kubellm_runtime.openai.protocol import (
+    ChatChoice,
+    ChatChunkChoice,
+    ChatCompletion,
+    ChatCompletionChunk,
+    ChatCompletionRequest,
+    Completion,
+    CompletionChoice,
+    CompletionRequest,
+    DeltaMessage,
+    ModelCard,
+    ModelList,
+    ResponseMessage,
+    SamplingFields,
+    UsageInfo,
+)
+
+DONE = "data: [DONE]\n\n"
+
+
+@dataclass
+class ApiError(Exception):
+    """An error the client caused (4xx) or should retry (429/503), in OpenAI's shape."""
+
+    status: int
+    message: str
+    type: str = "invalid_request_error"
+    param: str | None = None
+    code: str | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A validated request, ready for the engine."""
+
+    request_id: str
+    model: str
+    adapter: str | None
+    prompt: str
+    prompt_tokens: int
+    sampling: Sampling
+    include_usage: bool
+
+
+def sse(payload: str) -> str:
+    return f"data: {payload}\n\n"
+
+
+class OpenAIService:
+    """Turns OpenAI requests into engine requests and engine chunks into OpenAI responses."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def models(self) -> ModelList:
+        created = int(time.time())
+        base = self.engine.model_name
+        cards = [ModelCard(id=base, created=created)]
+        cards += [ModelCard(id=a, created=created, parent=base) for a in self.engine.adapters()]
+        return ModelList(data=cards)
+
+    def _adapter_for(self, model: str) -> str | None:
+        if model == self.engine.model_name:
+            return None
+        if model in self.engine.adapters():
+            return model
+        raise ApiError(
+            404, f"The model `{model}` does not exist.", param="model", code="model_not_found"
+        )
+
+    def prepare(self, request: SamplingFields, prompt: str, max_tokens: int | None) -> Prepared:
+        adapter = self._adapter_for(request.model)
+        prompt_tokens = self.engine.count_tokens(prompt)
+        limit = self.engine.max_model_len
+        room = limit - prompt_tokens
+        if max_tokens is None:
+            max_tokens = room
+        if room < 1 or max_tokens > room:
+            raise ApiError(
+                400,
+                f"This model's maximum context length is {limit} tokens. However, you requested "
+                f"{prompt_tokens + max_tokens} tokens ({prompt_tokens} in the prompt, "
+                f"{max_tokens} in the completion). Reduce the prompt or max_tokens.",
+                param="max_tokens",
+                code="context_length_exceeded",
+            )
+        sampling = Sampling(
+            max_tokens=max_tokens,
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=request.stops(),
+            seed=request.seed,
+            n=request.n,
+        )
+        return Prepared(
+            request_id=f"{uuid.uuid4().hex}",
+            model=request.model,
+            adapter=adapter,
+            prompt=prompt,
+            prompt_tokens=prompt_tokens,
+            sampling=sampling,
+            include_usage=bool(request.stream_options and request.stream_options.include_usage),
+        )
+
+    def prepare_chat(self, request: ChatCompletionRequest) -> Prepared:
+        messages = [m.model_dump() for m in request.messages]
+        prompt = self.engine.render_chat(messages)
+        return self.prepare(request, prompt, request.max_completion_tokens or request.max_tokens)
+
+    def prepare_completion(self, request: CompletionRequest) -> list[Prepared]:
+        prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
+        return [self.prepare(request, p, request.max_tokens) for p in prompts]
+
+    async def run(self, prepared: Prepared) -> AsyncIterator[Chunk]:
+        """The engine's chunks; aborts the engine request if the consumer goes away."""
+        request = GenerationRequest(
+            request_id=prepared.request_id,
+            prompt=prepared.prompt,
+            sampling=prepared.sampling,
+            adapter=prepared.adapter,
+        )
+        finished = False
+        try:
+            async for chunk in self.engine.generate(request):
+                yield chunk
+            finished = True
+        except UnknownAdapterError as exc:
+            raise ApiError(
+                404, f"The model `{exc.args[0]}` does not exist.", param="model"
+            ) from exc
+        finally:
+            if not finished:
+                await self.engine.abort(prepared.request_id)
+
+    async def collect(
+        self, prepared: Prepared
+    ) -> tuple[dict[int, str], dict[int, str | None], int]:
+        texts: dict[int, str] = {i: "" for i in range(prepared.sampling.n)}
+        reasons: dict[int, str | None] = {i: None for i in range(prepared.sampling.n)}
+        tokens: dict[int, int] = {}
+        async for chunk in self.run(prepared):
+            texts[chunk.index] += chunk.text
+            tokens[chunk.index] = chunk.completion_tokens
+            if chunk.finish_reason:
+                reasons[chunk.index] = chunk.finish_reason
+        return texts, reasons, sum(tokens.values())
+
+    async def chat(self, prepared: Prepared) -> ChatCompletion:
+        texts, reasons, completion_tokens = await self.collect(prepared)
+        return ChatCompletion(
+            id=f"chatcmpl-{prepared.request_id}",
+            created=int(time.time()),
+            model=prepared.model,
+            choices=[
+                ChatChoice(
+                    index=i, message=ResponseMessage(content=texts[i]), finish_reason=reasons[i]
+                )
+                for i in sorted(texts)
+            ],
+            usage=_usage(prepared.prompt_tokens, completion_tokens),
+        )
+
+    async def chat_stream(self, prepared: Prepared) -> AsyncIterator[str]:
+        created = int(time.time())
+        ident = f"chatcmpl-{prepared.request_id}"
+
+        def frame(choices: list[ChatChunkChoice], usage: UsageInfo | None = None) -> str:
+            chunk = ChatCompletionChunk(
+                id=ident, created=created, model=prepared.model, choices=choices, usage=usage
+            )
+            return sse(chunk.model_dump_json(exclude_none=True))
+
+        yield frame(
+            [
+                ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
+                for i in range(prepared.sampling.n)
+            ]
+        )
+        tokens: dict[int, int] = {}
+        async for chunk in self.run(prepared):
+            tokens[chunk.index] = chunk.completion_tokens
+            delta = DeltaMessage(content=chunk.text) if chunk.text else DeltaMessage()
+            yield frame(
+                [ChatChunkChoice(index=chunk.index, delta=delta, finish_reason=chunk.finish_reason)]
+            )
+        if prepared.include_usage:
+            yield frame([], _usage(prepared.prompt_tokens, sum(tokens.values())))
+        yield DONE
+
+    async def completion(self, batch: list[Prepared]) -> Completion:
+        choices: list[CompletionChoice] = []
+        prompt_tokens = completion_tokens = 0
+        for offset, prepared in enumerate(batch):
+            texts, reasons, produced = await self.collect(prepared)
+            n = prepared.sampling.n
+            choices += [
+                CompletionChoice(index=offset * n + i, text=texts[i], finish_reason=reasons[i])
+                for i in sorted(texts)
+            ]
+            prompt_tokens += prepared.prompt_tokens
+            completion_tokens += produced
+        return Completion(
+            id=f"cmpl-{batch[0].request_id}",
+            created=int(time.time()),
+            model=batch[0].model,
+            choices=choices,
+            usage=_usage(prompt_tokens, completion_tokens),
+        )
+
+    async def completion_stream(self, prepared: Prepared) -> AsyncIterator[str]:
+        created = int(time.time())
+        tokens: dict[int, int] = {}
+        async for chunk in self.run(prepared):
+            tokens[chunk.index] = chunk.completion_tokens
+            body = Completion(
+                id=f"cmpl-{prepared.request_id}",
+                created=created,
+                model=prepared.model,
+                choices=[
+                    CompletionChoice(
+                        index=chunk.index, text=chunk.text, finish_reason=chunk.finish_reason
+                    )
+                ],
+            )
+            yield sse(body.model_dump_json(exclude_none=True))
+        if prepared.include_usage:
+            usage = Completion(
+                id=f"cmpl-{prepared.request_id}",
+                created=created,
+                model=prepared.model,
+                choices=[],
+                usage=_usage(prepared.prompt_tokens, sum(tokens.values())),
+            )
+            yield sse(usage.model_dump_json(exclude_none=True))
+        yield DONE
+
+
+def _usage(prompt: int, completion: int) -> UsageInfo:
+    return UsageInfo(
+        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
+    )
