@@ -1,26 +1,28 @@
-"""FastAPI ingress: thin routes over OpenAIService, OpenAI-style errors, liveness and readiness."""
+"""FastAPI ingress: thin routes over OpenAIService; liveness, readiness and metrics."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kubellm_runtime.engine.base import Engine, EngineError
-from kubellm_runtime.openai.protocol import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    ErrorDetail,
-    ErrorResponse,
+from kubellm_runtime.middleware import (
+    Generations,
+    bearer_auth,
+    error_response,
+    observe_requests,
+    validation_error,
 )
+from kubellm_runtime.openai.protocol import ChatCompletionRequest, CompletionRequest
 from kubellm_runtime.openai.service import ApiError, OpenAIService
-
-RETRY_AFTER_LOADING = "5"
+from kubellm_runtime.settings import RuntimeSettings
 
 
 @dataclass
@@ -38,30 +40,15 @@ class EngineSlot:
         return OpenAIService(self.engine)
 
 
-def error_response(error: ApiError) -> JSONResponse:
-    body = ErrorResponse(
-        error=ErrorDetail(
-            message=error.message, type=error.type, param=error.param, code=error.code
-        )
-    )
-    headers = {"Retry-After": RETRY_AFTER_LOADING} if error.status in {429, 503} else None
-    return JSONResponse(body.model_dump(), status_code=error.status, headers=headers)
-
-
-def _validation_error(exc: RequestValidationError) -> ApiError:
-    first: dict[str, Any] = exc.errors()[0]
-    if first.get("type") == "json_invalid":
-        return ApiError(400, "The request body is not valid JSON.", code="invalid_json")
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    param = ".".join(loc) or None
-    message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
-    return ApiError(400, f"{param}: {message}" if param else message, param=param)
+Hook = Callable[[EngineSlot], Awaitable[Any]]
 
 
 def create_app(
-    slot: EngineSlot, lifespan_hooks: Sequence[Callable[[EngineSlot], Any]] = ()
+    slot: EngineSlot, lifespan_hooks: Sequence[Hook] = (), settings: RuntimeSettings | None = None
 ) -> FastAPI:
     """The ingress app. ``lifespan_hooks`` run at start-up (e.g. loading the engine)."""
+    settings = settings or RuntimeSettings()
+    generations = Generations(settings)
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -72,14 +59,16 @@ def create_app(
             await slot.engine.shutdown()
 
     app = FastAPI(title="kubellm runtime", lifespan=lifespan)
+    app.middleware("http")(observe_requests)
+    v1 = [Depends(bearer_auth(settings))]
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc)
+        return error_response(exc, settings.retry_after_s)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(_validation_error(exc))
+        return error_response(validation_error(exc))
 
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
@@ -97,28 +86,31 @@ def create_app(
             return JSONResponse({"status": "not ready", "reason": exc.message}, status_code=503)
         return JSONResponse({"status": "ready", "model": service.engine.model_name})
 
-    @app.get("/v1/models")
+    @app.get("/metrics")
+    async def prometheus() -> Response:
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/v1/models", dependencies=v1)
     async def models() -> dict[str, Any]:
         return slot.service().models().model_dump()
 
-    @app.post("/v1/chat/completions", response_model=None)
+    @app.post("/v1/chat/completions", response_model=None, dependencies=v1)
     async def chat(request: ChatCompletionRequest) -> Any:
         service = slot.service()
         prepared = service.prepare_chat(request)
         if request.stream:
-            return StreamingResponse(service.chat_stream(prepared), media_type="text/event-stream")
-        return (await service.chat(prepared)).model_dump()
+            return generations.stream(service.chat_stream(prepared))
+        return (await generations.once(lambda: service.chat(prepared))).model_dump()
 
-    @app.post("/v1/completions", response_model=None)
+    @app.post("/v1/completions", response_model=None, dependencies=v1)
     async def completions(request: CompletionRequest) -> Any:
         service = slot.service()
         batch = service.prepare_completion(request)
         if request.stream:
             if len(batch) != 1:
                 raise ApiError(400, "streaming supports a single prompt", param="prompt")
-            return StreamingResponse(
-                service.completion_stream(batch[0]), media_type="text/event-stream"
-            )
-        return (await service.completion(batch)).model_dump(exclude_none=True)
+            return generations.stream(service.completion_stream(batch[0]))
+        result = await generations.once(lambda: service.completion(batch))
+        return result.model_dump(exclude_none=True)
 
     return app

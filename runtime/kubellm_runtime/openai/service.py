@@ -5,11 +5,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from dataclasses import dataclass
 
+from kubellm_runtime import metrics
 from kubellm_runtime.engine.base import (
     Chunk,
     Engine,
+    EngineError,
     GenerationRequest,
     Sampling,
     UnknownAdapterError,
@@ -139,16 +142,25 @@ class OpenAIService:
             adapter=prepared.adapter,
         )
         finished = False
+        last = time.perf_counter()
+        phase = "first_token"
         try:
             async for chunk in self.engine.generate(request):
+                now = time.perf_counter()
+                metrics.LATENCY.labels(phase).observe(now - last)
+                last, phase = now, "inter_token"
                 yield chunk
             finished = True
         except UnknownAdapterError as exc:
             raise ApiError(
                 404, f"The model `{exc.args[0]}` does not exist.", param="model"
             ) from exc
+        except EngineError:
+            metrics.ENGINE_ERRORS.labels(prepared.model).inc()
+            raise
         finally:
             if not finished:
+                # The client went away (or timed out): stop spending engine time on it.
                 await self.engine.abort(prepared.request_id)
 
     async def collect(
@@ -157,11 +169,13 @@ class OpenAIService:
         texts: dict[int, str] = {i: "" for i in range(prepared.sampling.n)}
         reasons: dict[int, str | None] = {i: None for i in range(prepared.sampling.n)}
         tokens: dict[int, int] = {}
-        async for chunk in self.run(prepared):
-            texts[chunk.index] += chunk.text
-            tokens[chunk.index] = chunk.completion_tokens
-            if chunk.finish_reason:
-                reasons[chunk.index] = chunk.finish_reason
+        async with aclosing(self.run(prepared)) as chunks:
+            async for chunk in chunks:
+                texts[chunk.index] += chunk.text
+                tokens[chunk.index] = chunk.completion_tokens
+                if chunk.finish_reason:
+                    reasons[chunk.index] = chunk.finish_reason
+        metrics.TOKENS.labels(prepared.model).inc(sum(tokens.values()))
         return texts, reasons, sum(tokens.values())
 
     async def chat(self, prepared: Prepared) -> ChatCompletion:
@@ -196,12 +210,18 @@ class OpenAIService:
             ]
         )
         tokens: dict[int, int] = {}
-        async for chunk in self.run(prepared):
-            tokens[chunk.index] = chunk.completion_tokens
-            delta = DeltaMessage(content=chunk.text) if chunk.text else DeltaMessage()
-            yield frame(
-                [ChatChunkChoice(index=chunk.index, delta=delta, finish_reason=chunk.finish_reason)]
-            )
+        async with aclosing(self.run(prepared)) as chunks:
+            async for chunk in chunks:
+                tokens[chunk.index] = chunk.completion_tokens
+                delta = DeltaMessage(content=chunk.text) if chunk.text else DeltaMessage()
+                yield frame(
+                    [
+                        ChatChunkChoice(
+                            index=chunk.index, delta=delta, finish_reason=chunk.finish_reason
+                        )
+                    ]
+                )
+        metrics.TOKENS.labels(prepared.model).inc(sum(tokens.values()))
         if prepared.include_usage:
             yield frame([], _usage(prepared.prompt_tokens, sum(tokens.values())))
         yield DONE
@@ -229,19 +249,21 @@ class OpenAIService:
     async def completion_stream(self, prepared: Prepared) -> AsyncIterator[str]:
         created = int(time.time())
         tokens: dict[int, int] = {}
-        async for chunk in self.run(prepared):
-            tokens[chunk.index] = chunk.completion_tokens
-            body = Completion(
-                id=f"cmpl-{prepared.request_id}",
-                created=created,
-                model=prepared.model,
-                choices=[
-                    CompletionChoice(
-                        index=chunk.index, text=chunk.text, finish_reason=chunk.finish_reason
-                    )
-                ],
-            )
-            yield sse(body.model_dump_json(exclude_none=True))
+        async with aclosing(self.run(prepared)) as chunks:
+            async for chunk in chunks:
+                tokens[chunk.index] = chunk.completion_tokens
+                body = Completion(
+                    id=f"cmpl-{prepared.request_id}",
+                    created=created,
+                    model=prepared.model,
+                    choices=[
+                        CompletionChoice(
+                            index=chunk.index, text=chunk.text, finish_reason=chunk.finish_reason
+                        )
+                    ],
+                )
+                yield sse(body.model_dump_json(exclude_none=True))
+        metrics.TOKENS.labels(prepared.model).inc(sum(tokens.values()))
         if prepared.include_usage:
             usage = Completion(
                 id=f"cmpl-{prepared.request_id}",

@@ -1,0 +1,140 @@
+"""HTTP plumbing of the ingress: OpenAI-style errors, auth, metrics, admission and timeouts."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
+
+from kubellm_runtime import metrics
+from kubellm_runtime.admission import Admission
+from kubellm_runtime.openai.protocol import ErrorDetail, ErrorResponse
+from kubellm_runtime.openai.service import ApiError
+from kubellm_runtime.settings import RuntimeSettings
+
+TOO_MANY_REQUESTS = 429
+UNAVAILABLE = 503
+
+
+def error_response(error: ApiError, retry_after_s: int = 1) -> JSONResponse:
+    body = ErrorResponse(
+        error=ErrorDetail(
+            message=error.message, type=error.type, param=error.param, code=error.code
+        )
+    )
+    retry = error.status in {TOO_MANY_REQUESTS, UNAVAILABLE}
+    headers = {"Retry-After": str(retry_after_s)} if retry else None
+    return JSONResponse(body.model_dump(), status_code=error.status, headers=headers)
+
+
+def validation_error(exc: RequestValidationError) -> ApiError:
+    first: dict[str, Any] = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return ApiError(400, "The request body is not valid JSON.", code="invalid_json")
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    param = ".".join(loc) or None
+    message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+    return ApiError(400, f"{param}: {message}" if param else message, param=param)
+
+
+def bearer_auth(settings: RuntimeSettings) -> Callable[[Request], Awaitable[None]]:
+    """Requires `Authorization: Bearer <key>` when an API key is configured."""
+    expected = settings.api_key.get_secret_value().encode() if settings.api_key else None
+
+    async def check(request: Request) -> None:
+        if expected is None:
+            return
+        scheme, _, token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
+            raise ApiError(
+                401,
+                "a valid API key is required (Authorization: Bearer <key>)",
+                type="authentication_error",
+                code="invalid_api_key",
+            )
+
+    return check
+
+
+async def observe_requests(
+    request: Request, call_next: Callable[[Request], Awaitable[Response]]
+) -> Response:
+    """Count, time and gauge every request; streams are timed until their last byte."""
+    route = request.url.path
+    metrics.IN_PROGRESS.labels(route).inc()
+    start = time.perf_counter()
+
+    def done(status: int) -> None:
+        metrics.IN_PROGRESS.labels(route).dec()
+        metrics.REQUESTS.labels(route, str(status)).inc()
+        metrics.DURATION.labels(route).observe(time.perf_counter() - start)
+        if status == TOO_MANY_REQUESTS:
+            metrics.REJECTED.labels(route).inc()
+
+    try:
+        response = await call_next(request)
+    except Exception:
+        done(500)
+        raise
+    inner = getattr(response, "body_iterator", None)
+    if inner is None:
+        done(response.status_code)
+        return response
+
+    async def timed() -> AsyncIterator[Any]:
+        try:
+            async for part in inner:
+                yield part
+        finally:
+            done(response.status_code)
+
+    response.body_iterator = timed()  # type: ignore[attr-defined]
+    return response
+
+
+class Generations:
+    """Runs generations under backpressure (429 beyond the limit) and a time limit (504)."""
+
+    def __init__(self, settings: RuntimeSettings) -> None:
+        self.settings = settings
+        self.admission = Admission(settings.max_inflight, settings.retry_after_s)
+
+    async def once(self, work: Callable[[], Awaitable[Any]]) -> Any:
+        with self.admission.admit():
+            try:
+                async with asyncio.timeout(self.settings.request_timeout_s):
+                    return await work()
+            except TimeoutError as exc:
+                raise ApiError(504, "the generation timed out", type="timeout") from exc
+
+    def stream(self, body: AsyncIterator[str]) -> StreamingResponse:
+        """Admitted (or 429) before the first byte; released when the stream ends or breaks."""
+        admitted = self.admission.admit()
+        admitted.__enter__()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                admitted.__exit__(None, None, None)
+
+        async def guarded() -> AsyncIterator[str]:
+            try:
+                async with asyncio.timeout(self.settings.request_timeout_s):
+                    async for part in body:
+                        yield part
+            finally:
+                release()
+
+        # The background task also releases a stream whose body never started (early disconnect).
+        return StreamingResponse(
+            guarded(), media_type="text/event-stream", background=BackgroundTask(release)
+        )

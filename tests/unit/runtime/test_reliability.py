@@ -1,0 +1,98 @@
+"""Backpressure, auth, metrics, and cancellation of abandoned generations (fake engine)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from kubellm_runtime.app import EngineSlot, create_app
+from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.openai.protocol import ChatCompletionRequest
+from kubellm_runtime.openai.service import OpenAIService
+from kubellm_runtime.settings import RuntimeSettings
+
+CHAT = {"model": "fake-model", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+
+
+def client_for(engine: FakeEngine, **settings: Any) -> httpx.AsyncClient:
+    app = create_app(EngineSlot(engine=engine), settings=RuntimeSettings(**settings))
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r")
+
+
+async def test_beyond_the_admission_limit_requests_get_429_with_retry_after() -> None:
+    engine = FakeEngine(token_delay=0.05)
+    async with client_for(engine, max_inflight=2, retry_after_s=3) as client:
+        slow = [
+            asyncio.create_task(client.post("/v1/chat/completions", json=CHAT)) for _ in range(2)
+        ]
+        await asyncio.sleep(0.02)  # let both be admitted (they take 250 ms each)
+        rejected = await client.post("/v1/chat/completions", json=CHAT)
+        assert rejected.status_code == 429
+        assert rejected.headers["retry-after"] == "3"
+        assert rejected.json()["error"]["code"] == "overloaded"
+        assert [r.status_code for r in await asyncio.gather(*slow)] == [200, 200]
+        # Capacity comes back once they finish.
+        assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
+
+
+async def test_a_configured_api_key_is_required_on_the_api_but_not_on_health() -> None:
+    async with client_for(FakeEngine(), api_key=SecretStr("s3cret")) as client:
+        missing = await client.post("/v1/chat/completions", json=CHAT)
+        assert missing.status_code == 401
+        assert missing.json()["error"]["code"] == "invalid_api_key"
+        wrong = await client.get("/v1/models", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        ok = await client.get("/v1/models", headers={"Authorization": "Bearer s3cret"})
+        assert ok.status_code == 200
+        assert (await client.get("/health")).status_code == 200
+
+
+async def test_metrics_expose_the_documented_names() -> None:
+    async with client_for(FakeEngine()) as client:
+        await client.post("/v1/chat/completions", json=CHAT)
+        text = (await client.get("/metrics")).text
+    for name in (
+        "llm_requests_total",
+        "llm_requests_in_progress",
+        "llm_request_duration_seconds",
+        "llm_generation_tokens",
+        "llm_generation_latency_seconds",
+        "llm_engine_errors",
+    ):
+        assert f"# TYPE {name}" in text or f"{name}{{" in text, name
+    assert 'llm_generation_latency_seconds_count{phase="first_token"}' in text
+
+
+async def test_a_stream_abandoned_by_its_client_is_aborted_in_the_engine() -> None:
+    engine = FakeEngine()
+    service = OpenAIService(engine)
+    prepared = service.prepare_chat(
+        ChatCompletionRequest.model_validate({**CHAT, "max_tokens": 50})
+    )
+    stream = service.chat_stream(prepared)
+    await anext(stream)  # the role frame
+    await anext(stream)  # one token
+    await stream.aclose()  # what Starlette does when the client disconnects
+    assert prepared.request_id in engine.aborted
+
+
+async def test_a_finished_stream_is_not_aborted() -> None:
+    engine = FakeEngine()
+    service = OpenAIService(engine)
+    prepared = service.prepare_chat(ChatCompletionRequest.model_validate(CHAT))
+    frames = [frame async for frame in service.chat_stream(prepared)]
+    assert frames[-1] == "data: [DONE]\n\n"
+    assert engine.aborted == set()
+
+
+@pytest.mark.parametrize("limit", [1])
+async def test_a_slow_generation_times_out_with_504(limit: int) -> None:
+    engine = FakeEngine(token_delay=0.2)
+    async with client_for(engine, request_timeout_s=0.1, max_inflight=limit) as client:
+        reply = await client.post("/v1/chat/completions", json=CHAT)
+    assert reply.status_code == 504
+    assert engine.aborted  # the engine stopped working on it
