@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import aclosing
 from dataclasses import dataclass
 
@@ -133,7 +133,7 @@ class OpenAIService:
         prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
         return [self.prepare(request, p, request.max_tokens) for p in prompts]
 
-    async def run(self, prepared: Prepared) -> AsyncIterator[Chunk]:
+    async def run(self, prepared: Prepared) -> AsyncGenerator[Chunk, None]:
         """The engine's chunks; aborts the engine request if the consumer goes away."""
         request = GenerationRequest(
             request_id=prepared.request_id,
