@@ -12,6 +12,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
+from kubellm_runtime.compat.jobs import JobStore
+from kubellm_runtime.compat.routes import compat_router
 from kubellm_runtime.engine.base import Engine, EngineError
 from kubellm_runtime.middleware import (
     Generations,
@@ -60,7 +62,9 @@ def create_app(
 
     app = FastAPI(title="kubellm runtime", lifespan=lifespan)
     app.middleware("http")(observe_requests)
-    v1 = [Depends(bearer_auth(settings))]
+    auth = bearer_auth(settings)
+    v1 = [Depends(auth)]
+    app.include_router(compat_router(slot.service, generations, auth, JobStore()))
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:

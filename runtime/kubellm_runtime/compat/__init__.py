@@ -1,0 +1,1 @@
+"""Routes kept from the systems kubellm grew from: /chat, /generate, /generate_stream, jobs."""

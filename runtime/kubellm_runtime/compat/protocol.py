@@ -1,0 +1,63 @@
+"""Request bodies of the compatibility routes (validated strictly, with clear 400s)."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from kubellm_runtime.openai.protocol import ChatMessage
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ChatBody(_Body):
+    """POST /chat"""
+
+    prompt: str = Field(min_length=1)
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    adapter: str | None = None
+
+
+class BatchGenerateBody(_Body):
+    """POST /generate with a batch: one result per prompt, in order."""
+
+    prompts: list[str] = Field(min_length=1, max_length=256)
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    adapter: str | None = None
+
+
+class StreamBody(_Body):
+    """POST /generate_stream"""
+
+    prompt: str = Field(min_length=1)
+    max_tokens: int = Field(default=256, ge=1)
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    adapter: str | None = None
+
+
+class JobMeta(_Body):
+    """Sampling options of a job-keyed request."""
+
+    temperature: float = Field(default=0.7, ge=0, le=2)
+    tokens_limit: int = Field(default=256, ge=1)
+    stop_words: list[str] = Field(default_factory=list, max_length=4)
+    model: str | None = None
+
+
+class JobGenerateBody(_Body):
+    """POST /generate keyed by a client job_id: generated once, the stored result after."""
+
+    job_id: str = Field(min_length=1, max_length=256)
+    meta: JobMeta = JobMeta()
+    content: str = Field(min_length=1)
+
+
+class JobChatBody(_Body):
+    """POST /chat_completion keyed by a client job_id."""
+
+    job_id: str = Field(min_length=1, max_length=256)
+    meta: JobMeta = JobMeta()
+    messages: list[ChatMessage] = Field(min_length=1)

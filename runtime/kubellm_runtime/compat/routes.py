@@ -1,0 +1,140 @@
+"""The compatibility routes, translated onto the OpenAI service (one serving path)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+
+from fastapi import APIRouter, Body, Depends
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ValidationError
+
+from kubellm_runtime.compat.jobs import JobStore
+from kubellm_runtime.compat.protocol import (
+    BatchGenerateBody,
+    ChatBody,
+    JobChatBody,
+    JobGenerateBody,
+    StreamBody,
+)
+from kubellm_runtime.middleware import Generations
+from kubellm_runtime.openai.protocol import ChatCompletionRequest, CompletionRequest
+from kubellm_runtime.openai.service import DONE, OpenAIService, sse
+
+Body_ = TypeVar("Body_", bound=BaseModel)
+
+
+def _parse(model: type[Body_], raw: dict[str, Any]) -> Body_:
+    """Validate one of the bodies that share a path; errors answer as any other 400."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from exc
+
+
+def compat_router(
+    service: Callable[[], OpenAIService], generations: Generations, auth: Any, jobs: JobStore
+) -> APIRouter:
+    router = APIRouter(dependencies=[Depends(auth)])
+
+    def model_name(svc: OpenAIService, adapter: str | None) -> str:
+        return adapter or svc.engine.model_name
+
+    @router.post("/chat")
+    async def chat(body: ChatBody) -> dict[str, Any]:
+        svc = service()
+        request = ChatCompletionRequest(
+            model=model_name(svc, body.adapter),
+            messages=[{"role": "user", "content": body.prompt}],
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+        )
+        prepared = svc.prepare_chat(request)
+        reply = await generations.once(lambda: svc.chat(prepared))
+        return {
+            "response": reply.choices[0].message.content,
+            "model": reply.model,
+            "usage": reply.usage.model_dump(),
+        }
+
+    @router.post("/generate")
+    async def generate(raw: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+        svc = service()
+        if "job_id" in raw:  # the job-keyed body shares this path
+            job = _parse(JobGenerateBody, raw)
+            request = CompletionRequest(
+                model=job.meta.model or svc.engine.model_name,
+                prompt=job.content,
+                max_tokens=job.meta.tokens_limit,
+                temperature=job.meta.temperature,
+                stop=job.meta.stop_words or None,
+            )
+            (prepared,) = svc.prepare_completion(request)
+
+            async def work() -> str:
+                reply = await generations.once(lambda: svc.completion([prepared]))
+                return str(reply.choices[0].text)
+
+            return {"job_id": job.job_id, "content": await jobs.run_once(job.job_id, work)}
+        batch = _parse(BatchGenerateBody, raw)
+        request = CompletionRequest(
+            model=model_name(svc, batch.adapter),
+            prompt=batch.prompts,
+            max_tokens=batch.max_tokens,
+            temperature=batch.temperature,
+        )
+        prepared_batch = svc.prepare_completion(request)
+        reply = await generations.once(lambda: svc.completion(prepared_batch))
+        return {
+            "results": [
+                {"prompt": p, "text": c.text, "finish_reason": c.finish_reason}
+                for p, c in zip(batch.prompts, reply.choices, strict=True)
+            ],
+            "model": reply.model,
+        }
+
+    @router.post("/chat_completion")
+    async def chat_completion(body: JobChatBody) -> dict[str, Any]:
+        svc = service()
+        request = ChatCompletionRequest(
+            model=body.meta.model or svc.engine.model_name,
+            messages=body.messages,
+            max_tokens=body.meta.tokens_limit,
+            temperature=body.meta.temperature,
+            stop=body.meta.stop_words or None,
+        )
+        prepared = svc.prepare_chat(request)
+
+        async def work() -> str:
+            reply = await generations.once(lambda: svc.chat(prepared))
+            return str(reply.choices[0].message.content)
+
+        return {"job_id": body.job_id, "content": await jobs.run_once(body.job_id, work)}
+
+    @router.post("/generate_stream", response_model=None)
+    async def generate_stream(body: StreamBody) -> Any:
+        svc = service()
+        request = CompletionRequest(
+            model=model_name(svc, body.adapter),
+            prompt=body.prompt,
+            max_tokens=body.max_tokens,
+            temperature=body.temperature,
+        )
+        (prepared,) = svc.prepare_completion(request)
+
+        async def events() -> AsyncIterator[str]:
+            async for frame in svc.completion_stream(prepared):
+                if frame == DONE:
+                    yield frame
+                    continue
+                choice = json.loads(frame.removeprefix("data: "))["choices"][0]
+                yield sse(
+                    json.dumps(
+                        {"text": choice["text"], "finish_reason": choice.get("finish_reason")}
+                    )
+                )
+
+        return generations.stream(events())
+
+    return router
