@@ -77,3 +77,23 @@ def build(target: Path, seed: int = 0) -> Path:
 
 if __name__ == "__main__":
     print(build(Path(sys.argv[1])))
+
+
+def build_adapter(base: Path, target: Path, seed: int = 1, rank: int = 8) -> Path:
+    """A LoRA adapter for the tiny model with random, non-zero weights (so outputs change)."""
+    if (target / "adapter_config.json").is_file():
+        return target
+    from peft import LoraConfig, get_peft_model  # noqa: PLC0415 - only adapter builds need peft
+
+    torch.manual_seed(seed)
+    model = LlamaForCausalLM.from_pretrained(base)
+    config = LoraConfig(
+        r=rank, lora_alpha=2 * rank, target_modules=["q_proj", "v_proj"], init_lora_weights=False
+    )
+    peft_model = get_peft_model(model, config)
+    with torch.no_grad():
+        for name, param in peft_model.named_parameters():
+            if "lora_" in name:
+                param.mul_(20.0)  # large enough to move greedy decoding away from the base
+    peft_model.save_pretrained(str(target))
+    return target

@@ -14,7 +14,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kubellm_runtime.compat.jobs import JobStore
 from kubellm_runtime.compat.routes import compat_router
-from kubellm_runtime.engine.base import Engine, EngineError
+from kubellm_runtime.engine.base import (
+    AdapterLoadError,
+    Engine,
+    EngineError,
+    UnknownAdapterError,
+)
 from kubellm_runtime.middleware import (
     Generations,
     bearer_auth,
@@ -22,9 +27,15 @@ from kubellm_runtime.middleware import (
     observe_requests,
     validation_error,
 )
-from kubellm_runtime.openai.protocol import ChatCompletionRequest, CompletionRequest
+from kubellm_runtime.openai.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    LoadLoraRequest,
+    UnloadLoraRequest,
+)
 from kubellm_runtime.openai.service import ApiError, OpenAIService
 from kubellm_runtime.settings import RuntimeSettings
+from kubellm_runtime.sources import SourceError, resolve_local
 
 
 @dataclass
@@ -93,6 +104,28 @@ def create_app(
     @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    @app.post("/v1/load_lora_adapter", dependencies=v1)
+    async def load_lora(request: LoadLoraRequest) -> dict[str, str]:
+        engine = slot.service().engine
+        if request.lora_name == engine.model_name or request.lora_name in engine.adapters():
+            raise ApiError(400, f"`{request.lora_name}` is already served", param="lora_name")
+        try:
+            path = resolve_local(request.lora_path)
+            await engine.add_adapter(request.lora_name, str(path))
+        except (SourceError, AdapterLoadError) as exc:
+            raise ApiError(400, str(exc), param="lora_path") from exc
+        return {"status": "loaded", "lora_name": request.lora_name}
+
+    @app.post("/v1/unload_lora_adapter", dependencies=v1)
+    async def unload_lora(request: UnloadLoraRequest) -> dict[str, str]:
+        try:
+            await slot.service().engine.remove_adapter(request.lora_name)
+        except UnknownAdapterError as exc:
+            raise ApiError(
+                404, f"no adapter `{request.lora_name}` is loaded", param="lora_name"
+            ) from exc
+        return {"status": "unloaded", "lora_name": request.lora_name}
 
     @app.get("/v1/models", dependencies=v1)
     async def models() -> dict[str, Any]:

@@ -91,3 +91,10 @@ def vllm_runtime(
         yield RuntimeServer(base_url=f"http://127.0.0.1:{port}", process=process, model="tiny")
     finally:
         supervisor.stop_all()
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model.build_adapter(
+        tiny_model_dir, tmp_path_factory.mktemp("adapters") / "tiny-lora"
+    )

