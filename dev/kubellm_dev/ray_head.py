@@ -31,6 +31,8 @@ def ray_env(temp_dir: Path) -> dict[str, str]:
     return {
         "RAY_AUTH_MODE": "disabled",  # Ray 2.60 turns token auth on by default
         "RAY_USAGE_STATS_ENABLED": "0",
+        # vLLM-CPU in Serve replicas of this head: a small KV cache (GiB) fits the test machine.
+        "VLLM_CPU_KVCACHE_SPACE": "1",
         "RAY_TMPDIR": str(temp_dir),
         # Job entrypoints run `python` through a shell: it must be this environment's Python.
         "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",

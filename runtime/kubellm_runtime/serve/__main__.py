@@ -25,6 +25,12 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
     parser.add_argument("--max-model-len", type=int)
     parser.add_argument("--dtype", default="auto")
     parser.add_argument(
+        "--gpu-memory-utilization",
+        type=float,
+        default=0.9,
+        help="fraction of accelerator memory (on CPU builds: of host memory) vLLM may use",
+    )
+    parser.add_argument(
         "--engine-arg", action="append", default=[], metavar="KEY=VALUE", help="extra vLLM argument"
     )
     ns = parser.parse_args(argv)
@@ -37,7 +43,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
             dtype=ns.dtype,
             max_model_len=ns.max_model_len,
         ),
-        engine=EngineArgs(extra_args=extra),
+        engine=EngineArgs(extra_args=extra, gpu_memory_utilization=ns.gpu_memory_utilization),
     )
     return args, ns
 
