@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import fields
+
 import pytest
 
 from kubellm_dev.cluster import LocalCluster, Ports, pid_alive
@@ -9,6 +11,12 @@ from kubellm_dev.errors import HarnessError, PortInUseError
 from kubellm_dev.paths import default_paths
 
 from .conftest import E2ECluster
+
+
+def shifted(offset: int, **keep: int) -> Ports:
+    """Every default port moved by ``offset`` (so free), except those given."""
+    moved = {f.name: getattr(Ports(), f.name) + offset for f in fields(Ports)}
+    return Ports(**{**moved, **keep})
 
 
 @pytest.fixture
@@ -31,19 +39,7 @@ def test_starting_the_same_cluster_twice_is_refused_with_a_clear_message(
 def test_a_taken_port_names_the_component_and_nothing_is_left_running(local: LocalCluster) -> None:
     # Same etcd port as the running cluster, everything else free: etcd cannot start.
     clashing = LocalCluster(
-        default_paths(),
-        name="clash",
-        ports=Ports(
-            etcd_client=local.ports.etcd_client,
-            etcd_peer=12380,
-            apiserver=16443,
-            controller_manager=20257,
-            scheduler=20259,
-            kwok=20247,
-            kuberay_metrics=28080,
-            kuberay_probes=28081,
-            bridge=28265,
-        ),
+        default_paths(), name="clash", ports=shifted(10000, etcd_client=local.ports.etcd_client)
     )
     with pytest.raises(PortInUseError, match=rf"etcd: port 127.0.0.1:{local.ports.etcd_client}"):
         clashing.up()
@@ -56,19 +52,7 @@ def test_a_component_that_fails_to_start_stops_the_ones_already_running(
 ) -> None:
     # The API server port is taken: etcd starts first and must be stopped again.
     clashing = LocalCluster(
-        default_paths(),
-        name="clash2",
-        ports=Ports(
-            etcd_client=32379,
-            etcd_peer=32380,
-            apiserver=local.ports.apiserver,
-            controller_manager=30257,
-            scheduler=30259,
-            kwok=30247,
-            kuberay_metrics=38080,
-            kuberay_probes=38081,
-            bridge=38265,
-        ),
+        default_paths(), name="clash2", ports=shifted(20000, apiserver=local.ports.apiserver)
     )
     started: list[int] = []
     original = clashing.supervisor.start

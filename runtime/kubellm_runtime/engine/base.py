@@ -51,16 +51,6 @@ class Chunk:
     finish_reason: FinishReason | None = None
 
 
-@dataclass(frozen=True)
-class Usage:
-    prompt_tokens: int
-    completion_tokens: int
-
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
-
 class Engine(Protocol):
     """What the serving layer needs from an engine."""
 

@@ -23,13 +23,21 @@ def client_for(engine: FakeEngine, **settings: Any) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r")
 
 
+async def until_in_progress(client: httpx.AsyncClient, count: int) -> None:
+    """Poll the runtime's own gauge (with a deadline) until ``count`` chats are being served."""
+    wanted = f'llm_requests_in_progress{{route="/v1/chat/completions"}} {float(count)}'
+    async with asyncio.timeout(10):
+        while wanted not in (await client.get("/metrics")).text:
+            await asyncio.sleep(0.005)  # yield to the requests under test between polls
+
+
 async def test_beyond_the_admission_limit_requests_get_429_with_retry_after() -> None:
     engine = FakeEngine(token_delay=0.05)
     async with client_for(engine, max_inflight=2, retry_after_s=3) as client:
         slow = [
             asyncio.create_task(client.post("/v1/chat/completions", json=CHAT)) for _ in range(2)
         ]
-        await asyncio.sleep(0.02)  # let both be admitted (they take 250 ms each)
+        await until_in_progress(client, 2)  # both admitted (each takes 250 ms)
         rejected = await client.post("/v1/chat/completions", json=CHAT)
         assert rejected.status_code == 429
         assert rejected.headers["retry-after"] == "3"
