@@ -171,7 +171,6 @@ def main() -> None:
         operator = OperatorProcess(
             kubeconfig=cluster.kubeconfig,
             supervisor=cluster.supervisor,
-            status_refresh_seconds=10.0,
             extra_env=OPERATOR_ENV,
         )
         install_crds(paths.kubectl, cluster.kubeconfig, paths.repo / "crds")

@@ -22,7 +22,6 @@ class OperatorProcess:
     kubeconfig: Path
     supervisor: Supervisor
     metrics_port: int = DEFAULT_METRICS_PORT
-    status_refresh_seconds: float = 2.0
     extra_env: dict[str, str] = field(default_factory=dict)
     managed: Managed | None = None
 
@@ -42,7 +41,6 @@ class OperatorProcess:
             env={
                 "KUBECONFIG": str(self.kubeconfig),
                 "KUBELLM_METRICS_PORT": str(self.metrics_port),
-                "KUBELLM_STATUS_REFRESH_SECONDS": str(self.status_refresh_seconds),
                 "KUBELLM_LOG_FORMAT": "json",
                 **self.extra_env,
             },

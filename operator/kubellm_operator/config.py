@@ -46,8 +46,6 @@ class OperatorConfig(BaseSettings):
     """Address of the Prometheus metrics listener (0.0.0.0 in the cluster)."""
     metrics_port: int = Field(default=8080, ge=1, le=65535)
     """Port of the Prometheus metrics listener."""
-    status_refresh_seconds: float = Field(default=10.0, gt=0)
-    """How often child status is re-read while an object is not Ready."""
     max_replicas: int = Field(default=100, ge=1)
     """Upper bound of model replicas without autoscaling (the Ray autoscaler's worker ceiling)."""
     health_check_period_s: int = Field(default=10, ge=1)

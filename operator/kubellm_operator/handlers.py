@@ -126,19 +126,10 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, reason: str, 
     _reconcile(body, patch, memo, str(reason))
 
 
-def _not_ready(status: Mapping[str, Any], **_: Any) -> bool:
-    return status.get("phase") != "Ready"
-
-
-@kopf.timer(*LLMD, interval=CONFIG.status_refresh_seconds, when=_not_ready)
-def refresh(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, **_: Any) -> None:
-    """While an object is not Ready, re-read its child and pods (scheduling, adapters)."""
-    _reconcile(body, patch, memo, "timer")
-
-
-@kopf.on.event(*RAYSERVICES, labels={names.LABEL_MANAGED_BY: names.MANAGER})
-def rayservice_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
-    """A child changed (KubeRay status, deletion): re-derive the parent's status right away."""
+def _resync_parent(
+    body: kopf.Body, memo: kopf.Memo, trigger: str, child: dict[str, Any] | None
+) -> None:
+    """Re-derive (and if needed re-apply) the LLMDeployment a child or Ray pod belongs to."""
     parent_name = (body.get("metadata", {}).get("labels") or {}).get(names.LABEL_LLMDEPLOYMENT)
     namespace = body.get("metadata", {}).get("namespace")
     if not parent_name or not namespace:
@@ -148,9 +139,30 @@ def rayservice_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: 
     if parent is None or parent["metadata"].get("deletionTimestamp"):
         return
     ref = ObjectRef.from_body(parent)
-    child = None if type == "DELETED" else dict(body)
-    with metrics.reconciling(KIND, "child"):
+    with metrics.reconciling(KIND, trigger):
         outcome = sync(ref, cluster, CONFIG, _now(), child=child)
     update = _after_sync(parent, ref, outcome)
     if update is not None:
         cluster.patch_llmdeployment_status(namespace, parent_name, update)
+
+
+# Event-driven refresh instead of a Kopf timer: timers make Kopf put a finalizer on every
+# object, and then an LLMDeployment could not be deleted while the operator is down.
+@kopf.on.event(*RAYSERVICES, labels={names.LABEL_MANAGED_BY: names.MANAGER})
+def rayservice_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """A child changed (KubeRay status, deletion): re-derive the parent's status right away."""
+    _resync_parent(body, memo, "child", None if type == "DELETED" else dict(body))
+
+
+def _unschedulable(status: Mapping[str, Any], **_: Any) -> bool:
+    conditions = status.get("conditions") or []
+    return any(c.get("type") == "PodScheduled" and c.get("status") == "False" for c in conditions)
+
+
+@kopf.on.event(
+    "", "v1", "pods", labels={names.LABEL_LLMDEPLOYMENT: kopf.PRESENT}, when=_unschedulable
+)
+def ray_pod_unschedulable(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """The scheduler refused a Ray pod: the parent's status says why (once it is scheduled,
+    KubeRay's own status change brings the parent back through rayservice_changed)."""
+    _resync_parent(body, memo, "pod", None)

@@ -126,6 +126,10 @@ def test_a_forbidden_write_is_permanent(events: list[dict[str, str]]) -> None:
         )
 
 
-def test_the_refresh_timer_runs_only_while_not_ready() -> None:
-    assert handlers._not_ready(status={"phase": "Deploying"})
-    assert not handlers._not_ready(status={"phase": "Ready"})
+def test_only_unschedulable_ray_pods_trigger_a_resync() -> None:
+    refused = {
+        "conditions": [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable"}]
+    }
+    placed = {"conditions": [{"type": "PodScheduled", "status": "True"}]}
+    assert handlers._unschedulable(status=refused)
+    assert not handlers._unschedulable(status=placed)
