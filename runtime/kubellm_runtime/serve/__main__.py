@@ -9,8 +9,10 @@ from pathlib import Path
 
 import uvicorn
 
-from kubellm_runtime.app import EngineSlot, create_app
+from kubellm_runtime.app import EngineSlot, Hook, create_app
 from kubellm_runtime.contract import EngineArgs, ModelArgs, ServeArgs
+from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.settings import RuntimeSettings
 from kubellm_runtime.sources import SourceError, resolve_local
 
 log = logging.getLogger("kubellm_runtime.serve")
@@ -33,6 +35,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
     parser.add_argument(
         "--engine-arg", action="append", default=[], metavar="KEY=VALUE", help="extra vLLM argument"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("vllm", "fake"),
+        default="vllm",
+        help="fake: a zero-cost engine (the serving stack's own ceiling, drain tests)",
+    )
+    parser.add_argument("--fake-token-delay", type=float, default=0.0, help="seconds per token")
     ns = parser.parse_args(argv)
     uri = ns.model if "://" in ns.model else f"file://{Path(ns.model).resolve()}"
     extra = dict(item.split("=", 1) for item in ns.engine_arg)
@@ -76,8 +85,21 @@ def main(argv: list[str] | None = None) -> None:
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
-    app = create_app(slot, [start_loading])
-    uvicorn.run(app, host=ns.host, port=ns.port, log_level="info", timeout_graceful_shutdown=30)
+    if ns.engine == "fake":
+        slot.engine = FakeEngine(model_name=args.model.served_name, token_delay=ns.fake_token_delay)
+        hooks: list[Hook] = []
+    else:
+        hooks = [start_loading]
+    settings = RuntimeSettings()
+    app = create_app(slot, hooks, settings)
+    # SIGTERM: uvicorn stops accepting and drains in-flight requests for up to drain_seconds.
+    uvicorn.run(
+        app,
+        host=ns.host,
+        port=ns.port,
+        log_level="info",
+        timeout_graceful_shutdown=int(settings.drain_seconds),
+    )
 
 
 if __name__ == "__main__":  # vLLM spawns processes: the guard is required

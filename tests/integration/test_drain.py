@@ -1,0 +1,81 @@
+"""Graceful shutdown: on SIGTERM the runtime stops accepting and finishes what is in flight."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+import httpx
+
+from kubellm_dev.procs import Supervisor
+from kubellm_dev.waiting import wait_for
+
+from .conftest import free_port
+
+TOKENS = 40
+TOKEN_DELAY = 0.05  # the in-flight request takes ~2 s
+
+
+def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(tmp_path: Path) -> None:
+    port = free_port()
+    supervisor = Supervisor(tmp_path)
+    server = supervisor.start(
+        "runtime",
+        [
+            sys.executable,
+            "-m",
+            "kubellm_runtime.serve",
+            "--engine",
+            "fake",
+            "--model",
+            "fake",
+            "--port",
+            str(port),
+            "--fake-token-delay",
+            str(TOKEN_DELAY),
+        ],
+        env={"KUBELLM_RUNTIME_DRAIN_SECONDS": "20"},
+        ports=[port],
+    )
+    base = f"http://127.0.0.1:{port}"
+    http = httpx.Client(base_url=base, timeout=30, trust_env=False)
+    try:
+        supervisor.wait_ready(server, lambda: http.get("/ready").status_code == 200)
+        result: dict[str, httpx.Response] = {}
+
+        def in_flight() -> None:
+            result["reply"] = http.post(
+                "/v1/completions", json={"model": "fake", "prompt": "x", "max_tokens": TOKENS}
+            )
+
+        worker = threading.Thread(target=in_flight)
+        worker.start()
+        gauge = 'llm_requests_in_progress{route="/v1/completions"} 1.0'
+        wait_for(
+            lambda: http.get("/metrics").text,
+            lambda t: gauge in t,
+            timeout=10,
+            what="request in flight",
+        )
+
+        os.kill(server.pid, signal.SIGTERM)
+
+        def refused() -> bool:
+            try:
+                httpx.get(f"{base}/health", timeout=1, trust_env=False)
+            except httpx.ConnectError:
+                return True
+            return False
+
+        assert wait_for(refused, bool, timeout=10, what="new connections to be refused")
+        worker.join(timeout=30)
+        reply = result["reply"]
+        assert reply.status_code == 200
+        assert reply.json()["usage"]["completion_tokens"] == TOKENS
+        assert server.popen.wait(timeout=30) == 0
+    finally:
+        http.close()
+        supervisor.stop_all()
