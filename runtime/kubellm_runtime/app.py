@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -35,7 +36,7 @@ from kubellm_runtime.openai.protocol import (
 )
 from kubellm_runtime.openai.service import ApiError, OpenAIService
 from kubellm_runtime.settings import RuntimeSettings
-from kubellm_runtime.sources import SourceError, resolve_local
+from kubellm_runtime.sources import SourceError, resolve
 
 
 @dataclass
@@ -111,7 +112,7 @@ def create_app(
         if request.lora_name == engine.model_name or request.lora_name in engine.adapters():
             raise ApiError(400, f"`{request.lora_name}` is already served", param="lora_name")
         try:
-            path = resolve_local(request.lora_path)
+            path = await asyncio.to_thread(resolve, request.lora_path)
             await engine.add_adapter(request.lora_name, str(path))
         except (SourceError, AdapterLoadError) as exc:
             raise ApiError(400, str(exc), param="lora_path") from exc

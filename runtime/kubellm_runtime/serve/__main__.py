@@ -13,7 +13,7 @@ from kubellm_runtime.app import EngineSlot, Hook, create_app
 from kubellm_runtime.contract import EngineArgs, ModelArgs, ServeArgs
 from kubellm_runtime.engine.fake import FakeEngine
 from kubellm_runtime.settings import RuntimeSettings
-from kubellm_runtime.sources import SourceError, resolve_local
+from kubellm_runtime.sources import SourceError, resolve
 
 log = logging.getLogger("kubellm_runtime.serve")
 
@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
 async def load_engine(slot: EngineSlot, args: ServeArgs) -> None:
     """Load in the background: /health answers at once, /ready once the model is loaded."""
     try:
-        path = resolve_local(args.model.uri)
+        path = await asyncio.to_thread(resolve, args.model.uri, args.model.revision)
     except SourceError as exc:
         slot.failure = str(exc)
         log.error("cannot load the model: %s", exc)  # noqa: TRY400 - the reason, no traceback

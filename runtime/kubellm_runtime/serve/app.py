@@ -17,7 +17,7 @@ from ray.serve import Application
 from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.contract import ServeArgs
 from kubellm_runtime.engine.vllm_engine import VLLMEngine
-from kubellm_runtime.sources import resolve_local
+from kubellm_runtime.sources import resolve
 
 log = logging.getLogger(__name__)
 DEPLOYMENT = "LLMServer"  # the operator's serveConfigV2 configures a deployment by this name
@@ -30,11 +30,11 @@ class LLMServer:
 
     async def __init__(self, args: dict[str, Any]) -> None:  # type: ignore[misc]  # Serve awaits it
         self.args = ServeArgs.model_validate(args)  # validated again on this side of the contract
-        model_path = resolve_local(self.args.model.uri)
+        model_path = resolve(self.args.model.uri, self.args.model.revision)
         # On the replica's event loop, so the engine's output handler lives where requests run.
         engine = VLLMEngine.start(self.args, str(model_path))
         for adapter in self.args.lora.adapters:
-            path = resolve_local(adapter.uri)
+            path = resolve(adapter.uri)
             await engine.add_adapter(adapter.name, str(path))
             log.info("adapter %s loaded from %s", adapter.name, path)
         self.slot = EngineSlot(engine=engine)
