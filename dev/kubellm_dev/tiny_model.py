@@ -7,7 +7,6 @@ chat endpoints work. ``python -m kubellm_dev.tiny_model DIR`` writes one by hand
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -71,7 +70,6 @@ def build(target: Path, seed: int = 0) -> Path:
     )
     model = LlamaForCausalLM(config)
     model.save_pretrained(target, safe_serialization=True)
-    (target / "kubellm-tiny.json").write_text(json.dumps({"seed": seed, "hidden": HIDDEN}))
     return target
 
 

@@ -24,6 +24,8 @@ RAYSERVICES = (names.RAY_GROUP, names.RAY_VERSION, names.RAYSERVICE_PLURAL)
 PHASES = metrics.PhaseTracker(KIND)
 # Where Kubernetes Events go (Kopf's poster); handler tests capture them here instead.
 post_event = kopf.event
+# False conditions that only mean "not there yet": reported as Normal events, not Warnings.
+PROGRESS_REASONS = frozenset({"Creating", "ClusterStarting", "NotDeployed", "Deploying"})
 STATUS_FIELDS = tuple(f.alias or n for n, f in LLMDeploymentStatus.model_fields.items())
 
 
@@ -48,17 +50,8 @@ def _emit_transitions(body: Mapping[str, Any], before: Mapping[str, Any], outcom
         prev = old.get(cond.type) or {}
         if (prev.get("status"), prev.get("reason")) == (cond.status, cond.reason):
             continue
-        kind = (
-            "Normal"
-            if cond.status == "True" or cond.reason in {"Creating", "NoAdapters"}
-            else "Warning"
-        )
-        if cond.status == "Unknown" or cond.reason in {
-            "ClusterStarting",
-            "NotDeployed",
-            "Deploying",
-        }:
-            kind = "Normal"
+        progressing = cond.status != "False" or cond.reason in PROGRESS_REASONS
+        kind = "Normal" if progressing else "Warning"
         post_event(
             cast(kopf.Body, body),
             type=kind,

@@ -11,13 +11,11 @@ from kubellm_runtime.openai.service import ApiError
 class Admission:
     """Counts admitted requests (single event loop: no lock needed)."""
 
-    def __init__(self, limit: int, retry_after_s: int) -> None:
+    def __init__(self, limit: int) -> None:
         self.limit = limit
-        self.retry_after_s = retry_after_s
         self.inflight = 0
 
-    @contextmanager
-    def admit(self) -> Iterator[None]:
+    def acquire(self) -> None:
         if self.inflight >= self.limit:
             raise ApiError(
                 429,
@@ -26,7 +24,14 @@ class Admission:
                 code="overloaded",
             )
         self.inflight += 1
+
+    def release(self) -> None:
+        self.inflight -= 1
+
+    @contextmanager
+    def admit(self) -> Iterator[None]:
+        self.acquire()
         try:
             yield
         finally:
-            self.inflight -= 1
+            self.release()

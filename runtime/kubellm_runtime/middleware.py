@@ -104,7 +104,7 @@ class Generations:
 
     def __init__(self, settings: RuntimeSettings) -> None:
         self.settings = settings
-        self.admission = Admission(settings.max_inflight, settings.retry_after_s)
+        self.admission = Admission(settings.max_inflight)
 
     async def once(self, work: Callable[[], Awaitable[Any]]) -> Any:
         with self.admission.admit():
@@ -116,15 +116,14 @@ class Generations:
 
     def stream(self, body: AsyncIterator[str]) -> StreamingResponse:
         """Admitted (or 429) before the first byte; released when the stream ends or breaks."""
-        admitted = self.admission.admit()
-        admitted.__enter__()
+        self.admission.acquire()
         released = False
 
         def release() -> None:
             nonlocal released
             if not released:
                 released = True
-                admitted.__exit__(None, None, None)
+                self.admission.release()
 
         async def guarded() -> AsyncIterator[str]:
             try:

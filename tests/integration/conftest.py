@@ -55,7 +55,10 @@ def vllm_runtime(
     if not netns.loopback_only():
         _unavailable("vLLM runs only in a loopback-only namespace here: use `make test`")
     supervisor, server = serve_locally(
-        tiny_model_dir, "tiny", tmp_path_factory.mktemp("runtime-logs"), 256
+        tiny_model_dir,
+        "tiny",
+        tmp_path_factory.mktemp("runtime-logs"),
+        ("--max-model-len", "256", *VLLM_ARGS),
     )
     try:
         yield server
@@ -70,8 +73,15 @@ def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
     )
 
 
+VLLM_ARGS = ("--gpu-memory-utilization", "0.3", "--engine-arg", "enforce-eager=true")
+
+
 def serve_locally(
-    model_dir: Path, served_name: str, logs: Path, max_model_len: int
+    model_dir: Path | str,
+    served_name: str,
+    logs: Path,
+    extra: tuple[str, ...] = VLLM_ARGS,
+    env: dict[str, str] | None = None,
 ) -> tuple[Supervisor, RuntimeServer]:
     """Start local mode on ``model_dir`` and wait (with a deadline) until it is ready."""
     port = free_port()
@@ -83,10 +93,9 @@ def serve_locally(
             "-m",
             "kubellm_runtime.serve",
             *("--model", str(model_dir), "--served-name", served_name, "--port", str(port)),
-            *("--max-model-len", str(max_model_len), "--gpu-memory-utilization", "0.3"),
-            *("--engine-arg", "enforce-eager=true"),
+            *extra,
         ],
-        env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"},
+        env={"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING", **(env or {})},
         ports=[port],
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -94,8 +103,8 @@ def serve_locally(
     def ready() -> bool:
         try:
             return bool(opener.open(f"http://127.0.0.1:{port}/ready", timeout=2).status == 200)
-        except urllib.error.HTTPError:
-            return False
+        except (urllib.error.HTTPError, urllib.error.URLError):
+            return False  # loading (503), or not listening yet
 
     try:
         supervisor.wait_ready(process, ready, timeout=ENGINE_READY, what="ready (model loaded)")
@@ -113,7 +122,10 @@ def smollm2_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtim
     from kubellm_dev import smollm2
 
     supervisor, server = serve_locally(
-        smollm2.convert(), "smollm2", tmp_path_factory.mktemp("smollm2-logs"), 1024
+        smollm2.convert(),
+        "smollm2",
+        tmp_path_factory.mktemp("smollm2-logs"),
+        ("--max-model-len", "1024", *VLLM_ARGS),
     )
     try:
         yield server

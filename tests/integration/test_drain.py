@@ -4,53 +4,29 @@ from __future__ import annotations
 
 import os
 import signal
-import sys
 import threading
 from pathlib import Path
 
 import httpx
 
-from kubellm_dev.procs import Supervisor
 from kubellm_dev.waiting import wait_for
 
-from .conftest import free_port
+from .conftest import serve_locally
 
 TOKENS = 40
 TOKEN_DELAY = 0.05  # the in-flight request takes ~2 s
 
 
 def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(tmp_path: Path) -> None:
-    port = free_port()
-    supervisor = Supervisor(tmp_path)
-    server = supervisor.start(
-        "runtime",
-        [
-            sys.executable,
-            "-m",
-            "kubellm_runtime.serve",
-            "--engine",
-            "fake",
-            "--model",
-            "fake",
-            "--port",
-            str(port),
-            "--fake-token-delay",
-            str(TOKEN_DELAY),
-        ],
+    supervisor, server = serve_locally(
+        "fake",
+        "fake",
+        tmp_path,
+        ("--engine", "fake", "--fake-token-delay", str(TOKEN_DELAY)),
         env={"KUBELLM_RUNTIME_DRAIN_SECONDS": "20"},
-        ports=[port],
     )
-    base = f"http://127.0.0.1:{port}"
-    http = httpx.Client(base_url=base, timeout=30, trust_env=False)
+    http = httpx.Client(base_url=server.base_url, timeout=30, trust_env=False)
     try:
-
-        def ready() -> bool:
-            try:
-                return http.get("/ready").status_code == 200
-            except httpx.TransportError:
-                return False
-
-        supervisor.wait_ready(server, ready)
         result: dict[str, httpx.Response] = {}
 
         def in_flight() -> None:
@@ -62,17 +38,14 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(tmp_path: Path) 
         worker.start()
         gauge = 'llm_requests_in_progress{route="/v1/completions"} 1.0'
         wait_for(
-            lambda: http.get("/metrics").text,
-            lambda t: gauge in t,
-            timeout=10,
-            what="request in flight",
+            lambda: http.get("/metrics").text, lambda t: gauge in t, timeout=10, what="in flight"
         )
 
-        os.kill(server.pid, signal.SIGTERM)
+        os.kill(server.process.pid, signal.SIGTERM)
 
         def refused() -> bool:
             try:
-                httpx.get(f"{base}/health", timeout=1, trust_env=False)
+                httpx.get(f"{server.base_url}/health", timeout=1, trust_env=False)
             except httpx.ConnectError:
                 return True
             return False
@@ -83,8 +56,8 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(tmp_path: Path) 
         assert reply.status_code == 200
         assert reply.json()["usage"]["completion_tokens"] == TOKENS
         # After draining, uvicorn re-raises the signal so the exit status says "terminated".
-        assert server.popen.wait(timeout=30) in (0, -signal.SIGTERM)
-        assert "Finished server process" in server.log.read_text()
+        assert server.process.popen.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert "Finished server process" in server.process.log.read_text()
     finally:
         http.close()
         supervisor.stop_all()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
 from typing import Any, TypeVar
 
 from fastapi import APIRouter, Body, Depends
@@ -124,16 +125,12 @@ def compat_router(
         (prepared,) = svc.prepare_completion(request)
 
         async def events() -> AsyncIterator[str]:
-            async for frame in svc.completion_stream(prepared):
-                if frame == DONE:
-                    yield frame
-                    continue
-                choice = json.loads(frame.removeprefix("data: "))["choices"][0]
-                yield sse(
-                    json.dumps(
-                        {"text": choice["text"], "finish_reason": choice.get("finish_reason")}
+            async with aclosing(svc.run(prepared)) as chunks:
+                async for chunk in chunks:
+                    yield sse(
+                        json.dumps({"text": chunk.text, "finish_reason": chunk.finish_reason})
                     )
-                )
+            yield DONE
 
         return generations.stream(events())
 

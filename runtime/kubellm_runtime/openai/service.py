@@ -144,11 +144,13 @@ class OpenAIService:
         finished = False
         last = time.perf_counter()
         phase = "first_token"
+        produced: dict[int, int] = {}
         try:
             async for chunk in self.engine.generate(request):
                 now = time.perf_counter()
                 metrics.LATENCY.labels(phase).observe(now - last)
                 last, phase = now, "inter_token"
+                produced[chunk.index] = chunk.completion_tokens
                 yield chunk
             finished = True
         except UnknownAdapterError as exc:
@@ -159,6 +161,7 @@ class OpenAIService:
             metrics.ENGINE_ERRORS.labels(prepared.model).inc()
             raise
         finally:
+            metrics.TOKENS.labels(prepared.model).inc(sum(produced.values()))
             if not finished:
                 # The client went away (or timed out): stop spending engine time on it.
                 await self.engine.abort(prepared.request_id)
@@ -175,7 +178,6 @@ class OpenAIService:
                 tokens[chunk.index] = chunk.completion_tokens
                 if chunk.finish_reason:
                     reasons[chunk.index] = chunk.finish_reason
-        metrics.TOKENS.labels(prepared.model).inc(sum(tokens.values()))
         return texts, reasons, sum(tokens.values())
 
     async def chat(self, prepared: Prepared) -> ChatCompletion:
@@ -221,7 +223,6 @@ class OpenAIService:
                         )
                     ]
                 )
-        metrics.TOKENS.labels(prepared.model).inc(sum(tokens.values()))
         if prepared.include_usage:
             yield frame([], _usage(prepared.prompt_tokens, sum(tokens.values())))
         yield DONE
@@ -263,7 +264,6 @@ class OpenAIService:
                     ],
                 )
                 yield sse(body.model_dump_json(exclude_none=True))
-        metrics.TOKENS.labels(prepared.model).inc(sum(tokens.values()))
         if prepared.include_usage:
             usage = Completion(
                 id=f"cmpl-{prepared.request_id}",
