@@ -85,6 +85,24 @@ def _priority_class(cluster: E2ECluster) -> None:
     except ApiException as exc:
         if exc.status != 409:
             raise
+    # Pod admission looks PriorityClasses up in an informer cache: until the new class is there,
+    # pods naming it are refused (and KubeRay backs off). Wait until a dry-run pod is admitted.
+    probe = client.V1Pod(
+        metadata=client.V1ObjectMeta(name="priority-probe"),
+        spec=client.V1PodSpec(
+            priority_class_name="llm-serving",
+            containers=[client.V1Container(name="c", image="nginx")],
+        ),
+    )
+
+    def admitted() -> bool:
+        try:
+            client.CoreV1Api(cluster.api).create_namespaced_pod("default", probe, dry_run="All")
+        except ApiException:
+            return False
+        return True
+
+    wait_for(admitted, bool, timeout=60, what="PriorityClass llm-serving to be admitted")
 
 
 def pools_of_workers(cluster: E2ECluster, namespace: str, name: str) -> list[str]:
