@@ -21,7 +21,7 @@ def _message(error: ValidationError) -> str:
         text = item["msg"].removeprefix("Value error, ")
         # Cross-field rules name their field first ("gpusPerReplica: ..."): move it into the path.
         field, sep, rest = text.partition(": ")
-        if sep and field.isidentifier():
+        if sep and all(part.isidentifier() for part in field.split(".")):
             path.append(field)
             text = rest
         problems.append(f"{'.'.join(path)}: {text}")

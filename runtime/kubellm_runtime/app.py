@@ -112,7 +112,7 @@ def create_app(
         if request.lora_name == engine.model_name or request.lora_name in engine.adapters():
             raise ApiError(400, f"`{request.lora_name}` is already served", param="lora_name")
         try:
-            path = await asyncio.to_thread(resolve, request.lora_path)
+            path = await asyncio.to_thread(resolve, request.lora_path, None, settings)
             await engine.add_adapter(request.lora_name, str(path))
         except (SourceError, AdapterLoadError) as exc:
             raise ApiError(400, str(exc), param="lora_path") from exc

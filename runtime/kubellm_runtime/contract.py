@@ -38,6 +38,7 @@ class ModelArgs(_Contract):
 class EngineArgs(_Contract):
     """Engine options; tensor/pipeline parallelism as the operator placed the replica."""
 
+    backend: Literal["vllm", "transformers"] = "vllm"
     tensor_parallel_size: int = Field(default=1, ge=1)
     pipeline_parallel_size: int = Field(default=1, ge=1)
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)

@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import structlog
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -15,12 +16,16 @@ from starlette.background import BackgroundTask
 
 from kubellm_runtime import metrics
 from kubellm_runtime.admission import Admission
+from kubellm_runtime.logs import request_context
 from kubellm_runtime.openai.protocol import ErrorDetail, ErrorResponse
 from kubellm_runtime.openai.service import ApiError
 from kubellm_runtime.settings import RuntimeSettings
 
 TOO_MANY_REQUESTS = 429
 UNAVAILABLE = 503
+SERVER_ERROR = 500
+REQUEST_ID = "X-Request-ID"
+log = structlog.get_logger("kubellm_runtime.access")
 
 
 def error_response(error: ApiError, retry_after_s: int = 1) -> JSONResponse:
@@ -66,23 +71,39 @@ def bearer_auth(settings: RuntimeSettings) -> Callable[[Request], Awaitable[None
 async def observe_requests(
     request: Request, call_next: Callable[[Request], Awaitable[Response]]
 ) -> Response:
-    """Count, time and gauge every request; streams are timed until their last byte."""
+    """Count, time, gauge and log every request; streams are timed until their last byte.
+
+    The request id is the client's X-Request-ID, or a new one; it is echoed back, and with the
+    model, adapter and job_id the routes add, it is on every log line of the request.
+    """
     route = request.url.path
     metrics.IN_PROGRESS.labels(route).inc()
     start = time.perf_counter()
+    with request_context(request.headers.get(REQUEST_ID)) as fields:
 
-    def done(status: int) -> None:
-        metrics.IN_PROGRESS.labels(route).dec()
-        metrics.REQUESTS.labels(route, str(status)).inc()
-        metrics.DURATION.labels(route).observe(time.perf_counter() - start)
-        if status == TOO_MANY_REQUESTS:
-            metrics.REJECTED.labels(route).inc()
+        def done(status: int) -> None:
+            elapsed = time.perf_counter() - start
+            metrics.IN_PROGRESS.labels(route).dec()
+            metrics.REQUESTS.labels(route, str(status)).inc()
+            metrics.DURATION.labels(route).observe(elapsed)
+            if status == TOO_MANY_REQUESTS:
+                metrics.REJECTED.labels(route).inc()
+            level = log.warning if status >= SERVER_ERROR else log.info
+            level(
+                "request",
+                **fields,
+                method=request.method,
+                path=route,
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
 
-    try:
-        response = await call_next(request)
-    except Exception:
-        done(500)
-        raise
+        try:
+            response = await call_next(request)
+        except Exception:
+            done(500)
+            raise
+    response.headers[REQUEST_ID] = fields["request_id"]
     inner = getattr(response, "body_iterator", None)
     if inner is None:
         done(response.status_code)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Literal
+
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -23,3 +26,16 @@ class RuntimeSettings(BaseSettings):
     """Retry-After sent with 429."""
     api_key: SecretStr | None = Field(default=None, validation_alias="KUBELLM_API_KEY")
     """If set (from the LLMDeployment's apiKeySecretRef), clients must send it as a Bearer token."""
+    pvc_root: Path = Path("/mnt/pvc")
+    """Where the pod mounts PersistentVolumeClaims: pvc://claim/path is pvc_root/claim/path."""
+    model_cache_dir: Path = Path("/var/cache/kubellm/models")
+    """Where s3:// and gs:// sources are downloaded; shared per node, they download once."""
+    download_timeout_s: float = Field(default=60.0, gt=0)
+    """Connect and read timeout of each object-store request (a stalled transfer is resumed)."""
+    download_attempts: int = Field(default=5, ge=1)
+    """Attempts per file; each one resumes where the last stopped."""
+    download_lock_timeout_s: float = Field(default=3600.0, gt=0)
+    """How long a replica waits for another one downloading the same source."""
+    log_format: Literal["json", "console"] = "json"
+    """json: one object per line with request_id, model, adapter and job_id; console: for people."""
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

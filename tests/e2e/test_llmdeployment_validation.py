@@ -52,6 +52,14 @@ INVALID = [
         ["spec.resources.gpusPerReplica", "CPU-only replica"],
     ),
     (
+        "transformers-with-tp",
+        manifest(
+            engine={"backend": "transformers"},
+            resources={"gpusPerReplica": 2, "tensorParallelSize": 2},
+        ),
+        ["spec.engine.backend", "transformers backend serves without tensor"],
+    ),
+    (
         "min-over-max",
         manifest(autoscaling={"minReplicas": 3, "maxReplicas": 2}, replicas=3),
         ["spec.autoscaling.minReplicas", "minReplicas must be less than or equal to maxReplicas"],

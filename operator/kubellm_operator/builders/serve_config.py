@@ -43,6 +43,7 @@ def serve_args(spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]) -
             trust_remote_code=model.trust_remote_code,
         ),
         engine=EngineArgs(
+            backend=spec.engine.backend,
             tensor_parallel_size=spec.resources.tensor_parallel_size,
             pipeline_parallel_size=spec.resources.pipeline_parallel_size,
             gpu_memory_utilization=spec.engine.gpu_memory_utilization,

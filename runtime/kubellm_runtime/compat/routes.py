@@ -19,6 +19,7 @@ from kubellm_runtime.compat.protocol import (
     JobGenerateBody,
     StreamBody,
 )
+from kubellm_runtime.logs import annotate
 from kubellm_runtime.middleware import Generations
 from kubellm_runtime.openai.protocol import ChatCompletionRequest, CompletionRequest
 from kubellm_runtime.openai.service import DONE, OpenAIService, sse
@@ -64,6 +65,7 @@ def compat_router(
         svc = service()
         if "job_id" in raw:  # the job-keyed body shares this path
             job = _parse(JobGenerateBody, raw)
+            annotate(job_id=job.job_id)
             request = CompletionRequest(
                 model=job.meta.model or svc.engine.model_name,
                 prompt=job.content,
@@ -97,6 +99,7 @@ def compat_router(
 
     @router.post("/chat_completion")
     async def chat_completion(body: JobChatBody) -> dict[str, Any]:
+        annotate(job_id=body.job_id)
         svc = service()
         request = ChatCompletionRequest(
             model=body.meta.model or svc.engine.model_name,

@@ -13,6 +13,7 @@ from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from kubellm_runtime.contract import ServeArgs
+from kubellm_runtime.engine import templates
 from kubellm_runtime.engine.base import (
     AdapterLoadError,
     Chunk,
@@ -93,13 +94,10 @@ class VLLMEngine:
         return not self._llm.errored
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
-        text = self._tokenizer.apply_chat_template(
-            list(messages), tokenize=False, add_generation_prompt=True
-        )
-        return str(text)
+        return templates.render_chat(self._tokenizer, messages)
 
     def count_tokens(self, text: str) -> int:
-        return len(self._tokenizer.encode(text))
+        return templates.count_tokens(self._tokenizer, text)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         lora = None

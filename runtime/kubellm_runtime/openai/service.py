@@ -17,6 +17,7 @@ from kubellm_runtime.engine.base import (
     Sampling,
     UnknownAdapterError,
 )
+from kubellm_runtime.logs import annotate
 from kubellm_runtime.openai.protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -91,7 +92,9 @@ class OpenAIService:
         )
 
     def prepare(self, request: SamplingFields, prompt: str, max_tokens: int | None) -> Prepared:
+        annotate(model=self.engine.model_name)
         adapter = self._adapter_for(request.model)
+        annotate(adapter=adapter)
         prompt_tokens = self.engine.count_tokens(prompt)
         limit = self.engine.max_model_len
         room = limit - prompt_tokens

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from pathlib import Path
 
+import structlog
 import uvicorn
 
 from kubellm_runtime.app import EngineSlot, Hook, create_app
 from kubellm_runtime.contract import EngineArgs, ModelArgs, ServeArgs
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.loading import load_engine
+from kubellm_runtime.logs import configure
 from kubellm_runtime.settings import RuntimeSettings
-from kubellm_runtime.sources import SourceError, resolve
+from kubellm_runtime.sources import SourceError
 
-log = logging.getLogger("kubellm_runtime.serve")
+log = structlog.get_logger("kubellm_runtime.serve")
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Namespace]:
@@ -37,9 +39,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
     )
     parser.add_argument(
         "--engine",
-        choices=("vllm", "fake"),
+        choices=("vllm", "transformers", "fake"),
         default="vllm",
-        help="fake: a zero-cost engine (the serving stack's own ceiling, drain tests)",
+        help="transformers: the fallback engine; fake: a zero-cost engine (the stack's ceiling)",
     )
     parser.add_argument("--fake-token-delay", type=float, default=0.0, help="seconds per token")
     ns = parser.parse_args(argv)
@@ -52,36 +54,36 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
             dtype=ns.dtype,
             max_model_len=ns.max_model_len,
         ),
-        engine=EngineArgs(extra_args=extra, gpu_memory_utilization=ns.gpu_memory_utilization),
+        engine=EngineArgs(
+            backend="transformers" if ns.engine == "transformers" else "vllm",
+            extra_args=extra,
+            gpu_memory_utilization=ns.gpu_memory_utilization,
+        ),
     )
     return args, ns
 
 
-async def load_engine(slot: EngineSlot, args: ServeArgs) -> None:
-    """Load in the background: /health answers at once, /ready once the model is loaded."""
+async def load_in_background(slot: EngineSlot, args: ServeArgs, settings: RuntimeSettings) -> None:
+    """/health answers at once; /ready once the model is loaded, or with why it failed."""
     try:
-        path = await asyncio.to_thread(resolve, args.model.uri, args.model.revision)
+        slot.engine = await load_engine(args, settings)
     except SourceError as exc:
         slot.failure = str(exc)
-        log.error("cannot load the model: %s", exc)  # noqa: TRY400 - the reason, no traceback
-        return
-    from kubellm_runtime.engine.vllm_engine import VLLMEngine  # noqa: PLC0415 - heavy import
-
-    try:
-        slot.engine = await asyncio.to_thread(VLLMEngine.start, args, str(path))
+        log.error("cannot load the model", reason=slot.failure)  # noqa: TRY400 - a reason, not a bug
     except Exception as exc:  # any load failure must surface in readiness
         slot.failure = f"{type(exc).__name__}: {exc}"
         log.exception("model failed to load")
 
 
 def main(argv: list[str] | None = None) -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     args, ns = parse_args(argv)
+    settings = RuntimeSettings()
+    configure(settings.log_format, settings.log_level)
     slot = EngineSlot()
     tasks: set[asyncio.Task[None]] = set()
 
     async def start_loading(s: EngineSlot) -> None:
-        task = asyncio.create_task(load_engine(s, args))
+        task = asyncio.create_task(load_in_background(s, args, settings))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
@@ -90,14 +92,14 @@ def main(argv: list[str] | None = None) -> None:
         hooks: list[Hook] = []
     else:
         hooks = [start_loading]
-    settings = RuntimeSettings()
     app = create_app(slot, hooks, settings)
     # SIGTERM: uvicorn stops accepting and drains in-flight requests for up to drain_seconds.
     uvicorn.run(
         app,
         host=ns.host,
         port=ns.port,
-        log_level="info",
+        log_config=None,  # keep our JSON handler
+        access_log=False,  # the ingress logs each request itself, with its id
         timeout_graceful_shutdown=int(settings.drain_seconds),
     )
 

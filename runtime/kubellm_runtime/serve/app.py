@@ -8,7 +8,6 @@ as local mode.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from ray import serve
@@ -16,10 +15,10 @@ from ray.serve import Application
 
 from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.contract import ServeArgs
-from kubellm_runtime.engine.vllm_engine import VLLMEngine
-from kubellm_runtime.sources import resolve
+from kubellm_runtime.loading import load_engine
+from kubellm_runtime.logs import configure
+from kubellm_runtime.settings import RuntimeSettings
 
-log = logging.getLogger(__name__)
 DEPLOYMENT = "LLMServer"  # the operator's serveConfigV2 configures a deployment by this name
 
 
@@ -30,17 +29,12 @@ class LLMServer:
 
     async def __init__(self, args: dict[str, Any]) -> None:  # type: ignore[misc]  # Serve awaits it
         self.args = ServeArgs.model_validate(args)  # validated again on this side of the contract
-        model_path = resolve(self.args.model.uri, self.args.model.revision)
-        # On the replica's event loop, so the engine's output handler lives where requests run.
-        engine = VLLMEngine.start(self.args, str(model_path))
-        for adapter in self.args.lora.adapters:
-            path = resolve(adapter.uri)
-            await engine.add_adapter(adapter.name, str(path))
-            log.info("adapter %s loaded from %s", adapter.name, path)
-        self.slot = EngineSlot(engine=engine)
+        self.settings = RuntimeSettings()
+        configure(self.settings.log_format, self.settings.log_level)
+        self.slot = EngineSlot(engine=await load_engine(self.args, self.settings))
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app(self.slot)
+        return create_app(self.slot, settings=self.settings)
 
     async def check_health(self) -> None:
         """Ray Serve's health check: the engine must still be able to serve."""

@@ -58,6 +58,14 @@ def test_valid_specs_are_accepted(raw: dict[str, Any]) -> None:
             "spec.resources.gpusPerReplica: a CPU-only replica",
         ),
         (
+            spec(
+                engine={"backend": "transformers"},
+                resources={"gpusPerReplica": 2, "tensorParallelSize": 2},
+            ),
+            "spec.engine.backend: the transformers backend serves without tensor",
+        ),
+        (spec(engine={"backend": "tgi"}), "spec.engine.backend: Input should be 'vllm'"),
+        (
             spec(autoscaling={"minReplicas": 3, "maxReplicas": 2}, replicas=3),
             "spec.autoscaling.minReplicas: minReplicas must be less than or equal to maxReplicas",
         ),

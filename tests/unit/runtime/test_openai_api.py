@@ -169,7 +169,7 @@ async def test_load_and_unload_an_adapter(api: httpx.AsyncClient, tmp_path: Any)
     ("body", "status", "fragment"),
     [
         ({"lora_name": "x", "lora_path": "/nonexistent/adapter"}, 400, "no such model directory"),
-        ({"lora_name": "x", "lora_path": "s3://bucket/a"}, 400, "s3:// sources are not supported"),
+        ({"lora_name": "x", "lora_path": "ftp://host/a"}, 400, "unknown scheme ftp://"),
         ({"lora_name": "tiny", "lora_path": "/tmp"}, 400, "already served"),
     ],
 )

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from kubellm_runtime.sources import SourceError, from_hub, resolve
+from kubellm_runtime.settings import RuntimeSettings
+from kubellm_runtime.sources import SourceError, resolve
+from kubellm_runtime.sources.hub import from_hub
 
 # A loopback port nothing listens on: the hub client's connection is refused at once, and
 # nothing leaves the machine.
@@ -27,7 +29,7 @@ def test_file_uris_and_bare_paths_resolve(tmp_path: Path) -> None:
 
 def test_pvc_uris_resolve_under_the_mount_root(tmp_path: Path) -> None:
     path = model_dir(tmp_path / "models" / "llama")
-    assert resolve("pvc://models/llama", pvc_root=tmp_path) == path
+    assert resolve("pvc://models/llama", settings=RuntimeSettings(pvc_root=tmp_path)) == path
 
 
 @pytest.mark.parametrize(
@@ -50,6 +52,14 @@ def test_an_unreachable_hub_says_so_plainly(
         from_hub("hf://meta-llama/Llama-3.1-8B-Instruct", endpoint=NO_HUB)
 
 
-def test_object_stores_are_refused_until_supported() -> None:
-    with pytest.raises(SourceError, match="s3:// sources are not supported"):
-        resolve("s3://bucket/model")
+@pytest.mark.parametrize(
+    ("uri", "fragment"),
+    [
+        ("ftp://host/model", "unknown scheme ftp://"),
+        ("s3:///model", "no bucket named"),
+        ("gs://", "no bucket named"),
+    ],
+)
+def test_unusable_uris_name_the_problem(uri: str, fragment: str) -> None:
+    with pytest.raises(SourceError, match=fragment):
+        resolve(uri)
