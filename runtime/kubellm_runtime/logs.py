@@ -8,11 +8,12 @@ learn (``annotate``), and every line logged while serving the request carries th
 from __future__ import annotations
 
 import logging
+import sys
 import uuid
 from collections.abc import Iterator, MutableMapping
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -43,8 +44,10 @@ def annotate(**values: str | None) -> None:
         fields.update({key: value for key, value in values.items() if value is not None})
 
 
-def configure(fmt: Literal["json", "console"] = "json", level: str = "INFO") -> None:
-    """Install the renderer on the root logger; safe to call more than once."""
+def configure(
+    fmt: Literal["json", "console"] = "json", level: str = "INFO", stream: TextIO | None = None
+) -> None:
+    """Install the renderer on the root logger (writing to stderr); safe to call again."""
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         _request_fields,
@@ -61,7 +64,7 @@ def configure(fmt: Literal["json", "console"] = "json", level: str = "INFO") -> 
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.stdlib.BoundLogger,
-        cache_logger_on_first_use=True,
+        cache_logger_on_first_use=False,  # reconfigurable (tests); a dict lookup per line
     )
     formatter = structlog.stdlib.ProcessorFormatter(
         foreign_pre_chain=shared,
@@ -71,7 +74,7 @@ def configure(fmt: Literal["json", "console"] = "json", level: str = "INFO") -> 
             renderer,
         ],
     )
-    handler = logging.StreamHandler()
+    handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers = [handler]

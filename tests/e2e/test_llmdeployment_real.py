@@ -28,7 +28,12 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_model.build(tmp_path_factory.mktemp("models") / "tiny")
 
 
-def deployment(model_dir: Path) -> dict[str, Any]:
+@pytest.fixture(scope="module")
+def tiny_adapter(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model.build_adapter(tiny, tmp_path_factory.mktemp("adapters") / "tuned")
+
+
+def deployment(model_dir: Path, adapter_dir: Path) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "LLMDeployment",
@@ -44,6 +49,8 @@ def deployment(model_dir: Path) -> dict[str, Any]:
             "resources": {"gpusPerReplica": 0, "cpu": "1", "memory": "4Gi"},
             "placement": {"nodePool": "cpu"},
             "engine": {"gpuMemoryUtilization": 0.2, "extraArgs": {"enforce-eager": "true"}},
+            # Loaded by the runtime at start, from the contract the operator wrote.
+            "adapters": [{"name": "tiny-tuned", "uri": f"file://{adapter_dir}"}],
         },
     }
 
@@ -54,9 +61,10 @@ def test_an_llmdeployment_is_served_by_the_real_runtime_and_answers_a_chat(
     real_ray: None,
     kubellm_operator: OperatorProcess,
     tiny: Path,
+    tiny_adapter: Path,
 ) -> None:
     cluster.bridge.set_mode(namespace, "real")
-    apply_manifest(cluster, namespace, deployment(tiny))
+    apply_manifest(cluster, namespace, deployment(tiny, tiny_adapter))
 
     ready = wait_for(
         lambda: get_llmd(cluster, namespace, "tiny"),
@@ -74,16 +82,23 @@ def test_an_llmdeployment_is_served_by_the_real_runtime_and_answers_a_chat(
     # The serve endpoint, reached on loopback where the real Serve proxy listens.
     with httpx.Client(base_url="http://127.0.0.1:8000", timeout=120, trust_env=False) as http:
         models = http.get("/v1/models").json()
-        assert [m["id"] for m in models["data"]] == ["tiny-chat"]
-        reply = http.post(
-            "/v1/chat/completions",
-            json={
-                "model": "tiny-chat",
-                "messages": [{"role": "user", "content": "What is the capital of France?"}],
-                "max_tokens": 8,
-            },
-        )
-    assert reply.status_code == 200, reply.text
-    body = reply.json()
-    assert body["choices"][0]["message"]["role"] == "assistant"
-    assert body["usage"]["completion_tokens"] > 0
+        assert [m["id"] for m in models["data"]] == ["tiny-chat", "tiny-tuned"]
+        replies = {
+            model: http.post(
+                "/v1/chat/completions",
+                json={
+                    "model": model,
+                    "messages": [{"role": "user", "content": "What is the capital of France?"}],
+                    "max_tokens": 8,
+                    "temperature": 0,
+                },
+            )
+            for model in ("tiny-chat", "tiny-tuned")
+        }
+    for reply in replies.values():
+        assert reply.status_code == 200, reply.text
+        body = reply.json()
+        assert body["choices"][0]["message"]["role"] == "assistant"
+        assert body["usage"]["completion_tokens"] > 0
+    base, tuned = (replies[m].json()["choices"][0]["message"]["content"] for m in replies)
+    assert tuned != base  # the start-up adapter's weights take part in the answer

@@ -76,6 +76,8 @@ def vllm_runtime(
         env={
             **stores.env,
             "KUBELLM_RUNTIME_MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("model-cache")),
+            # Small enough that the overload test reaches it with a few dozen streams.
+            "KUBELLM_RUNTIME_MAX_INFLIGHT": str(MAX_INFLIGHT),
         },
     )
     try:
@@ -88,6 +90,25 @@ def vllm_runtime(
 def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_model.build_adapter(
         tiny_model_dir, tmp_path_factory.mktemp("adapters") / "tiny-lora"
+    )
+
+
+MAX_INFLIGHT = 8
+
+
+def metric(base_url: str, name: str) -> float:
+    """The sum of a metric's samples (all label sets) on the runtime's /metrics."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+        f"{base_url}/metrics", timeout=10
+    ) as reply:
+        text = reply.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
     )
 
 

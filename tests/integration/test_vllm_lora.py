@@ -10,6 +10,7 @@ import openai
 import pytest
 
 from .conftest import RuntimeServer
+from .object_stores import ObjectStores
 
 pytestmark = pytest.mark.integration
 PROMPT = "The capital of France is"
@@ -54,3 +55,31 @@ def test_a_malformed_adapter_is_a_400_and_the_model_keeps_serving(
     client = openai.OpenAI(base_url=f"{vllm_runtime.base_url}/v1", api_key="x", max_retries=0)
     assert greedy(client, "tiny")
     assert [m.id for m in client.models.list()] == ["tiny"]
+
+
+def test_an_adapter_from_s3_is_downloaded_and_served(
+    vllm_runtime: RuntimeServer, tiny_adapter_dir: Path, stores: ObjectStores
+) -> None:
+    stores.upload(tiny_adapter_dir, "adapters/tiny-lora")
+    client = openai.OpenAI(base_url=f"{vllm_runtime.base_url}/v1", api_key="x", max_retries=0)
+    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False)
+    for name, path in (
+        ("local", str(tiny_adapter_dir)),
+        ("remote", "s3://models/adapters/tiny-lora"),
+    ):
+        reply = http.post("/v1/load_lora_adapter", json={"lora_name": name, "lora_path": path})
+        assert reply.status_code == 200, reply.text
+    try:
+        assert greedy(client, "remote") == greedy(client, "local") != greedy(client, "tiny")
+    finally:
+        for name in ("local", "remote"):
+            http.post("/v1/unload_lora_adapter", json={"lora_name": name})
+
+
+def test_an_adapter_missing_from_s3_is_a_400_naming_it(vllm_runtime: RuntimeServer) -> None:
+    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False)
+    reply = http.post(
+        "/v1/load_lora_adapter", json={"lora_name": "gone", "lora_path": "s3://models/no/such"}
+    )
+    assert reply.status_code == 400
+    assert "s3://models/no/such: no objects under this prefix" in reply.json()["error"]["message"]

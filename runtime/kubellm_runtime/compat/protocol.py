@@ -6,6 +6,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kubellm_runtime.openai.protocol import ChatMessage
 
+# Unset max_tokens / tokens_limit: as the original services did, up to this many tokens, fewer
+# where the model's context leaves less room.
+DEFAULT_MAX_TOKENS = 256
+
 
 class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -15,7 +19,7 @@ class ChatBody(_Body):
     """POST /chat"""
 
     prompt: str = Field(min_length=1)
-    max_tokens: int = Field(default=256, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.7, ge=0, le=2)
     adapter: str | None = None
 
@@ -24,7 +28,7 @@ class BatchGenerateBody(_Body):
     """POST /generate with a batch: one result per prompt, in order."""
 
     prompts: list[str] = Field(min_length=1, max_length=256)
-    max_tokens: int = Field(default=256, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.7, ge=0, le=2)
     adapter: str | None = None
 
@@ -33,7 +37,7 @@ class StreamBody(_Body):
     """POST /generate_stream"""
 
     prompt: str = Field(min_length=1)
-    max_tokens: int = Field(default=256, ge=1)
+    max_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.7, ge=0, le=2)
     adapter: str | None = None
 
@@ -42,7 +46,7 @@ class JobMeta(_Body):
     """Sampling options of a job-keyed request."""
 
     temperature: float = Field(default=0.7, ge=0, le=2)
-    tokens_limit: int = Field(default=256, ge=1)
+    tokens_limit: int | None = Field(default=None, ge=1)
     stop_words: list[str] = Field(default_factory=list, max_length=4)
     model: str | None = None
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ValidationError
 
 from kubellm_runtime.compat.jobs import JobStore
 from kubellm_runtime.compat.protocol import (
+    DEFAULT_MAX_TOKENS,
     BatchGenerateBody,
     ChatBody,
     JobChatBody,
@@ -52,7 +53,7 @@ def compat_router(
             max_tokens=body.max_tokens,
             temperature=body.temperature,
         )
-        prepared = svc.prepare_chat(request)
+        prepared = svc.prepare_chat(request, DEFAULT_MAX_TOKENS)
         reply = await generations.once(lambda: svc.chat(prepared))
         return {
             "response": reply.choices[0].message.content,
@@ -73,7 +74,7 @@ def compat_router(
                 temperature=job.meta.temperature,
                 stop=job.meta.stop_words or None,
             )
-            (prepared,) = svc.prepare_completion(request)
+            (prepared,) = svc.prepare_completion(request, DEFAULT_MAX_TOKENS)
 
             async def work() -> str:
                 reply = await generations.once(lambda: svc.completion([prepared]))
@@ -87,7 +88,7 @@ def compat_router(
             max_tokens=batch.max_tokens,
             temperature=batch.temperature,
         )
-        prepared_batch = svc.prepare_completion(request)
+        prepared_batch = svc.prepare_completion(request, DEFAULT_MAX_TOKENS)
         reply = await generations.once(lambda: svc.completion(prepared_batch))
         return {
             "results": [
@@ -108,7 +109,7 @@ def compat_router(
             temperature=body.meta.temperature,
             stop=body.meta.stop_words or None,
         )
-        prepared = svc.prepare_chat(request)
+        prepared = svc.prepare_chat(request, DEFAULT_MAX_TOKENS)
 
         async def work() -> str:
             reply = await generations.once(lambda: svc.chat(prepared))
@@ -125,7 +126,7 @@ def compat_router(
             max_tokens=body.max_tokens,
             temperature=body.temperature,
         )
-        (prepared,) = svc.prepare_completion(request)
+        (prepared,) = svc.prepare_completion(request, DEFAULT_MAX_TOKENS)
 
         async def events() -> AsyncIterator[str]:
             async with aclosing(svc.run(prepared)) as chunks:

@@ -91,7 +91,10 @@ class OpenAIService:
             404, f"The model `{model}` does not exist.", param="model", code="model_not_found"
         )
 
-    def prepare(self, request: SamplingFields, prompt: str, max_tokens: int | None) -> Prepared:
+    def prepare(
+        self, request: SamplingFields, prompt: str, max_tokens: int | None, cap: int | None = None
+    ) -> Prepared:
+        """Validated engine input. No max_tokens: the rest of the context, at most ``cap``."""
         annotate(model=self.engine.model_name)
         adapter = self._adapter_for(request.model)
         annotate(adapter=adapter)
@@ -99,7 +102,7 @@ class OpenAIService:
         limit = self.engine.max_model_len
         room = limit - prompt_tokens
         if max_tokens is None:
-            max_tokens = room
+            max_tokens = max(1, min(room, cap or room))
         if room < 1 or max_tokens > room:
             raise ApiError(
                 400,
@@ -127,14 +130,17 @@ class OpenAIService:
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
         )
 
-    def prepare_chat(self, request: ChatCompletionRequest) -> Prepared:
+    def prepare_chat(self, request: ChatCompletionRequest, cap: int | None = None) -> Prepared:
         messages = [m.model_dump() for m in request.messages]
         prompt = self.engine.render_chat(messages)
-        return self.prepare(request, prompt, request.max_completion_tokens or request.max_tokens)
+        limit = request.max_completion_tokens or request.max_tokens
+        return self.prepare(request, prompt, limit, cap)
 
-    def prepare_completion(self, request: CompletionRequest) -> list[Prepared]:
+    def prepare_completion(
+        self, request: CompletionRequest, cap: int | None = None
+    ) -> list[Prepared]:
         prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
-        return [self.prepare(request, p, request.max_tokens) for p in prompts]
+        return [self.prepare(request, p, request.max_tokens, cap) for p in prompts]
 
     async def run(self, prepared: Prepared) -> AsyncGenerator[Chunk, None]:
         """The engine's chunks; aborts the engine request if the consumer goes away."""
