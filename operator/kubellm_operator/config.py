@@ -58,6 +58,10 @@ class OperatorConfig(BaseSettings):
     """Requests one replica accepts at once before Ray Serve queues (backpressure)."""
     log_format: Literal["json", "plain"] = "json"
     """Log format of the operator."""
+    model_cache: Literal["emptyDir", "hostPath"] = "emptyDir"
+    """Where workers keep s3:// and gs:// downloads: per pod, or per node (downloaded once)."""
+    model_cache_host_path: str = "/var/cache/kubellm/models"
+    """The node directory used when model_cache is hostPath."""
 
 
 @cache

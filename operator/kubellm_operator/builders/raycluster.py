@@ -7,6 +7,7 @@ from typing import Any
 from kubellm_operator import names
 from kubellm_operator.api.common import Toleration
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
+from kubellm_operator.builders import storage
 from kubellm_operator.builders.serve_config import API_KEY_ENV
 from kubellm_operator.config import OperatorConfig
 
@@ -117,9 +118,15 @@ def worker_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) ->
     limits: dict[str, Any] = {"cpu": res.cpu, "memory": res.memory}
     if gpus_per_pod:
         limits[config.gpu_resource] = str(gpus_per_pod)
+    container = _container("ray-worker", spec, config, limits)
+    container["volumeMounts"] += storage.model_mounts(spec)
+    container["env"] = [
+        *container.get("env", []),
+        {"name": storage.CACHE_ENV, "value": storage.CACHE_DIR},
+    ]
     pod: dict[str, Any] = {
-        "containers": [_container("ray-worker", spec, config, limits)],
-        "volumes": _shm(config),
+        "containers": [container],
+        "volumes": [*_shm(config), *storage.model_volumes(spec, config)],
     }
     selector = _worker_node_selector(spec, config)
     if selector:

@@ -1,0 +1,56 @@
+"""Volumes the runtime reads models from: pvc:// claims (read-only) and the download cache.
+
+pvc://claim/path sources are mounted at ``/mnt/pvc/<claim>``, where the runtime resolves them.
+s3:// and gs:// sources are downloaded into the model cache: an emptyDir per pod by default,
+or (operator setting) a hostPath so replicas on one node download a model once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+from urllib.parse import urlsplit
+
+from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
+from kubellm_operator.config import OperatorConfig
+
+PVC_ROOT = "/mnt/pvc"  # the runtime's KUBELLM_RUNTIME_PVC_ROOT default
+CACHE_VOLUME = "model-cache"
+CACHE_DIR = "/var/cache/kubellm/models"
+CACHE_ENV = "KUBELLM_RUNTIME_MODEL_CACHE_DIR"
+
+
+def claims(spec: LLMDeploymentSpec) -> list[str]:
+    """PersistentVolumeClaims named by the model and adapter URIs, sorted, once each."""
+    uris = [spec.model.uri, *(a.uri for a in spec.adapters if a.uri)]
+    return sorted({urlsplit(u).netloc for u in uris if u.startswith("pvc://")})
+
+
+def _volume_name(claim: str) -> str:
+    name = f"pvc-{claim}"
+    if len(name) <= 63:  # noqa: PLR2004 - a DNS-1123 label
+        return name
+    return f"pvc-{claim[:48]}-{hashlib.sha256(claim.encode()).hexdigest()[:10]}"
+
+
+def model_volumes(spec: LLMDeploymentSpec, config: OperatorConfig) -> list[dict[str, Any]]:
+    cache: dict[str, Any] = (
+        {"hostPath": {"path": config.model_cache_host_path, "type": "DirectoryOrCreate"}}
+        if config.model_cache == "hostPath"
+        else {"emptyDir": {}}
+    )
+    volumes = [{"name": CACHE_VOLUME, **cache}]
+    volumes += [
+        {"name": _volume_name(c), "persistentVolumeClaim": {"claimName": c, "readOnly": True}}
+        for c in claims(spec)
+    ]
+    return volumes
+
+
+def model_mounts(spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [{"name": CACHE_VOLUME, "mountPath": CACHE_DIR}]
+    mounts += [
+        {"name": _volume_name(c), "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True}
+        for c in claims(spec)
+    ]
+    return mounts
