@@ -57,6 +57,8 @@ class AdapterArgs(_Contract):
 class LoraArgs(_Contract):
     """LoRA limits; adapters listed here are loaded when the engine starts."""
 
+    enabled: bool = False
+    """LoRA support in the engine (a per-step cost); on when adapters are listed or requested."""
     adapters: tuple[AdapterArgs, ...] = ()
     max_loras: int = Field(default=4, ge=1)
     max_lora_rank: int = Field(default=16, ge=1)

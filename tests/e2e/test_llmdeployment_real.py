@@ -102,3 +102,31 @@ def test_an_llmdeployment_is_served_by_the_real_runtime_and_answers_a_chat(
         assert body["usage"]["completion_tokens"] > 0
     base, tuned = (replies[m].json()["choices"][0]["message"]["content"] for m in replies)
     assert tuned != base  # the start-up adapter's weights take part in the answer
+
+
+def test_a_model_that_cannot_be_found_fails_the_deployment_with_the_reason(
+    cluster: E2ECluster,
+    namespace: str,
+    real_ray: None,
+    kubellm_operator: OperatorProcess,
+    tiny: Path,
+    tiny_adapter: Path,
+) -> None:
+    cluster.bridge.set_mode(namespace, "real")
+    missing = tiny.parent / "no-such-model"
+    manifest = deployment(missing, tiny_adapter)
+    manifest["metadata"]["name"] = "missing"
+    manifest["spec"]["adapters"] = []
+    apply_manifest(cluster, namespace, manifest)
+
+    failed = wait_for(
+        lambda: get_llmd(cluster, namespace, "missing"),
+        lambda o: condition(o, "ServeReady").get("reason") == "DeployFailed",
+        timeout=REAL_READY,
+        what="LLMDeployment missing to report DeployFailed",
+        interval=2,
+    )
+    serve = condition(failed, "ServeReady")
+    assert serve["status"] == "False"
+    assert f"file://{missing}: no such model directory" in serve["message"]
+    assert condition(failed, "Ready")["status"] == "False"

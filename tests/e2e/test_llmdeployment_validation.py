@@ -60,6 +60,11 @@ INVALID = [
         ["spec.engine.backend", "transformers backend serves without tensor"],
     ),
     (
+        "adapters-without-lora",
+        manifest(enableLora=False, adapters=[{"name": "a", "uri": "file:///a"}]),
+        ["spec.enableLora", "adapters need LoRA"],
+    ),
+    (
         "min-over-max",
         manifest(autoscaling={"minReplicas": 3, "maxReplicas": 2}, replicas=3),
         ["spec.autoscaling.minReplicas", "minReplicas must be less than or equal to maxReplicas"],

@@ -72,7 +72,7 @@ def vllm_runtime(
         tiny_model_dir,
         "tiny",
         tmp_path_factory.mktemp("runtime-logs"),
-        ("--max-model-len", "256", *VLLM_ARGS),
+        ("--max-model-len", "256", "--enable-lora", *VLLM_ARGS),
         env={
             **stores.env,
             "KUBELLM_RUNTIME_MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("model-cache")),

@@ -5,9 +5,11 @@ from __future__ import annotations
 import filecmp
 import multiprocessing
 import socket
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 
 from kubellm_runtime.settings import RuntimeSettings
@@ -111,3 +113,46 @@ def test_a_stalled_store_times_out_with_the_reason(
     settings = RuntimeSettings(model_cache_dir=tmp_path, download_timeout_s=0.5)
     with pytest.raises(SourceError, match=rf"{scheme}://models/tiny.*(timed out|Timeout)"):
         resolve(f"{scheme}://models/tiny", settings=settings)
+
+
+def test_local_mode_reports_an_unloadable_model_in_readiness_and_keeps_running(
+    stores: ObjectStores, tmp_path: Path
+) -> None:
+    from kubellm_dev.procs import Supervisor
+
+    from .conftest import free_port
+
+    port = free_port()
+    supervisor = Supervisor(tmp_path / "logs")
+    process = supervisor.start(
+        "runtime",
+        [
+            *(sys.executable, "-m", "kubellm_runtime.serve"),
+            *("--model", "s3://models/absent", "--port", str(port)),
+        ],
+        env={"KUBELLM_RUNTIME_MODEL_CACHE_DIR": str(tmp_path / "cache")},
+        ports=[port],
+    )
+    try:
+        http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5, trust_env=False)
+
+        def failed() -> bool:
+            try:
+                return "absent" in http.get("/ready").text
+            except httpx.TransportError:
+                return False  # not listening yet
+
+        supervisor.wait_ready(
+            process,
+            failed,
+            timeout=60,
+            what="reporting the failed load",
+        )
+        ready = http.get("/ready").json()
+        assert ready["reason"] == (
+            "model failed to load: s3://models/absent: no objects under this prefix"
+        )
+        assert http.get("/health").status_code == 200
+        assert process.alive()
+    finally:
+        supervisor.stop_all()

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
 import openai
 import pytest
 
@@ -19,3 +22,15 @@ def test_smollm2_knows_the_capital_of_france(smollm2_runtime: RuntimeServer) -> 
         temperature=0,
     )
     assert "Paris" in (reply.choices[0].message.content or "")
+
+
+def test_without_lora_an_adapter_load_is_a_400_that_says_how_to_enable_it(
+    smollm2_runtime: RuntimeServer, tiny_adapter_dir: Path
+) -> None:
+    http = httpx.Client(base_url=smollm2_runtime.base_url, timeout=60, trust_env=False)
+    reply = http.post(
+        "/v1/load_lora_adapter", json={"lora_name": "x", "lora_path": str(tiny_adapter_dir)}
+    )
+    assert reply.status_code == 400
+    assert "started without LoRA support" in reply.json()["error"]["message"]
+    assert "spec.enableLora" in reply.json()["error"]["message"]

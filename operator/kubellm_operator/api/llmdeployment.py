@@ -174,6 +174,9 @@ class LLMDeploymentSpec(ApiModel):
     """Engine backend and options."""
     adapters: list[AdapterSpec] = Field(default_factory=list, max_length=64)
     """LoRA adapters to serve."""
+    enable_lora: bool | None = None
+    """Serve LoRA adapters (it costs some speed on every step). Default: on when adapters are
+    listed; true also allows loading adapters at runtime (/v1/load_lora_adapter)."""
     max_loras: int = Field(default=4, ge=1, le=64)
     """LoRA adapters active in one batch."""
     max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] = 16
@@ -190,6 +193,15 @@ class LLMDeploymentSpec(ApiModel):
     """Ray version of the runtime image (default: the operator's)."""
 
     rules = (
+        Rule(
+            cel=(
+                "!has(self.enableLora) || self.enableLora"
+                " || !has(self.adapters) || size(self.adapters) == 0"
+            ),
+            message="adapters need LoRA: remove enableLora: false or the adapters",
+            check=lambda s: s.enable_lora is not False or not s.adapters,
+            field_path=".enableLora",
+        ),
         Rule(
             cel=(
                 "!has(self.engine) || !has(self.engine.backend)"

@@ -52,6 +52,7 @@ def serve_args(spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]) -
             extra_args=dict(spec.engine.extra_args),
         ),
         lora=LoraArgs(
+            enabled=spec.enable_lora if spec.enable_lora is not None else bool(adapters),
             adapters=tuple(AdapterArgs(name=a.name, uri=a.uri) for a in adapters),
             max_loras=spec.max_loras,
             max_lora_rank=spec.max_lora_rank,

@@ -39,6 +39,8 @@ class GenerationRequest:
     prompt: str
     sampling: Sampling
     adapter: str | None = None
+    stream: bool = True
+    """False: only the final text is wanted; an engine may send it as one chunk per choice."""
 
 
 @dataclass(frozen=True)

@@ -46,7 +46,7 @@ def engine_args(args: ServeArgs, model_path: str) -> AsyncEngineArgs:
         gpu_memory_utilization=engine.gpu_memory_utilization,
         max_num_seqs=engine.max_num_seqs,
         enable_prefix_caching=engine.enable_prefix_caching,
-        enable_lora=True,
+        enable_lora=lora.enabled or bool(lora.adapters),
         max_loras=lora.max_loras,
         max_lora_rank=cast(Any, lora.max_lora_rank),  # the API allows only vLLM's ranks
         **extra,
@@ -68,9 +68,10 @@ def _coerce(value: str) -> Any:
 class VLLMEngine:
     """Engine protocol over vLLM's AsyncLLM, with a registry of LoRA adapters by name."""
 
-    def __init__(self, llm: AsyncLLM, served_name: str) -> None:
+    def __init__(self, llm: AsyncLLM, served_name: str, lora_enabled: bool = True) -> None:
         self._llm = llm
         self._served_name = served_name
+        self._lora_enabled = lora_enabled
         self._tokenizer = llm.get_tokenizer()
         self._loras: dict[str, LoRARequest] = {}
         self._next_lora_id = 1
@@ -80,7 +81,8 @@ class VLLMEngine:
         log.info("loading model %s from %s", args.model.served_name, model_path)
         llm = AsyncLLM.from_engine_args(engine_args(args, model_path))
         log.info("model %s loaded", args.model.served_name)
-        return cls(llm, args.model.served_name)
+        lora = args.lora.enabled or bool(args.lora.adapters)
+        return cls(llm, args.model.served_name, lora)
 
     @property
     def model_name(self) -> str:
@@ -113,7 +115,7 @@ class VLLMEngine:
             top_p=s.top_p,
             stop=list(s.stop) or None,
             seed=s.seed,
-            output_kind=RequestOutputKind.DELTA,
+            output_kind=RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY,
         )
         produced: dict[int, int] = {}
         try:
@@ -131,6 +133,11 @@ class VLLMEngine:
         await self._llm.abort(request_id)
 
     async def add_adapter(self, name: str, path: str) -> None:
+        if not self._lora_enabled:
+            raise AdapterLoadError(
+                f"cannot load adapter {name!r}: this model was started without LoRA support "
+                "(LLMDeployment spec.enableLora, local mode --enable-lora)"
+            )
         lora = LoRARequest(name, self._next_lora_id, path)
         self._next_lora_id += 1
         try:

@@ -142,13 +142,19 @@ class OpenAIService:
         prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
         return [self.prepare(request, p, request.max_tokens, cap) for p in prompts]
 
-    async def run(self, prepared: Prepared) -> AsyncGenerator[Chunk, None]:
-        """The engine's chunks; aborts the engine request if the consumer goes away."""
+    async def run(self, prepared: Prepared, stream: bool = True) -> AsyncGenerator[Chunk, None]:
+        """The engine's chunks; aborts the engine request if the consumer goes away.
+
+        ``stream=False``: the caller wants the final text only, and the engine may send it in
+        one chunk per choice (vLLM then skips a wake-up per token); token timings are only
+        observed for streams.
+        """
         request = GenerationRequest(
             request_id=prepared.request_id,
             prompt=prepared.prompt,
             sampling=prepared.sampling,
             adapter=prepared.adapter,
+            stream=stream,
         )
         finished = False
         last = time.perf_counter()
@@ -156,9 +162,10 @@ class OpenAIService:
         produced: dict[int, int] = {}
         try:
             async for chunk in self.engine.generate(request):
-                now = time.perf_counter()
-                metrics.LATENCY.labels(phase).observe(now - last)
-                last, phase = now, "inter_token"
+                if stream:
+                    now = time.perf_counter()
+                    metrics.LATENCY.labels(phase).observe(now - last)
+                    last, phase = now, "inter_token"
                 produced[chunk.index] = chunk.completion_tokens
                 yield chunk
             finished = True
@@ -181,7 +188,7 @@ class OpenAIService:
         texts: dict[int, str] = {i: "" for i in range(prepared.sampling.n)}
         reasons: dict[int, str | None] = {i: None for i in range(prepared.sampling.n)}
         tokens: dict[int, int] = {}
-        async with aclosing(self.run(prepared)) as chunks:
+        async with aclosing(self.run(prepared, stream=False)) as chunks:
             async for chunk in chunks:
                 texts[chunk.index] += chunk.text
                 tokens[chunk.index] = chunk.completion_tokens

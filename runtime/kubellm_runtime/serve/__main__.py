@@ -10,7 +10,7 @@ import structlog
 import uvicorn
 
 from kubellm_runtime.app import EngineSlot, Hook, create_app
-from kubellm_runtime.contract import EngineArgs, ModelArgs, ServeArgs
+from kubellm_runtime.contract import EngineArgs, LoraArgs, ModelArgs, ServeArgs
 from kubellm_runtime.engine.fake import FakeEngine
 from kubellm_runtime.loading import load_engine
 from kubellm_runtime.logs import configure
@@ -35,6 +35,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
         help="fraction of accelerator memory (on CPU builds: of host memory) vLLM may use",
     )
     parser.add_argument(
+        "--enable-lora", action="store_true", help="serve LoRA adapters (loaded at runtime)"
+    )
+    parser.add_argument(
         "--engine-arg", action="append", default=[], metavar="KEY=VALUE", help="extra vLLM argument"
     )
     parser.add_argument(
@@ -54,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
             dtype=ns.dtype,
             max_model_len=ns.max_model_len,
         ),
+        lora=LoraArgs(enabled=ns.enable_lora),
         engine=EngineArgs(
             backend="transformers" if ns.engine == "transformers" else "vllm",
             extra_args=extra,

@@ -66,6 +66,10 @@ def test_valid_specs_are_accepted(raw: dict[str, Any]) -> None:
         ),
         (spec(engine={"backend": "tgi"}), "spec.engine.backend: Input should be 'vllm'"),
         (
+            spec(enableLora=False, adapters=[{"name": "a", "uri": "file:///a"}]),
+            "spec.enableLora: adapters need LoRA",
+        ),
+        (
             spec(autoscaling={"minReplicas": 3, "maxReplicas": 2}, replicas=3),
             "spec.autoscaling.minReplicas: minReplicas must be less than or equal to maxReplicas",
         ),
