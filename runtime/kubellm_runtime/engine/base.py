@@ -41,6 +41,9 @@ class GenerationRequest:
     adapter: str | None = None
     stream: bool = True
     """False: only the final text is wanted; an engine may send it as one chunk per choice."""
+    prompt_token_ids: tuple[int, ...] = ()
+    """The prompt as the serving layer tokenized it (engines use it instead of re-tokenizing)."""
+    """False: only the final text is wanted; an engine may send it as one chunk per choice."""
 
 
 @dataclass(frozen=True)
@@ -66,7 +69,9 @@ class Engine(Protocol):
 
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str: ...
 
-    def count_tokens(self, text: str) -> int: ...
+    def tokenize(self, text: str, special_tokens: bool) -> list[int]:
+        """Token ids of ``text``; ``special_tokens`` adds BOS and the like (completions do,
+        rendered chat prompts do not: their template already wrote them)."""
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]: ...
 

@@ -47,8 +47,9 @@ class FakeEngine:
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         return "".join(f"<|{m['role']}|>{m['content']}\n" for m in messages) + "<|assistant|>"
 
-    def count_tokens(self, text: str) -> int:
-        return len(text.split())
+    def tokenize(self, text: str, special_tokens: bool) -> list[int]:
+        """One id per word (1, 2, ...), after a 0 standing for BOS when special tokens are on."""
+        return [0] * special_tokens + list(range(1, len(text.split()) + 1))
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         if request.adapter is not None and request.adapter not in self._adapters:

@@ -12,5 +12,5 @@ def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
     return str(text)
 
 
-def count_tokens(tokenizer: Any, text: str) -> int:
-    return len(tokenizer.encode(text))
+def tokenize(tokenizer: Any, text: str, special_tokens: bool) -> list[int]:
+    return list(tokenizer.encode(text, add_special_tokens=special_tokens))

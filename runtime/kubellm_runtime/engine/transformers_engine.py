@@ -104,8 +104,8 @@ class TransformersEngine:
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         return templates.render_chat(self._tokenizer, messages)
 
-    def count_tokens(self, text: str) -> int:
-        return templates.count_tokens(self._tokenizer, text)
+    def tokenize(self, text: str, special_tokens: bool) -> list[int]:
+        return templates.tokenize(self._tokenizer, text, special_tokens)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         if request.adapter is not None and request.adapter not in self._adapters:
@@ -129,7 +129,9 @@ class TransformersEngine:
         queue: asyncio.Queue[Any] = asyncio.Queue()
         halt = threading.Event()  # this choice is done (stop string, or its reader went away)
         s = request.sampling
-        inputs = self._tokenizer(request.prompt, return_tensors="pt").to(self._model.device)
+        ids = list(request.prompt_token_ids) or self.tokenize(request.prompt, special_tokens=True)
+        tensor = torch.tensor([ids], device=self._model.device)
+        inputs = {"input_ids": tensor, "attention_mask": torch.ones_like(tensor)}
         options: dict[str, Any] = {"max_new_tokens": s.max_tokens, "do_sample": s.temperature > 0}
         if s.temperature > 0:
             options.update(temperature=s.temperature, top_p=s.top_p)

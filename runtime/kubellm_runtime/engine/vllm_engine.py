@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.inputs import TokensPrompt
 from vllm.lora.request import LoRARequest
 from vllm.sampling_params import RequestOutputKind
 from vllm.v1.engine.async_llm import AsyncLLM
@@ -98,8 +99,8 @@ class VLLMEngine:
     def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
         return templates.render_chat(self._tokenizer, messages)
 
-    def count_tokens(self, text: str) -> int:
-        return templates.count_tokens(self._tokenizer, text)
+    def tokenize(self, text: str, special_tokens: bool) -> list[int]:
+        return templates.tokenize(self._tokenizer, text, special_tokens)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         lora = None
@@ -119,8 +120,13 @@ class VLLMEngine:
         )
         produced: dict[int, int] = {}
         try:
+            prompt: Any = (
+                TokensPrompt(prompt_token_ids=list(request.prompt_token_ids))
+                if request.prompt_token_ids
+                else request.prompt
+            )
             async for output in self._llm.generate(
-                request.prompt, params, request_id=request.request_id, lora_request=lora
+                prompt, params, request_id=request.request_id, lora_request=lora
             ):
                 for choice in output.outputs:
                     produced[choice.index] = produced.get(choice.index, 0) + len(choice.token_ids)

@@ -60,7 +60,7 @@ class Prepared:
     model: str
     adapter: str | None
     prompt: str
-    prompt_tokens: int
+    prompt_token_ids: tuple[int, ...]
     sampling: Sampling
     include_usage: bool
 
@@ -92,13 +92,24 @@ class OpenAIService:
         )
 
     def prepare(
-        self, request: SamplingFields, prompt: str, max_tokens: int | None, cap: int | None = None
+        self,
+        request: SamplingFields,
+        prompt: str,
+        max_tokens: int | None,
+        cap: int | None = None,
+        *,
+        chat: bool = False,
     ) -> Prepared:
-        """Validated engine input. No max_tokens: the rest of the context, at most ``cap``."""
+        """Validated engine input. No max_tokens: the rest of the context, at most ``cap``.
+
+        The prompt is tokenized once, here: a rendered chat prompt without special tokens (its
+        template wrote them), a completion prompt with them, as vLLM's own server does.
+        """
         annotate(model=self.engine.model_name)
         adapter = self._adapter_for(request.model)
         annotate(adapter=adapter)
-        prompt_tokens = self.engine.count_tokens(prompt)
+        prompt_token_ids = tuple(self.engine.tokenize(prompt, special_tokens=not chat))
+        prompt_tokens = len(prompt_token_ids)
         limit = self.engine.max_model_len
         room = limit - prompt_tokens
         if max_tokens is None:
@@ -125,7 +136,7 @@ class OpenAIService:
             model=request.model,
             adapter=adapter,
             prompt=prompt,
-            prompt_tokens=prompt_tokens,
+            prompt_token_ids=prompt_token_ids,
             sampling=sampling,
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
         )
@@ -134,7 +145,7 @@ class OpenAIService:
         messages = [m.model_dump() for m in request.messages]
         prompt = self.engine.render_chat(messages)
         limit = request.max_completion_tokens or request.max_tokens
-        return self.prepare(request, prompt, limit, cap)
+        return self.prepare(request, prompt, limit, cap, chat=True)
 
     def prepare_completion(
         self, request: CompletionRequest, cap: int | None = None
@@ -155,6 +166,7 @@ class OpenAIService:
             sampling=prepared.sampling,
             adapter=prepared.adapter,
             stream=stream,
+            prompt_token_ids=prepared.prompt_token_ids,
         )
         finished = False
         last = time.perf_counter()
@@ -208,7 +220,7 @@ class OpenAIService:
                 )
                 for i in sorted(texts)
             ],
-            usage=_usage(prepared.prompt_tokens, completion_tokens),
+            usage=_usage(len(prepared.prompt_token_ids), completion_tokens),
         )
 
     async def chat_stream(self, prepared: Prepared) -> AsyncIterator[str]:
@@ -240,7 +252,7 @@ class OpenAIService:
                     ]
                 )
         if prepared.include_usage:
-            yield frame([], _usage(prepared.prompt_tokens, sum(tokens.values())))
+            yield frame([], _usage(len(prepared.prompt_token_ids), sum(tokens.values())))
         yield DONE
 
     async def completion(self, batch: list[Prepared]) -> Completion:
@@ -253,7 +265,7 @@ class OpenAIService:
                 CompletionChoice(index=offset * n + i, text=texts[i], finish_reason=reasons[i])
                 for i in sorted(texts)
             ]
-            prompt_tokens += prepared.prompt_tokens
+            prompt_tokens += len(prepared.prompt_token_ids)
             completion_tokens += produced
         return Completion(
             id=f"cmpl-{batch[0].request_id}",
@@ -286,7 +298,7 @@ class OpenAIService:
                 created=created,
                 model=prepared.model,
                 choices=[],
-                usage=_usage(prepared.prompt_tokens, sum(tokens.values())),
+                usage=_usage(len(prepared.prompt_token_ids), sum(tokens.values())),
             )
             yield sse(usage.model_dump_json(exclude_none=True))
         yield DONE

@@ -88,7 +88,21 @@ async def test_completions_accept_a_batch_of_prompts(api: httpx.AsyncClient) -> 
     )
     body = reply.json()
     assert [c["index"] for c in body["choices"]] == [0, 1]
-    assert body["usage"]["prompt_tokens"] == 3
+    assert body["usage"]["prompt_tokens"] == 5  # each prompt's words and its BOS
+
+
+async def test_prompts_are_tokenized_once_and_the_engine_gets_the_ids(
+    api: httpx.AsyncClient, engine: FakeEngine
+) -> None:
+    """Completions get special tokens (BOS); a rendered chat prompt does not (its template
+    wrote them already), as with vLLM's own server."""
+    await api.post("/v1/completions", json={"model": "tiny", "prompt": "a b", "max_tokens": 1})
+    chat = {"model": "tiny", "messages": [{"role": "user", "content": "a b"}], "max_tokens": 1}
+    reply = await api.post("/v1/chat/completions", json=chat)
+    completion, rendered = engine.started[-2:]
+    assert completion.prompt_token_ids == (0, 1, 2)
+    assert rendered.prompt_token_ids[0] != 0
+    assert len(rendered.prompt_token_ids) == reply.json()["usage"]["prompt_tokens"]
 
 
 async def test_models_list_the_base_model_and_adapters(api: httpx.AsyncClient) -> None:
