@@ -21,6 +21,7 @@ CONFIG = load_config()
 KIND = names.LLMDEPLOYMENT_KIND
 LLMD = (names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL)
 RAYSERVICES = (names.RAY_GROUP, names.RAY_VERSION, names.RAYSERVICE_PLURAL)
+RAYCLUSTERS = (names.RAY_GROUP, names.RAY_VERSION, names.RAYCLUSTER_PLURAL)
 PHASES = metrics.PhaseTracker(KIND)
 # Where Kubernetes Events go (Kopf's poster); handler tests capture them here instead.
 post_event = kopf.event
@@ -145,6 +146,13 @@ def _resync_parent(
 def rayservice_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """A child changed (KubeRay status, deletion): re-derive the parent's status right away."""
     _resync_parent(body, memo, "child", None if type == "DELETED" else dict(body))
+
+
+@kopf.on.event(*RAYCLUSTERS, labels={names.LABEL_MANAGED_BY: names.MANAGER})
+def raycluster_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Workers became ready (or went away): KubeRay does not always rewrite the RayService
+    for that, so the RayCluster's own events refresh the parent."""
+    _resync_parent(body, memo, "cluster", None)
 
 
 def _unschedulable(status: Mapping[str, Any], **_: Any) -> bool:

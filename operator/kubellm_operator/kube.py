@@ -83,6 +83,11 @@ class Kube:
             names.RAY_GROUP, names.RAY_VERSION, names.RAYSERVICE_PLURAL, namespace, name
         )
 
+    def get_raycluster(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(
+            names.RAY_GROUP, names.RAY_VERSION, names.RAYCLUSTER_PLURAL, namespace, name
+        )
+
     def get_llmdeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL, namespace, name)
 

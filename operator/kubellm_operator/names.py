@@ -17,6 +17,7 @@ RAY_VERSION: Final = "v1"
 RAY_API_VERSION: Final = f"{RAY_GROUP}/{RAY_VERSION}"
 RAYSERVICE_KIND: Final = "RayService"
 RAYSERVICE_PLURAL: Final = "rayservices"
+RAYCLUSTER_PLURAL: Final = "rayclusters"
 
 # Labels on every child (and on the Ray pods, through the pod templates).
 LABEL_NAME: Final = "app.kubernetes.io/name"

@@ -18,7 +18,7 @@ from kubellm_operator.builders.serve_config import ResolvedAdapter
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.parse import InvalidSpecError, parse_spec
 from kubellm_operator.ports import ClusterPort
-from kubellm_operator.status import Observed, derive
+from kubellm_operator.status import Observed, derive, serving_cluster_name
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,18 @@ def sync(
     if applied:
         current = cluster.apply(desired)
     pods = cluster.list_pods(ref.namespace, names.pod_selector(ref.name))
+    # KubeRay copies the cluster's status into the RayService but does not rewrite the copy
+    # when only the cluster changed (v1.6.2), so worker readiness is read from the RayCluster.
+    cluster_name = serving_cluster_name(current)
+    raycluster = cluster.get_raycluster(ref.namespace, cluster_name) if cluster_name else None
     status = derive(
-        replace(observed, spec=spec, rayservice=current, pods=tuple(pods), adapters=adapter_states)
+        replace(
+            observed,
+            spec=spec,
+            rayservice=current,
+            raycluster=raycluster,
+            pods=tuple(pods),
+            adapters=adapter_states,
+        )
     )
     return Outcome(status=status, invalid=None, applied=applied)

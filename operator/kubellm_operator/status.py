@@ -31,6 +31,8 @@ class Observed:
     spec: LLMDeploymentSpec | None
     invalid: str | None = None
     rayservice: dict[str, Any] | None = None
+    raycluster: dict[str, Any] | None = None
+    """The RayCluster serving now (its status is fresher than the RayService's copy)."""
     pods: tuple[dict[str, Any], ...] = ()
     adapters: tuple[AdapterStatus, ...] = ()
     previous: tuple[Condition, ...] = ()
@@ -62,6 +64,11 @@ def _serving_side(rayservice: dict[str, Any]) -> dict[str, Any]:
     return dict(status.get("pendingServiceStatus") or {})
 
 
+def serving_cluster_name(rayservice: dict[str, Any] | None) -> str | None:
+    """The RayCluster that serves (or, before the first one is up, the one starting)."""
+    return _serving_side(rayservice or {}).get("rayClusterName") or None
+
+
 def _unschedulable(pods: tuple[dict[str, Any], ...]) -> str | None:
     for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
         for cond in (pod.get("status") or {}).get("conditions") or []:
@@ -78,7 +85,11 @@ def _cluster_condition(obs: Observed) -> Condition:
     blocked = _unschedulable(obs.pods)
     if blocked:
         return _condition(obs, RAY_CLUSTER_READY, "False", "Unschedulable", blocked)
-    cluster = _serving_side(obs.rayservice).get("rayClusterStatus") or {}
+    cluster = (
+        (obs.raycluster or {}).get("status")
+        or _serving_side(obs.rayservice).get("rayClusterStatus")
+        or {}
+    )
     if cluster.get("state") == "ready":
         return _condition(obs, RAY_CLUSTER_READY, "True", "ClusterReady", "all Ray pods are ready")
     ready = cluster.get("readyWorkerReplicas", 0)

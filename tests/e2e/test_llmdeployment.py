@@ -110,12 +110,44 @@ def pools_of_workers(cluster: E2ECluster, namespace: str, name: str) -> list[str
     return [cluster.core.read_node(p.spec.node_name).metadata.labels[POOL_LABEL] for p in pods]
 
 
+def provide_claims(cluster: E2ECluster, namespace: str, spec: dict[str, Any]) -> None:
+    """Create and bind the PersistentVolumeClaims a spec's pvc:// URIs name, as a user would."""
+    uris = [spec["model"]["uri"], *(a.get("uri", "") for a in spec.get("adapters", []))]
+    for claim in sorted({u.split("/")[2] for u in uris if u.startswith("pvc://")}):
+        volume = f"{namespace}-{claim}"
+        cluster.core.create_persistent_volume(
+            {
+                "metadata": {"name": volume},
+                "spec": {
+                    "capacity": {"storage": "1Gi"},
+                    "accessModes": ["ReadOnlyMany"],
+                    "storageClassName": "",
+                    "hostPath": {"path": f"/tmp/{volume}"},  # never mounted: kwok pods
+                    "claimRef": {"namespace": namespace, "name": claim},
+                },
+            }
+        )
+        cluster.core.create_namespaced_persistent_volume_claim(
+            namespace,
+            {
+                "metadata": {"name": claim},
+                "spec": {
+                    "accessModes": ["ReadOnlyMany"],
+                    "storageClassName": "",
+                    "volumeName": volume,
+                    "resources": {"requests": {"storage": "1Gi"}},
+                },
+            },
+        )
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_each_sample_becomes_ready_on_its_pool(
     cluster: E2ECluster, namespace: str, example: Path
 ) -> None:
     doc = yaml.safe_load(example.read_text())
     name, pool = doc["metadata"]["name"], doc["spec"]["placement"]["nodePool"]
+    provide_claims(cluster, namespace, doc["spec"])
     apply_manifest(cluster, namespace, example.read_text())
 
     ready = wait_ready(cluster, namespace, name)
@@ -130,6 +162,12 @@ def test_each_sample_becomes_ready_on_its_pool(
     assert rayservice["metadata"]["ownerReferences"][0]["uid"] == ready["metadata"]["uid"]
     stages = doc["spec"]["resources"].get("pipelineParallelSize", 1)
     assert pools_of_workers(cluster, namespace, name) == [pool] * (doc["spec"]["replicas"] * stages)
+    # pvc:// sources are mounted read-only where the runtime resolves them.
+    worker = cluster.pods(namespace, f"kubellm.io/llmdeployment={name},ray.io/node-type=worker")[0]
+    mounts = {m.mount_path: m.read_only for m in worker.spec.containers[0].volume_mounts}
+    for uri in [doc["spec"]["model"]["uri"], *(a["uri"] for a in doc["spec"].get("adapters", []))]:
+        if uri.startswith("pvc://"):
+            assert mounts[f"/mnt/pvc/{uri.split('/')[2]}"] is True
     # KubeRay created the serve Service the endpoint names.
     assert cluster.core.read_namespaced_service(f"{name}-serve-svc", namespace).spec.selector
     events = {e.reason for e in cluster.events_for(namespace, name)}

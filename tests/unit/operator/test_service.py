@@ -19,6 +19,7 @@ class MemoryCluster:
     """A ClusterPort that keeps objects in dicts and counts writes, like an API server would."""
 
     rayservices: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    rayclusters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     finetunejobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pods: list[dict[str, Any]] = field(default_factory=list)
     writes: int = 0
@@ -33,6 +34,10 @@ class MemoryCluster:
 
     def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.rayservices.get((namespace, name))
+        return copy.deepcopy(found) if found else None
+
+    def get_raycluster(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.rayclusters.get((namespace, name))
         return copy.deepcopy(found) if found else None
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -124,3 +129,21 @@ def test_subset_ignores_what_the_server_adds_but_not_what_we_changed() -> None:
     assert is_subset(desired, {"spec": {"a": 1, "b": 2, "list": [{"x": 1, "default": True}]}})
     assert not is_subset(desired, {"spec": {"a": 2, "list": [{"x": 1}]}})
     assert not is_subset(desired, {"spec": {"a": 1, "list": [{"x": 1}, {"x": 2}]}})
+
+
+def test_worker_readiness_is_read_from_the_serving_raycluster() -> None:
+    cluster = MemoryCluster()
+    sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    child = cluster.rayservices[("ns", "m")]
+    child["status"] = {
+        "activeServiceStatus": {
+            "rayClusterName": "m-x1",
+            "rayClusterStatus": {"readyWorkerReplicas": 0, "desiredWorkerReplicas": 1},
+        }
+    }
+    cluster.rayclusters[("ns", "m-x1")] = {
+        "status": {"state": "ready", "readyWorkerReplicas": 1, "desiredWorkerReplicas": 1}
+    }
+    outcome = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    ready = next(c for c in outcome.status.conditions if c.type == "RayClusterReady")
+    assert (ready.status, ready.reason) == ("True", "ClusterReady")

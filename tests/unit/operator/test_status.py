@@ -223,3 +223,21 @@ def test_ready_replicas_count_whole_replicas_and_selector_serves_scale() -> None
 )
 def test_adapters_condition(adapters: tuple[AdapterStatus, ...], expected: tuple[str, str]) -> None:
     assert conditions(observe(adapters=adapters))["AdaptersReady"] == expected
+
+
+def test_worker_readiness_comes_from_the_raycluster_not_the_stale_copy() -> None:
+    """KubeRay v1.6.2 leaves the RayService's copy of the cluster status behind when only the
+    cluster changed; the RayCluster's own status decides."""
+    stale = rayservice(ready=True, cluster_state="", app="RUNNING", ready_workers=1)
+    stale["status"]["activeServiceStatus"]["rayClusterStatus"] = {
+        "readyWorkerReplicas": 1,
+        "desiredWorkerReplicas": 2,
+    }
+    fresh = {"status": {"state": "ready", "readyWorkerReplicas": 2, "desiredWorkerReplicas": 2}}
+    without = derive(observe(rayservice=stale))
+    assert next(c for c in without.conditions if c.type == "RayClusterReady").message == (
+        "Ray cluster starting: 1/2 workers ready"
+    )
+    status = derive(observe(rayservice=stale, raycluster=fresh))
+    assert next(c for c in status.conditions if c.type == "RayClusterReady").status == "True"
+    assert status.phase == "Ready"
