@@ -108,7 +108,7 @@ def _serve_condition(obs: Observed) -> Condition:
     app = apps.get(names.SERVE_APP)
     if app is None:
         return _condition(obs, SERVE_READY, "False", "NotDeployed", "model server not deployed yet")
-    status, message = app.get("status", ""), app.get("message", "")
+    status = app.get("status", "")
     if status == "RUNNING":
         return _condition(obs, SERVE_READY, "True", "Running", "model server is running")
     reasons = {
@@ -119,8 +119,29 @@ def _serve_condition(obs: Observed) -> Condition:
     }
     reason = reasons.get(status, "NotRunning")
     return _condition(
-        obs, SERVE_READY, "False", reason, message or f"Ray Serve application is {status}"
+        obs,
+        SERVE_READY,
+        "False",
+        reason,
+        _serve_message(app) or f"Ray Serve application is {status}",
     )
+
+
+MAX_MESSAGE = 1024
+
+
+def _serve_message(app: dict[str, Any]) -> str:
+    """The application's message and, for each deployment that says why, the last line of
+    its message: where Ray Serve puts the replica's exception ("SourceError: ...")."""
+    parts = [str(app.get("message") or "").strip()]
+    deployments = app.get("serveDeploymentStatuses") or {}
+    for name in sorted(deployments):
+        lines = [ln.strip() for ln in str(deployments[name].get("message") or "").splitlines()]
+        last = next((ln for ln in reversed(lines) if ln), "")
+        if last:
+            parts.append(f"{name}: {last}")
+    text = " ".join(p for p in parts if p)
+    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
 def _adapters_condition(obs: Observed) -> Condition:

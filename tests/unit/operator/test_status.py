@@ -241,3 +241,30 @@ def test_worker_readiness_comes_from_the_raycluster_not_the_stale_copy() -> None
     status = derive(observe(rayservice=stale, raycluster=fresh))
     assert next(c for c in status.conditions if c.type == "RayClusterReady").status == "True"
     assert status.phase == "Ready"
+
+
+def test_a_failed_deploy_names_the_replica_exception() -> None:
+    """Ray Serve's application message is generic; the deployment's ends with the error."""
+    service = rayservice(
+        cluster_state="ready",
+        app="DEPLOY_FAILED",
+        message="Failed to update the deployments ['LLMServer'].",
+    )
+    service["status"]["activeServiceStatus"]["applicationStatuses"]["llm"][
+        "serveDeploymentStatuses"
+    ] = {
+        "LLMServer": {
+            "status": "DEPLOY_FAILED",
+            "message": "The deployment failed to start 3 times in a row.\nTraceback (most "
+            'recent call last):\n  File "loading.py", line 40\n'
+            "kubellm_runtime.sources.errors.SourceError: file:///m: no such model directory /m\n",
+        }
+    }
+    serve = next(
+        c for c in derive(observe(rayservice=service)).conditions if c.type == "ServeReady"
+    )
+    assert serve.reason == "DeployFailed"
+    assert serve.message == (
+        "Failed to update the deployments ['LLMServer']. LLMServer: "
+        "kubellm_runtime.sources.errors.SourceError: file:///m: no such model directory /m"
+    )
