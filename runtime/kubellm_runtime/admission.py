@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from kubellm_runtime.openai.service import ApiError
+from kubellm_runtime.openai.errors import ApiError
 
 
 class Admission:

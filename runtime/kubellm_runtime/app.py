@@ -28,13 +28,14 @@ from kubellm_runtime.middleware import (
     observe_requests,
     validation_error,
 )
+from kubellm_runtime.openai.errors import ApiError
 from kubellm_runtime.openai.protocol import (
     ChatCompletionRequest,
     CompletionRequest,
     LoadLoraRequest,
     UnloadLoraRequest,
 )
-from kubellm_runtime.openai.service import ApiError, OpenAIService
+from kubellm_runtime.openai.service import OpenAIService
 from kubellm_runtime.settings import RuntimeSettings
 from kubellm_runtime.sources import SourceError, resolve
 

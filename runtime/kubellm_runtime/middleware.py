@@ -17,8 +17,8 @@ from starlette.background import BackgroundTask
 from kubellm_runtime import metrics
 from kubellm_runtime.admission import Admission
 from kubellm_runtime.logs import request_context
+from kubellm_runtime.openai.errors import ApiError
 from kubellm_runtime.openai.protocol import ErrorDetail, ErrorResponse
-from kubellm_runtime.openai.service import ApiError
 from kubellm_runtime.settings import RuntimeSettings
 
 TOO_MANY_REQUESTS = 429

@@ -23,7 +23,8 @@ from kubellm_runtime.compat.protocol import (
 from kubellm_runtime.logs import annotate
 from kubellm_runtime.middleware import Generations
 from kubellm_runtime.openai.protocol import ChatCompletionRequest, CompletionRequest
-from kubellm_runtime.openai.service import DONE, OpenAIService, sse
+from kubellm_runtime.openai.service import OpenAIService
+from kubellm_runtime.openai.sse import DONE, sse
 
 Body_ = TypeVar("Body_", bound=BaseModel)
 

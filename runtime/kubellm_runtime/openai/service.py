@@ -18,6 +18,7 @@ from kubellm_runtime.engine.base import (
     UnknownAdapterError,
 )
 from kubellm_runtime.logs import annotate
+from kubellm_runtime.openai.errors import ApiError
 from kubellm_runtime.openai.protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -34,22 +35,7 @@ from kubellm_runtime.openai.protocol import (
     SamplingFields,
     UsageInfo,
 )
-
-DONE = "data: [DONE]\n\n"
-
-
-@dataclass
-class ApiError(Exception):
-    """An error the client caused (4xx) or should retry (429/503), in OpenAI's shape."""
-
-    status: int
-    message: str
-    type: str = "invalid_request_error"
-    param: str | None = None
-    code: str | None = None
-
-    def __str__(self) -> str:
-        return self.message
+from kubellm_runtime.openai.sse import DONE, sse
 
 
 @dataclass(frozen=True)
@@ -63,10 +49,6 @@ class Prepared:
     prompt_token_ids: tuple[int, ...]
     sampling: Sampling
     include_usage: bool
-
-
-def sse(payload: str) -> str:
-    return f"data: {payload}\n\n"
 
 
 class OpenAIService:
