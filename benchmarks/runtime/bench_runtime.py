@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import platform
 import resource
 import socket
@@ -103,15 +104,9 @@ def direct(engine: str, model: Path, args: argparse.Namespace) -> dict[str, Any]
         *("--throughput-tokens", str(args.throughput_tokens)),
     ]
     out = subprocess.run(
-        command, check=True, capture_output=True, text=True, env={**ENV, **_environ()}
+        command, check=True, capture_output=True, text=True, env={**ENV, **os.environ}
     )
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
-
-
-def _environ() -> dict[str, str]:
-    import os  # noqa: PLC0415
-
-    return dict(os.environ)
 
 
 async def over_http(port: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -258,7 +253,7 @@ def main() -> None:
     model = tiny_model.build(work / "tiny")
     results: dict[str, Any] = {
         "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}, "
-        f"{__import__('os').cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
+        f"{os.cpu_count()} cores, {time.strftime('%Y-%m-%d')}"
     }
     if "fake" in args.rounds:
         results["fake"] = round_fake(model, work / "logs", args)

@@ -121,7 +121,11 @@ def reconcile(body: kopf.Body, patch: kopf.Patch, memo: kopf.Memo, reason: str, 
 
 
 def _resync_parent(
-    body: kopf.Body, memo: kopf.Memo, trigger: str, child: dict[str, Any] | None
+    body: kopf.Body,
+    memo: kopf.Memo,
+    trigger: str,
+    child: dict[str, Any] | None,
+    raycluster: dict[str, Any] | None = None,
 ) -> None:
     """Re-derive (and if needed re-apply) the LLMDeployment a child or Ray pod belongs to."""
     parent_name = (body.get("metadata", {}).get("labels") or {}).get(names.LABEL_LLMDEPLOYMENT)
@@ -134,7 +138,7 @@ def _resync_parent(
         return
     ref = ObjectRef.from_body(parent)
     with metrics.reconciling(KIND, trigger):
-        outcome = sync(ref, cluster, CONFIG, _now(), child=child)
+        outcome = sync(ref, cluster, CONFIG, _now(), child=child, raycluster=raycluster)
     update = _after_sync(parent, ref, outcome)
     if update is not None:
         cluster.patch_llmdeployment_status(namespace, parent_name, update)
@@ -149,10 +153,10 @@ def rayservice_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: 
 
 
 @kopf.on.event(*RAYCLUSTERS, labels={names.LABEL_MANAGED_BY: names.MANAGER})
-def raycluster_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+def raycluster_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Workers became ready (or went away): KubeRay does not always rewrite the RayService
     for that, so the RayCluster's own events refresh the parent."""
-    _resync_parent(body, memo, "cluster", None)
+    _resync_parent(body, memo, "cluster", None, None if type == "DELETED" else dict(body))
 
 
 def _unschedulable(status: Mapping[str, Any], **_: Any) -> bool:

@@ -121,7 +121,9 @@ def sync(
     cluster: ClusterPort,
     config: OperatorConfig,
     now: str,
+    *,
     child: dict[str, Any] | None = None,
+    raycluster: dict[str, Any] | None = None,
 ) -> Outcome:
     """Bring the RayService in line with the spec (if needed) and derive the status."""
     observed = Observed(
@@ -148,8 +150,12 @@ def sync(
     pods = cluster.list_pods(ref.namespace, names.pod_selector(ref.name))
     # KubeRay copies the cluster's status into the RayService but does not rewrite the copy
     # when only the cluster changed (v1.6.2), so worker readiness is read from the RayCluster.
+    # A RayCluster event hands its body in; it is used when it is the serving cluster.
     cluster_name = serving_cluster_name(current)
-    raycluster = cluster.get_raycluster(ref.namespace, cluster_name) if cluster_name else None
+    if cluster_name is None:
+        raycluster = None
+    elif raycluster is None or raycluster.get("metadata", {}).get("name") != cluster_name:
+        raycluster = cluster.get_raycluster(ref.namespace, cluster_name)
     status = derive(
         replace(
             observed,

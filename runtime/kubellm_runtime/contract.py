@@ -63,6 +63,11 @@ class LoraArgs(_Contract):
     max_loras: int = Field(default=4, ge=1)
     max_lora_rank: int = Field(default=16, ge=1)
 
+    @property
+    def active(self) -> bool:
+        """Whether the engine needs LoRA support: asked for, or adapters to load at start."""
+        return self.enabled or bool(self.adapters)
+
 
 class ServeArgs(_Contract):
     """Everything the runtime needs to serve one LLMDeployment replica."""

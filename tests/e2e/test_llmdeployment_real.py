@@ -33,11 +33,20 @@ def tiny_adapter(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_model.build_adapter(tiny, tmp_path_factory.mktemp("adapters") / "tuned")
 
 
-def deployment(model_dir: Path, adapter_dir: Path) -> dict[str, Any]:
+@pytest.fixture
+def real_namespace(
+    cluster: E2ECluster, namespace: str, real_ray: None, kubellm_operator: OperatorProcess
+) -> str:
+    """A test namespace whose Ray calls the bridge sends to the real Ray head."""
+    cluster.bridge.set_mode(namespace, "real")
+    return namespace
+
+
+def deployment(name: str, model_dir: Path, adapter_dir: Path | None = None) -> dict[str, Any]:
     return {
         "apiVersion": f"{GROUP}/{VERSION}",
         "kind": "LLMDeployment",
-        "metadata": {"name": "tiny"},
+        "metadata": {"name": name},
         "spec": {
             # The real Ray head shares this machine's filesystem, as a pod would mount a PVC.
             "model": {
@@ -50,21 +59,18 @@ def deployment(model_dir: Path, adapter_dir: Path) -> dict[str, Any]:
             "placement": {"nodePool": "cpu"},
             "engine": {"gpuMemoryUtilization": 0.2, "extraArgs": {"enforce-eager": "true"}},
             # Loaded by the runtime at start, from the contract the operator wrote.
-            "adapters": [{"name": "tiny-tuned", "uri": f"file://{adapter_dir}"}],
+            "adapters": [{"name": "tiny-tuned", "uri": f"file://{adapter_dir}"}]
+            if adapter_dir
+            else [],
         },
     }
 
 
 def test_an_llmdeployment_is_served_by_the_real_runtime_and_answers_a_chat(
-    cluster: E2ECluster,
-    namespace: str,
-    real_ray: None,
-    kubellm_operator: OperatorProcess,
-    tiny: Path,
-    tiny_adapter: Path,
+    cluster: E2ECluster, real_namespace: str, tiny: Path, tiny_adapter: Path
 ) -> None:
-    cluster.bridge.set_mode(namespace, "real")
-    apply_manifest(cluster, namespace, deployment(tiny, tiny_adapter))
+    namespace = real_namespace
+    apply_manifest(cluster, namespace, deployment("tiny", tiny, tiny_adapter))
 
     ready = wait_for(
         lambda: get_llmd(cluster, namespace, "tiny"),
@@ -105,19 +111,11 @@ def test_an_llmdeployment_is_served_by_the_real_runtime_and_answers_a_chat(
 
 
 def test_a_model_that_cannot_be_found_fails_the_deployment_with_the_reason(
-    cluster: E2ECluster,
-    namespace: str,
-    real_ray: None,
-    kubellm_operator: OperatorProcess,
-    tiny: Path,
-    tiny_adapter: Path,
+    cluster: E2ECluster, real_namespace: str, tiny: Path
 ) -> None:
-    cluster.bridge.set_mode(namespace, "real")
+    namespace = real_namespace
     missing = tiny.parent / "no-such-model"
-    manifest = deployment(missing, tiny_adapter)
-    manifest["metadata"]["name"] = "missing"
-    manifest["spec"]["adapters"] = []
-    apply_manifest(cluster, namespace, manifest)
+    apply_manifest(cluster, namespace, deployment("missing", missing))
 
     failed = wait_for(
         lambda: get_llmd(cluster, namespace, "missing"),

@@ -47,7 +47,7 @@ def engine_args(args: ServeArgs, model_path: str) -> AsyncEngineArgs:
         gpu_memory_utilization=engine.gpu_memory_utilization,
         max_num_seqs=engine.max_num_seqs,
         enable_prefix_caching=engine.enable_prefix_caching,
-        enable_lora=lora.enabled or bool(lora.adapters),
+        enable_lora=lora.active,
         max_loras=lora.max_loras,
         max_lora_rank=cast(Any, lora.max_lora_rank),  # the API allows only vLLM's ranks
         **extra,
@@ -69,7 +69,7 @@ def _coerce(value: str) -> Any:
 class VLLMEngine:
     """Engine protocol over vLLM's AsyncLLM, with a registry of LoRA adapters by name."""
 
-    def __init__(self, llm: AsyncLLM, served_name: str, lora_enabled: bool = True) -> None:
+    def __init__(self, llm: AsyncLLM, served_name: str, lora_enabled: bool) -> None:
         self._llm = llm
         self._served_name = served_name
         self._lora_enabled = lora_enabled
@@ -82,8 +82,7 @@ class VLLMEngine:
         log.info("loading model %s from %s", args.model.served_name, model_path)
         llm = AsyncLLM.from_engine_args(engine_args(args, model_path))
         log.info("model %s loaded", args.model.served_name)
-        lora = args.lora.enabled or bool(args.lora.adapters)
-        return cls(llm, args.model.served_name, lora)
+        return cls(llm, args.model.served_name, args.lora.active)
 
     @property
     def model_name(self) -> str:

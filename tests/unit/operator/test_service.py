@@ -147,3 +147,16 @@ def test_worker_readiness_is_read_from_the_serving_raycluster() -> None:
     outcome = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
     ready = next(c for c in outcome.status.conditions if c.type == "RayClusterReady")
     assert (ready.status, ready.reason) == ("True", "ClusterReady")
+
+
+def test_a_raycluster_handed_in_by_its_event_is_used_without_reading_it_again() -> None:
+    cluster = MemoryCluster()
+    sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    cluster.rayservices[("ns", "m")]["status"] = {"activeServiceStatus": {"rayClusterName": "m-x1"}}
+    event_body = {
+        "metadata": {"name": "m-x1"},
+        "status": {"state": "ready", "readyWorkerReplicas": 1, "desiredWorkerReplicas": 1},
+    }
+    outcome = sync(ref(SPEC), cluster, OperatorConfig(), NOW, raycluster=event_body)
+    ready = next(c for c in outcome.status.conditions if c.type == "RayClusterReady")
+    assert ready.status == "True"  # the memory cluster holds no RayCluster: the body was used
