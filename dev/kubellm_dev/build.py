@@ -17,8 +17,6 @@ from kubellm_dev.errors import ComponentError, HarnessError
 from kubellm_dev.kwok import KWOK_STAGE_FILES
 from kubellm_dev.paths import Paths
 
-KUBERAY_PACKAGE = "github.com/ray-project/kuberay/ray-operator"
-
 
 @dataclass(frozen=True)
 class Binaries:
@@ -140,10 +138,31 @@ def build_kuberay(paths: Paths, go: str, target: Path) -> Path:
     log = paths.logs / "build-kuberay.log"
 
     def build(out: Path) -> None:
-        argv = [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{out}/", KUBERAY_PACKAGE]
+        argv = [
+            go,
+            "build",
+            "-trimpath",
+            "-ldflags",
+            "-s -w",
+            "-o",
+            f"{out}/",
+            versions.KUBERAY_MODULE,
+        ]
         _run("kuberay ray-operator", argv, log, paths.kuberay_module, go_env(paths))
 
     return _build_into(target, build)
+
+
+def download_kuberay_crds(paths: Paths, go: str) -> Path:
+    """KubeRay's CRDs of the pinned version: part of the module the ray-operator builds from."""
+    crds = paths.kuberay_crds
+    if not crds.is_dir():
+        argv = [go, "mod", "download", versions.KUBERAY_MODULE]
+        log = paths.logs / "build-kuberay.log"
+        _run("kuberay CRDs", argv, log, paths.kuberay_module, go_env(paths))
+    if not crds.is_dir():
+        raise ComponentError("kuberay CRDs", f"{crds} missing after downloading the module")
+    return crds
 
 
 def write_kwok_stages(paths: Paths, stages: Path) -> Path:
@@ -195,6 +214,7 @@ def build_all(paths: Paths) -> Binaries:
         target=binaries.kwok.parent,
     )
     build_kuberay(paths, go, binaries.ray_operator.parent)
+    download_kuberay_crds(paths, go)
     write_kwok_stages(paths, binaries.kwok_stages)
     return binaries
 
@@ -208,4 +228,8 @@ def installed(paths: Paths) -> Binaries:
                 f"{name} not built ({path} missing): run `scripts/install.sh` "
                 "or `python -m kubellm_dev build` first (needs network for the Go module proxy)"
             )
+    if not paths.kuberay_crds.is_dir():
+        raise HarnessError(
+            f"KubeRay CRDs missing ({paths.kuberay_crds}): run `python -m kubellm_dev build`"
+        )
     return binaries

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from kubellm_dev import versions
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -44,11 +46,9 @@ class Paths:
 
     @property
     def kuberay_crds(self) -> Path:
-        """KubeRay CRDs kept as schema data beside the repository (../shared)."""
-        override = os.environ.get("KUBELLM_KUBERAY_CRDS")
-        if override:
-            return Path(override)
-        return self.repo.parent / "shared" / "kuberay-crds" / "v1.7.0"
+        """KubeRay's CRDs from the ray-operator module the harness builds (same version)."""
+        module = f"{versions.KUBERAY_MODULE}@{versions.KUBERAY}"
+        return self.gomodcache / module / "config" / "crd" / "bases"
 
     @property
     def kubectl(self) -> Path:

@@ -16,9 +16,9 @@ KWOK: Final = "v0.8.0"
 
 # KubeRay's ray-operator. The design pins v1.7.0, but the Go module proxy reachable from these
 # machines refuses that version ("403 This module version is not available", also for its
-# pseudo-versions); v1.6.2 is the newest it serves. The v1.7.0 CRDs from shared/ are installed
-# (they are a superset the v1.6 controller tolerates) so manifests are validated against v1.7.0.
+# pseudo-versions); v1.6.2 is the newest it serves. The cluster installs the CRDs of this same
+# version, read from the downloaded module (config/crd/bases), so controller and schema agree.
 KUBERAY: Final = "v1.6.2"
-KUBERAY_CRDS: Final = "v1.7.0"
+KUBERAY_MODULE: Final = "github.com/ray-project/kuberay/ray-operator"
 
 GO_MIN: Final = (1, 26)
