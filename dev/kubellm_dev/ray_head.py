@@ -43,9 +43,15 @@ def ray_env(temp_dir: Path) -> dict[str, str]:
 
 
 def start_ray_head(
-    supervisor: Supervisor, temp_dir: Path, ports: RayPorts | None = None
+    supervisor: Supervisor,
+    temp_dir: Path,
+    ports: RayPorts | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> Managed:
-    """Start `ray start --head --block` on 127.0.0.1 and wait for its dashboard."""
+    """Start `ray start --head --block` on 127.0.0.1 and wait for its dashboard.
+
+    ``extra_env`` reaches every Ray process (Serve's proxy and replicas read their options
+    from the environment, as they would from a RayCluster's container env)."""
     netns.require_loopback_only("a real Ray head")
     ports = ports or RayPorts()
     ray = Path(sys.executable).parent / "ray"
@@ -70,7 +76,7 @@ def start_ray_head(
             "--disable-usage-stats",
             f"--temp-dir={temp_dir}",
         ],
-        env=ray_env(temp_dir),
+        env={**ray_env(temp_dir), **(extra_env or {})},
         ports=[ports.gcs, ports.dashboard, ports.serve],
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))

@@ -54,8 +54,12 @@ class OperatorConfig(BaseSettings):
     """Ray Serve health-check timeout (replicas report unhealthy until the model is loaded)."""
     graceful_shutdown_timeout_s: int = Field(default=60, ge=0)
     """How long a replica drains in-flight requests before it stops."""
-    max_ongoing_requests: int = Field(default=64, ge=1)
-    """Requests one replica accepts at once before Ray Serve queues (backpressure)."""
+    workers: int = Field(default=4, ge=1, le=64)
+    """Reconciles run at once (each in a thread: the Kubernetes client blocks)."""
+    retry_base_delay_s: float = Field(default=0.5, gt=0)
+    """First retry of a failed reconcile; each further failure doubles it."""
+    retry_max_delay_s: float = Field(default=60.0, gt=0)
+    """Longest wait between retries (a forbidden write or a missing KubeRay is retried too)."""
     log_format: Literal["json", "plain"] = "json"
     """Log format of the operator."""
     model_cache: Literal["emptyDir", "hostPath"] = "emptyDir"

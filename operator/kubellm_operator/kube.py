@@ -2,37 +2,56 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
 
 from kubellm_operator import names
+from kubellm_operator.errors import KubeError
+
+logger = logging.getLogger(__name__)
 
 NOT_FOUND = 404
-CONFLICT = 409
-TOO_MANY_REQUESTS = 429
-SERVER_ERROR = 500
 FINETUNEJOB_PLURAL = "finetunejobs"
+# (connect, read) seconds: an API server that stops answering fails the call, which is then
+# retried, instead of holding a worker forever.
+REQUEST_TIMEOUT = (5, 30)
 
 
-class KubeError(Exception):
-    """An API call failed; ``retryable`` says whether trying again may help."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(f"Kubernetes API error {status}: {message}")
-        self.status = status
-        self.retryable = status in {CONFLICT, TOO_MANY_REQUESTS, 0} or status >= SERVER_ERROR
+class _NotFoundError(Exception):
+    """A GET found no such object (404): the caller answers None."""
 
 
-def _translate(exc: ApiException) -> KubeError:
+@contextmanager
+def _calling(what: str, *, missing_kind: str | None = None) -> Iterator[None]:
+    """Every client call goes through here: API errors and unreachable servers become KubeError.
+
+    ``missing_kind`` names the resource a write needs: a 404 on a write means its kind (a CRD)
+    is not served, which somebody has to install.
+    """
     try:
-        message = json.loads(exc.body or "{}").get("message") or exc.reason
-    except (ValueError, AttributeError):
-        message = exc.reason
-    return KubeError(exc.status or 0, str(message))
+        yield
+    except ApiException as exc:
+        if exc.status == NOT_FOUND and missing_kind is None:
+            raise _NotFoundError from exc
+        if exc.status == NOT_FOUND:
+            message = f"{missing_kind} is not served by this API server: install KubeRay"
+            raise KubeError(NOT_FOUND, message) from exc
+        try:
+            detail = json.loads(exc.body or "{}").get("message") or exc.reason
+        except (ValueError, AttributeError):
+            detail = exc.reason
+        raise KubeError(exc.status or 0, f"{what}: {detail}") from exc
+    except (HTTPError, OSError) as exc:
+        raise KubeError(0, f"{what}: API server unreachable ({type(exc).__name__})") from exc
 
 
 @dataclass
@@ -49,7 +68,8 @@ class Kube:
         group, version = manifest["apiVersion"].split("/")
         plural = {names.RAYSERVICE_KIND: names.RAYSERVICE_PLURAL}[manifest["kind"]]
         meta = manifest["metadata"]
-        try:
+        what = f"apply {manifest['kind']} {meta['name']}"
+        with _calling(what, missing_kind=f"{plural}.{group}/{version}"):
             result = self._custom.patch_namespaced_custom_object(
                 group,
                 version,
@@ -60,22 +80,23 @@ class Kube:
                 field_manager=names.MANAGER,
                 force=True,
                 _content_type="application/apply-patch+yaml",
+                _request_timeout=REQUEST_TIMEOUT,
+                # The raw response: the generated client decodes only 200 for a patch and
+                # returns None for the 201 of an apply that created the object.
+                _preload_content=False,
             )
-        except ApiException as exc:
-            raise _translate(exc) from exc
-        return cast(dict[str, Any], result)
+        return cast(dict[str, Any], json.loads(cast(Any, result).data))
 
     def _get(
         self, group: str, version: str, plural: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
         try:
-            result = self._custom.get_namespaced_custom_object(
-                group, version, namespace, plural, name
-            )
-        except ApiException as exc:
-            if exc.status == NOT_FOUND:
-                return None
-            raise _translate(exc) from exc
+            with _calling(f"get {plural} {name}"):
+                result = self._custom.get_namespaced_custom_object(
+                    group, version, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
+                )
+        except _NotFoundError:
+            return None
         return cast(dict[str, Any], result)
 
     def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -95,28 +116,58 @@ class Kube:
         return self._get(names.GROUP, names.VERSION, FINETUNEJOB_PLURAL, namespace, name)
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        try:
+        with _calling("list pods"):
             response = client.CoreV1Api(self.api).list_namespaced_pod(
-                namespace, label_selector=selector, _preload_content=False
+                namespace,
+                label_selector=selector,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
             )
-        except ApiException as exc:
-            raise _translate(exc) from exc
         # _preload_content=False: the raw response, decoded once here as plain camelCase dicts.
         items: list[dict[str, Any]] = json.loads(cast(Any, response).data)["items"]
         return items
 
     def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
-            self._custom.patch_namespaced_custom_object_status(
-                names.GROUP,
-                names.VERSION,
-                namespace,
-                names.LLMDEPLOYMENT_PLURAL,
-                name,
-                {"status": status},
-                _content_type="application/merge-patch+json",
-            )
-        except ApiException as exc:
-            if exc.status == NOT_FOUND:
-                return  # deleted meanwhile: nothing to report on
-            raise _translate(exc) from exc
+            with _calling(f"patch status of {name}"):
+                self._custom.patch_namespaced_custom_object_status(
+                    names.GROUP,
+                    names.VERSION,
+                    namespace,
+                    names.LLMDEPLOYMENT_PLURAL,
+                    name,
+                    {"status": status},
+                    _content_type="application/merge-patch+json",
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+        except _NotFoundError:
+            return  # deleted meanwhile: nothing to report on
+
+    def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+        """A Kubernetes Event on the object; best effort (a lost Event loses no state)."""
+        meta = obj["metadata"]
+        now = dt.datetime.now(dt.UTC)
+        event = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {
+                "apiVersion": obj.get("apiVersion", names.API_VERSION),
+                "kind": obj.get("kind", names.LLMDEPLOYMENT_KIND),
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta.get("uid"),
+            },
+            "type": type_,
+            "reason": reason,
+            "message": message[:1024],
+            "source": {"component": names.MANAGER},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
+        try:
+            with _calling(f"post event {reason} on {meta['name']}"):
+                client.CoreV1Api(self.api).create_namespaced_event(
+                    meta["namespace"], event, _request_timeout=REQUEST_TIMEOUT
+                )
+        except (KubeError, _NotFoundError) as exc:
+            logger.warning("event not posted: %s", exc)

@@ -1,6 +1,6 @@
 """Reconcile service: parse → resolve adapters → build → diff → apply → derive status.
 
-Handlers call :func:`sync` and write what it returns. It writes the child only when the built
+The refresher calls :func:`sync` and writes what it returns. It writes the child only when the built
 manifest differs from what is in the cluster, so resumes and timers cost no writes at rest.
 """
 
@@ -15,10 +15,12 @@ from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import AdapterStatus, LLMDeploymentSpec, LLMDeploymentStatus
 from kubellm_operator.builders.rayservice import Owner, build_rayservice
 from kubellm_operator.builders.serve_config import ResolvedAdapter
+from kubellm_operator.children import PodView, RayClusterView, RayServiceView
 from kubellm_operator.config import OperatorConfig
+from kubellm_operator.errors import KubeError
 from kubellm_operator.parse import InvalidSpecError, parse_spec
 from kubellm_operator.ports import ClusterPort
-from kubellm_operator.status import Observed, derive, serving_cluster_name
+from kubellm_operator.status import Observed, derive
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,8 @@ class Outcome:
     status: LLMDeploymentStatus
     invalid: str | None
     applied: bool
+    error: KubeError | None = None
+    """An API call failed: the status says so, and the caller retries with backoff."""
 
     def status_changed(self, current: Mapping[str, Any]) -> bool:
         return self.status.to_wire() != dict(current)
@@ -116,16 +120,27 @@ def is_subset(desired: Any, current: Any) -> bool:
     return bool(desired == current)
 
 
-def sync(
-    ref: ObjectRef,
-    cluster: ClusterPort,
-    config: OperatorConfig,
-    now: str,
-    *,
-    child: dict[str, Any] | None = None,
-    raycluster: dict[str, Any] | None = None,
-) -> Outcome:
-    """Bring the RayService in line with the spec (if needed) and derive the status."""
+def _observe_clusters(
+    rayservice: RayServiceView, namespace: str, cluster: ClusterPort
+) -> dict[str, RayClusterView]:
+    """The RayClusters of both sides, read from the clusters themselves: KubeRay does not
+    rewrite its copy in the RayService when only the cluster changed (v1.6.2)."""
+    found: dict[str, RayClusterView] = {}
+    for side in (rayservice.active, rayservice.pending):
+        if side is None or side.ray_cluster_name in found:
+            continue
+        obj = cluster.get_raycluster(namespace, side.ray_cluster_name)
+        if obj is not None:
+            found[side.ray_cluster_name] = RayClusterView.parse(obj)
+    return found
+
+
+def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str) -> Outcome:
+    """Bring the RayService in line with the spec (if needed) and derive the status.
+
+    An API failure does not escape: it is part of the outcome (and of the status, with the
+    API's message), so the caller writes what is known and retries.
+    """
     observed = Observed(
         name=ref.name,
         namespace=ref.namespace,
@@ -138,32 +153,29 @@ def sync(
     try:
         spec = parse_spec(ref.spec)
     except InvalidSpecError as exc:
-        return Outcome(
-            status=derive(replace(observed, invalid=str(exc))), invalid=str(exc), applied=False
-        )
-    resolved, adapter_states = resolve_adapters(spec, ref.namespace, cluster)
-    desired = build_rayservice(Owner(ref.name, ref.namespace, ref.uid), spec, config, resolved)
-    current = child or cluster.get_rayservice(ref.namespace, names.rayservice_name(ref.name))
-    applied = current is None or not is_subset(desired, current)
-    if applied:
-        current = cluster.apply(desired)
-    pods = cluster.list_pods(ref.namespace, names.pod_selector(ref.name))
-    # KubeRay copies the cluster's status into the RayService but does not rewrite the copy
-    # when only the cluster changed (v1.6.2), so worker readiness is read from the RayCluster.
-    # A RayCluster event hands its body in; it is used when it is the serving cluster.
-    cluster_name = serving_cluster_name(current)
-    if cluster_name is None:
-        raycluster = None
-    elif raycluster is None or raycluster.get("metadata", {}).get("name") != cluster_name:
-        raycluster = cluster.get_raycluster(ref.namespace, cluster_name)
-    status = derive(
-        replace(
+        status = derive(replace(observed, invalid=str(exc)))
+        return Outcome(status=status, invalid=str(exc), applied=False)
+    observed = replace(observed, spec=spec)
+    applied = False
+    try:
+        resolved, adapter_states = resolve_adapters(spec, ref.namespace, cluster)
+        observed = replace(observed, adapters=adapter_states)
+        desired = build_rayservice(Owner(ref.name, ref.namespace, ref.uid), spec, config, resolved)
+        current = cluster.get_rayservice(ref.namespace, names.rayservice_name(ref.name))
+        if current is not None:
+            observed = replace(observed, rayservice=RayServiceView.parse(current))
+        if current is None or not is_subset(desired, current):
+            current = cluster.apply(desired)
+            applied = True
+        rayservice = RayServiceView.parse(current)
+        pods = cluster.list_pods(ref.namespace, names.pod_selector(ref.name))
+        observed = replace(
             observed,
-            spec=spec,
-            rayservice=current,
-            raycluster=raycluster,
-            pods=tuple(pods),
-            adapters=adapter_states,
+            rayservice=rayservice,
+            clusters=_observe_clusters(rayservice, ref.namespace, cluster),
+            pods=tuple(PodView.parse(p) for p in pods),
         )
-    )
-    return Outcome(status=status, invalid=None, applied=applied)
+    except KubeError as exc:
+        status = derive(replace(observed, api_error=exc))
+        return Outcome(status=status, invalid=None, applied=applied, error=exc)
+    return Outcome(status=derive(observed), invalid=None, applied=applied)

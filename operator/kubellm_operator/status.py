@@ -1,9 +1,22 @@
-"""Derives LLMDeployment status from its RayService and pods: a pure function, table-tested."""
+"""Derives LLMDeployment status from typed child views: a pure function, table-tested.
+
+What the conditions promise (README "Status", mapped onto kstatus so kubectl wait, Argo CD and
+Flux need no scripts):
+
+* ``Ready=True`` only while the current spec is served: KubeRay has observed the RayService
+  generation the operator applied for it, no upgrade is pending, the serving cluster and its
+  Serve application run that config, every requested adapter is served, and the serve Service
+  has endpoints. Otherwise ``Ready=False`` with what it waits for or what failed.
+* ``Reconciling=True`` while a rollout or recovery is under way; ``Stalled=True`` when it cannot
+  go on without somebody acting (invalid spec, unschedulable pods, a failed deploy, a failed
+  FineTuneJob, a forbidden or rejected write, KubeRay missing). The operator keeps retrying.
+* ``endpoint`` stays set while any cluster serves (the old one during an upgrade).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 from kubellm_operator import names
 from kubellm_operator.api.common import Condition, ConditionStatus
@@ -13,12 +26,30 @@ from kubellm_operator.api.llmdeployment import (
     LLMDeploymentStatus,
     Phase,
 )
+from kubellm_operator.children import PodView, RayClusterView, RayServiceView, ServingSide
+from kubellm_operator.errors import KubeError
 
 READY = "Ready"
+RECONCILING = "Reconciling"
+STALLED = "Stalled"
 RAY_CLUSTER_READY = "RayClusterReady"
 SERVE_READY = "ServeReady"
 ADAPTERS_READY = "AdaptersReady"
 INVALID_SPEC = "InvalidSpec"
+
+# Why Ready is False when only an action by somebody can move it on: Stalled, not Reconciling.
+FAILURES = frozenset(
+    {
+        INVALID_SPEC,
+        "Unschedulable",
+        "DeployFailed",
+        "AdapterUnavailable",
+        "Forbidden",
+        "KubeRayMissing",
+        "ChildRejected",
+    }
+)
+MAX_MESSAGE = 1024
 
 
 @dataclass(frozen=True)
@@ -30,187 +61,226 @@ class Observed:
     now: str
     spec: LLMDeploymentSpec | None
     invalid: str | None = None
-    rayservice: dict[str, Any] | None = None
-    raycluster: dict[str, Any] | None = None
-    """The RayCluster serving now (its status is fresher than the RayService's copy)."""
-    pods: tuple[dict[str, Any], ...] = ()
+    rayservice: RayServiceView | None = None
+    clusters: Mapping[str, RayClusterView] = field(default_factory=dict)
+    """The RayClusters named by the RayService's sides (fresher than KubeRay's copies)."""
+    pods: tuple[PodView, ...] = ()
     adapters: tuple[AdapterStatus, ...] = ()
+    """Each requested adapter: Pending (with its resolved uri, if known) or Failed."""
+    api_error: KubeError | None = None
+    """An API call of this reconcile failed (the write did not happen)."""
     previous: tuple[Condition, ...] = ()
     cluster_domain: str = "cluster.local"
     namespace: str = ""
 
 
-def _condition(
-    obs: Observed, type_: str, status: ConditionStatus, reason: str, message: str
-) -> Condition:
+@dataclass(frozen=True)
+class Verdict:
+    """One condition's status, reason and message, before it is stamped for the object."""
+
+    status: ConditionStatus
+    reason: str
+    message: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "True"
+
+
+def _stamp(obs: Observed, type_: str, verdict: Verdict) -> Condition:
     before = next((c for c in obs.previous if c.type == type_), None)
-    keep = before is not None and before.status == status and before.last_transition_time
+    keep = before is not None and before.status == verdict.status and before.last_transition_time
     return Condition(
         type=type_,
-        status=status,
-        reason=reason,
-        message=message,
+        status=verdict.status,
+        reason=verdict.reason,
+        message=_cap(verdict.message),
         observed_generation=obs.generation,
         last_transition_time=before.last_transition_time if keep and before else obs.now,
     )
 
 
-def _serving_side(rayservice: dict[str, Any]) -> dict[str, Any]:
-    """The active side once a cluster serves; the pending side while the first one starts."""
-    status = rayservice.get("status") or {}
-    active = status.get("activeServiceStatus") or {}
-    if active.get("rayClusterName"):
-        return dict(active)
-    return dict(status.get("pendingServiceStatus") or {})
-
-
-def serving_cluster_name(rayservice: dict[str, Any] | None) -> str | None:
-    """The RayCluster that serves (or, before the first one is up, the one starting)."""
-    return _serving_side(rayservice or {}).get("rayClusterName") or None
-
-
-def _unschedulable(pods: tuple[dict[str, Any], ...]) -> str | None:
-    for pod in sorted(pods, key=lambda p: p["metadata"]["name"]):
-        for cond in (pod.get("status") or {}).get("conditions") or []:
-            if cond.get("type") == "PodScheduled" and cond.get("reason") == "Unschedulable":
-                return (
-                    f"pod {pod['metadata']['name']} cannot be scheduled: {cond.get('message', '')}"
-                )
-    return None
-
-
-def _cluster_condition(obs: Observed) -> Condition:
-    if obs.rayservice is None:
-        return _condition(obs, RAY_CLUSTER_READY, "False", "Creating", "RayService not created yet")
-    blocked = _unschedulable(obs.pods)
-    if blocked:
-        return _condition(obs, RAY_CLUSTER_READY, "False", "Unschedulable", blocked)
-    cluster = (
-        (obs.raycluster or {}).get("status")
-        or _serving_side(obs.rayservice).get("rayClusterStatus")
-        or {}
-    )
-    if cluster.get("state") == "ready":
-        return _condition(obs, RAY_CLUSTER_READY, "True", "ClusterReady", "all Ray pods are ready")
-    ready = cluster.get("readyWorkerReplicas", 0)
-    desired = cluster.get("desiredWorkerReplicas", "?")
-    return _condition(
-        obs,
-        RAY_CLUSTER_READY,
-        "False",
-        "ClusterStarting",
-        f"Ray cluster starting: {ready}/{desired} workers ready",
-    )
-
-
-def _serve_condition(obs: Observed) -> Condition:
-    apps = (_serving_side(obs.rayservice or {}).get("applicationStatuses")) or {}
-    app = apps.get(names.SERVE_APP)
-    if app is None:
-        return _condition(obs, SERVE_READY, "False", "NotDeployed", "model server not deployed yet")
-    status = app.get("status", "")
-    if status == "RUNNING":
-        return _condition(obs, SERVE_READY, "True", "Running", "model server is running")
-    reasons = {
-        "DEPLOY_FAILED": "DeployFailed",
-        "UNHEALTHY": "Unhealthy",
-        "DEPLOYING": "Deploying",
-        "DELETING": "Deleting",
-    }
-    reason = reasons.get(status, "NotRunning")
-    return _condition(
-        obs,
-        SERVE_READY,
-        "False",
-        reason,
-        _serve_message(app) or f"Ray Serve application is {status}",
-    )
-
-
-MAX_MESSAGE = 1024
-
-
-def _serve_message(app: dict[str, Any]) -> str:
-    """The application's message and, for each deployment that says why, the last line of
-    its message: where Ray Serve puts the replica's exception ("SourceError: ...")."""
-    parts = [str(app.get("message") or "").strip()]
-    deployments = app.get("serveDeploymentStatuses") or {}
-    for name in sorted(deployments):
-        lines = [ln.strip() for ln in str(deployments[name].get("message") or "").splitlines()]
-        last = next((ln for ln in reversed(lines) if ln), "")
-        if last:
-            parts.append(f"{name}: {last}")
-    text = " ".join(p for p in parts if p)
+def _cap(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
-def _adapters_condition(obs: Observed) -> Condition:
-    failed = [a for a in obs.adapters if a.state == "Failed"]
-    if failed:
-        text = "; ".join(f"{a.name}: {a.message}" for a in failed)
-        return _condition(obs, ADAPTERS_READY, "False", "AdapterUnavailable", text)
-    if not obs.adapters:
-        return _condition(obs, ADAPTERS_READY, "True", "NoAdapters", "no LoRA adapters requested")
-    if all(a.state == "Loaded" for a in obs.adapters):
-        return _condition(obs, ADAPTERS_READY, "True", "Loaded", "all adapters are served")
-    return _condition(
-        obs, ADAPTERS_READY, "Unknown", "NotVerified", "adapters configured, not yet verified"
+def _cluster(obs: Observed, side: ServingSide | None) -> Verdict:
+    if side is None:
+        return Verdict("False", "Creating", "waiting for KubeRay to create the Ray cluster")
+    name = side.ray_cluster_name
+    refused = sorted(
+        (p for p in obs.pods if p.cluster == name and p.unschedulable is not None),
+        key=lambda p: p.name,
+    )
+    if refused:
+        pod = refused[0]
+        why = f"pod {pod.name} cannot be scheduled: {pod.unschedulable}"
+        return Verdict("False", "Unschedulable", why)
+    cluster = obs.clusters.get(name)
+    if cluster is not None and cluster.state == "ready":
+        return Verdict("True", "ClusterReady", f"Ray cluster {name}: all pods are ready")
+    ready = cluster.ready_worker_replicas if cluster else 0
+    desired = cluster.desired_worker_replicas if cluster else "?"
+    return Verdict(
+        "False", "ClusterStarting", f"Ray cluster {name} starting: {ready}/{desired} workers ready"
     )
 
 
-def _rayservice_ready(rayservice: dict[str, Any] | None) -> bool:
-    conditions = ((rayservice or {}).get("status") or {}).get("conditions") or []
-    return any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
+SERVE_REASONS = {
+    "DEPLOY_FAILED": "DeployFailed",
+    "UNHEALTHY": "Unhealthy",
+    "DEPLOYING": "Deploying",
+    "DELETING": "Deleting",
+}
 
 
-def _phase(ready: Condition, cluster: Condition, serve: Condition, has_child: bool) -> Phase:
-    if ready.status == "True":
+def _serve(side: ServingSide | None) -> Verdict:
+    app = side.app if side else None
+    if app is None:
+        return Verdict("False", "NotDeployed", "model server not deployed yet")
+    if app.status == "RUNNING":
+        return Verdict("True", "Running", "model server is running")
+    reason = SERVE_REASONS.get(app.status, "NotRunning")
+    # Ray Serve's application message is generic; each deployment's last line carries the
+    # replica's exception ("SourceError: ...").
+    parts = [app.message.strip()]
+    for name in sorted(app.serve_deployment_statuses):
+        lines = [ln.strip() for ln in app.serve_deployment_statuses[name].message.splitlines()]
+        last = next((ln for ln in reversed(lines) if ln), "")
+        if last:
+            parts.append(f"{name}: {last}")
+    message = " ".join(p for p in parts if p) or f"Ray Serve application is {app.status}"
+    return Verdict("False", reason, message)
+
+
+def _adapters(obs: Observed, served: bool) -> tuple[Verdict, list[AdapterStatus]]:
+    """Start-up adapters are served once the application that lists them runs: the runtime
+    refuses to start without them. Adapters still waiting for a FineTuneJob are not."""
+    states = [
+        a.model_copy(update={"state": "Loaded", "message": ""})
+        if served and a.state == "Pending" and a.uri
+        else a
+        for a in obs.adapters
+    ]
+    failed = [a for a in states if a.state == "Failed"]
+    waiting = [a for a in states if a.state == "Pending"]
+    if failed:
+        text = "; ".join(f"{a.name}: {a.message}" for a in failed)
+        return Verdict("False", "AdapterUnavailable", text), states
+    if not states:
+        return Verdict("True", "NoAdapters", "no LoRA adapters requested"), states
+    if not waiting:
+        return Verdict("True", "Loaded", "all adapters are served"), states
+    text = "; ".join(f"{a.name}: {a.message or 'loads with the model server'}" for a in waiting)
+    return Verdict("False", "AdaptersPending", text), states
+
+
+def _ready(rs: RayServiceView | None, checks: tuple[Verdict, ...]) -> Verdict:
+    if rs is None:
+        return Verdict("False", "Creating", "RayService not created yet")
+    if not rs.observed:
+        return Verdict(
+            "False",
+            "WaitingForKubeRay",
+            f"KubeRay has not yet observed RayService generation {rs.generation} "
+            f"(its status describes generation {rs.status.observed_generation})",
+        )
+    old = rs.active.ray_cluster_name if rs.pending and rs.active else None
+    still = f"; Ray cluster {old} still serves the previous spec" if old else ""
+    blocker = next((c for c in checks if not c.ok), None)
+    if blocker is not None:
+        return Verdict("False", blocker.reason, blocker.message + still)
+    if rs.pending:
+        return Verdict(
+            "False",
+            "Upgrading",
+            f"Ray cluster {rs.pending.ray_cluster_name} runs the current spec; waiting for "
+            f"KubeRay to move traffic to it{still}",
+        )
+    if not rs.has_endpoints:
+        return Verdict("False", "WaitingForEndpoints", "the serve Service has no ready endpoint")
+    return Verdict("True", "Serving", "the current spec is served")
+
+
+def _api_failure(error: KubeError) -> Verdict:
+    return Verdict("False", error.reason, f"{error.message} (HTTP {error.status}; retrying)")
+
+
+def _progress(ready: Verdict) -> tuple[Verdict, Verdict]:
+    """Reconciling and Stalled, kstatus' abnormal-true conditions, from Ready."""
+    if ready.ok:
+        done = Verdict("False", "Serving", "the current spec is served")
+        return done, done
+    if ready.reason in FAILURES:
+        stopped = Verdict("False", ready.reason, "stopped: " + ready.message)
+        return stopped, Verdict("True", ready.reason, ready.message)
+    return Verdict("True", ready.reason, ready.message), Verdict("False", "Progressing", "")
+
+
+def _phase(ready: Verdict, rs: RayServiceView | None, serving: bool) -> Phase:
+    if ready.ok:
         return "Ready"
-    if serve.reason == "DeployFailed":
-        return "Failed"
-    if not has_child or cluster.reason == "Unschedulable":
+    if ready.reason == "Unschedulable":
         return "Pending"
-    return "Deploying"
+    if ready.reason in FAILURES:
+        return "Failed"
+    if rs is None:
+        return "Pending"
+    return "Upgrading" if serving else "Deploying"
 
 
-def _ready_replicas(obs: Observed, spec: LLMDeploymentSpec) -> int:
-    cluster = _serving_side(obs.rayservice or {}).get("rayClusterStatus") or {}
-    workers = int(cluster.get("readyWorkerReplicas") or 0)
-    return min(spec.replicas, workers // spec.resources.pipeline_parallel_size)
+def _replicas(obs: Observed, spec: LLMDeploymentSpec, side: ServingSide | None) -> tuple[int, int]:
+    """Model replicas on the serving cluster: worker pods that run, and those ready."""
+    cluster = obs.clusters.get(side.ray_cluster_name) if side else None
+    if cluster is None:
+        return 0, 0
+    stages = spec.resources.pipeline_parallel_size
+    return cluster.available_worker_replicas // stages, cluster.ready_worker_replicas // stages
 
 
 def derive(obs: Observed) -> LLMDeploymentStatus:
     """The whole status, from scratch; conditions keep their transition time while unchanged."""
     if obs.spec is None:
-        invalid = _condition(obs, READY, "False", INVALID_SPEC, obs.invalid or "invalid spec")
+        invalid = Verdict("False", INVALID_SPEC, obs.invalid or "invalid spec")
+        reconciling, stalled = _progress(invalid)
         return LLMDeploymentStatus(
-            phase="Failed", conditions=[invalid], observed_generation=obs.generation
+            phase="Failed",
+            conditions=[
+                _stamp(obs, READY, invalid),
+                _stamp(obs, RECONCILING, reconciling),
+                _stamp(obs, STALLED, stalled),
+            ],
+            observed_generation=obs.generation,
         )
-    spec = obs.spec
-    cluster = _cluster_condition(obs)
-    serve = _serve_condition(obs)
-    adapters = _adapters_condition(obs)
-    serving = cluster.status == serve.status == "True" and _rayservice_ready(obs.rayservice)
-    if serving:
-        ready = _condition(obs, READY, "True", "Serving", "the model answers requests")
-    else:
-        blocker = cluster if cluster.status != "True" else serve
-        if blocker.status == "True":
-            blocker = _condition(
-                obs, READY, "False", "WaitingForEndpoints", "waiting for KubeRay to report Ready"
-            )
-        ready = _condition(obs, READY, "False", blocker.reason, blocker.message)
+    spec, rs = obs.spec, obs.rayservice
+    target = rs.target if rs else None
+    cluster, serve = _cluster(obs, target), _serve(target)
+    served = bool(rs and rs.observed and cluster.ok and serve.ok)
+    adapters, adapter_states = _adapters(obs, served)
+    ready = _ready(rs, (cluster, serve, adapters))
+    if obs.api_error is not None:
+        ready = _api_failure(obs.api_error)
+    reconciling, stalled = _progress(ready)
+    serving = bool(rs and rs.active and rs.has_endpoints)
     rayservice_name = names.rayservice_name(obs.name)
+    replicas, ready_replicas = _replicas(obs, spec, rs.active if rs else None)
     return LLMDeploymentStatus(
-        phase=_phase(ready, cluster, serve, obs.rayservice is not None),
-        conditions=[ready, cluster, serve, adapters],
+        phase=_phase(ready, rs, serving),
+        conditions=[
+            _stamp(obs, READY, ready),
+            _stamp(obs, RECONCILING, reconciling),
+            _stamp(obs, STALLED, stalled),
+            _stamp(obs, RAY_CLUSTER_READY, cluster),
+            _stamp(obs, SERVE_READY, serve),
+            _stamp(obs, ADAPTERS_READY, adapters),
+        ],
         observed_generation=obs.generation,
         endpoint=names.endpoint(rayservice_name, obs.namespace, obs.cluster_domain)
         if serving
         else None,
-        replicas=spec.replicas,
-        ready_replicas=_ready_replicas(obs, spec),
+        replicas=replicas,
+        ready_replicas=ready_replicas,
         selector=names.pod_selector(obs.name),
-        adapters=list(obs.adapters),
-        ray_service_name=rayservice_name if obs.rayservice is not None else None,
+        adapters=adapter_states,
+        ray_service_name=rayservice_name if rs is not None else None,
     )

@@ -69,6 +69,15 @@ class LoraArgs(_Contract):
         return self.enabled or bool(self.adapters)
 
 
+class LimitsArgs(_Contract):
+    """Backpressure of one replica, sized by the operator in step with Ray Serve's limits."""
+
+    max_inflight: int = Field(ge=1)
+    """Requests the replica admits at once; more get 429."""
+    retry_after_s: int = Field(default=1, ge=1)
+    """Retry-After sent with 429."""
+
+
 class ServeArgs(_Contract):
     """Everything the runtime needs to serve one LLMDeployment replica."""
 
@@ -76,6 +85,8 @@ class ServeArgs(_Contract):
     model: ModelArgs
     engine: EngineArgs = EngineArgs()
     lora: LoraArgs = LoraArgs()
+    limits: LimitsArgs | None = None
+    """None: the runtime's own settings (local mode)."""
     api_key_env: str | None = Field(
         default=None, description="Environment variable holding the API key, if auth is on"
     )

@@ -8,6 +8,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kubellm_runtime.contract import LimitsArgs
+
 
 class RuntimeSettings(BaseSettings):
     """Limits and auth of one serving replica."""
@@ -39,3 +41,12 @@ class RuntimeSettings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     """json: one object per line with request_id, model, adapter and job_id; console: for people."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    def with_limits(self, limits: LimitsArgs | None) -> RuntimeSettings:
+        """These settings with the contract's backpressure limits, where the operator set them
+        (on Ray Serve they must agree with the Serve deployment's own limits)."""
+        if limits is None:
+            return self
+        return self.model_copy(
+            update={"max_inflight": limits.max_inflight, "retry_after_s": limits.retry_after_s}
+        )

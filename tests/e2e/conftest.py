@@ -158,3 +158,7 @@ def kubellm_operator(cluster: E2ECluster, kubellm_crds: None) -> Iterator[Operat
         yield process
     finally:
         process.supervisor.stop_all()
+    # Every failure the operator met must have been an expected one (an API error it turned
+    # into a condition and retried), never a bug caught by the work queue's last resort.
+    logs = "".join(p.read_text() for p in log_dir.glob("*.log"))
+    assert "failed unexpectedly" not in logs, f"operator bug, see {log_dir}"

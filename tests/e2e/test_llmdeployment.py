@@ -255,17 +255,26 @@ def test_kubectl_scale_changes_serve_replicas_in_place(cluster: E2ECluster, name
 
     scaled = wait_for(
         lambda: get_llmd(cluster, namespace, "scaled"),
-        lambda o: (o.get("status") or {}).get("replicas") == 3,
+        lambda o: (
+            condition(o, "Ready").get("observedGeneration") == 2
+            and condition(o, "Ready").get("status") == "True"
+        ),
         timeout=READY,
-        what="status.replicas to follow kubectl scale",
+        what="Ready at generation 2 after kubectl scale",
     )
     assert scaled["spec"]["replicas"] == 3
     assert serve_deployment(cluster, namespace, "scaled")["num_replicas"] == 3
     assert active_cluster(cluster, namespace, "scaled") == before  # no new RayCluster
+    # status.replicas is what runs on the serving cluster (here no Ray autoscaler adds workers
+    # behind Serve's 3 replicas), never the desired count copied from the spec.
+    running = cluster.get_ray(namespace, "RayCluster", before)["status"]
+    assert scaled["status"]["replicas"] == running["availableWorkerReplicas"]
+    assert scaled["status"]["readyReplicas"] == running["readyWorkerReplicas"]
     scale = client.CustomObjectsApi(cluster.api).get_namespaced_custom_object_scale(
         GROUP, VERSION, namespace, PLURAL, "scaled"
     )
     assert scale["spec"]["replicas"] == 3
+    assert scale["status"]["replicas"] == running["availableWorkerReplicas"]
     assert scale["status"]["selector"] == "kubellm.io/llmdeployment=scaled"
 
 

@@ -60,6 +60,8 @@ def test_killed_operator_restarts_and_converges(
         assert status["observedGeneration"] == obj["metadata"]["generation"]
         assert {c["type"] for c in status["conditions"]} == {
             "Ready",
+            "Reconciling",
+            "Stalled",
             "RayClusterReady",
             "ServeReady",
             "AdaptersReady",

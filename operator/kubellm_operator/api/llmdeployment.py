@@ -138,6 +138,33 @@ class EngineSpec(ApiModel):
     """Further vLLM engine arguments by name (e.g. enforce-eager: "true")."""
 
 
+# vLLM's usual max_num_seqs: what a replica is sized for when engine.maxNumSeqs is unset.
+DEFAULT_MAX_NUM_SEQS = 256
+
+
+class BackpressureSpec(ApiModel):
+    """Overload handling per replica. Requests beyond these limits are answered at once with
+    429 and Retry-After (by Ray Serve's proxy and the runtime alike), never queued without
+    bound or left to time out."""
+
+    max_ongoing_requests: int | None = Field(default=None, ge=1, le=65536)
+    """Requests one replica works on at once (default: engine.maxNumSeqs, else 256: what the
+    engine batches, so none waits invisibly inside it)."""
+    max_queued_requests: int | None = Field(default=None, ge=0, le=1_000_000)
+    """Requests each Ray Serve proxy holds waiting for a replica slot (default: as many as
+    maxOngoingRequests, one more batch). 0 rejects whatever finds every slot taken."""
+    retry_after_seconds: int = Field(default=1, ge=1, le=3600)
+    """Retry-After sent with a 429."""
+
+    def ongoing(self, max_num_seqs: int | None) -> int:
+        return self.max_ongoing_requests or max_num_seqs or DEFAULT_MAX_NUM_SEQS
+
+    def queued(self, max_num_seqs: int | None) -> int:
+        if self.max_queued_requests is not None:
+            return self.max_queued_requests
+        return self.ongoing(max_num_seqs)
+
+
 class AdapterSpec(ApiModel):
     """A LoRA adapter served beside the base model, selected by `model` name."""
 
@@ -172,6 +199,8 @@ class LLMDeploymentSpec(ApiModel):
     """Node pool, selectors, tolerations, affinity and priority of the GPU workers."""
     engine: EngineSpec = EngineSpec()
     """Engine backend and options."""
+    backpressure: BackpressureSpec = BackpressureSpec()
+    """Per-replica request limits; beyond them, 429 with Retry-After at once."""
     adapters: list[AdapterSpec] = Field(default_factory=list, max_length=64)
     """LoRA adapters to serve."""
     enable_lora: bool | None = None
@@ -264,24 +293,33 @@ class AdapterStatus(ApiModel):
     """Why it is not loaded."""
 
 
-Phase = Literal["Pending", "Deploying", "Ready", "Failed"]
+Phase = Literal["Pending", "Deploying", "Upgrading", "Ready", "Failed"]
 
 
 class LLMDeploymentStatus(ApiModel):
     """Observed state of an LLMDeployment."""
 
     phase: Phase | None = None
-    """Pending, Deploying, Ready or Failed (a summary of the conditions)."""
+    """A summary of the conditions: Pending (no child yet, or pods unschedulable), Deploying,
+    Upgrading (the previous spec still serves), Ready or Failed."""
     conditions: list[Condition] = Field(default_factory=list)
-    """Ready, RayClusterReady, ServeReady, AdaptersReady."""
+    """Ready: True only while the current spec is served (KubeRay observed the RayService the
+    operator applied for this generation, no upgrade pending, the application runs it, every
+    adapter is served). Reconciling: True while a rollout or recovery is under way, with what
+    it waits for. Stalled: True when it cannot go on without somebody acting (invalid spec,
+    unschedulable pods, failed deploy, forbidden write, KubeRay missing); retried meanwhile.
+    RayClusterReady, ServeReady and AdaptersReady describe the cluster that runs (or will run)
+    the current spec."""
     observed_generation: int | None = None
     """Generation of the spec this status describes."""
     endpoint: str | None = None
-    """In-cluster base URL of the OpenAI-compatible API (set while Ready)."""
+    """In-cluster base URL of the OpenAI-compatible API (set while any cluster serves, also the
+    previous one during an upgrade)."""
     replicas: int | None = None
-    """Desired model replicas."""
+    """Model replicas whose worker pods run on the serving cluster (the scale subresource's
+    current count)."""
     ready_replicas: int | None = None
-    """Model replicas with all their GPU workers ready."""
+    """Model replicas on the serving cluster with all their workers ready."""
     selector: str | None = None
     """Label selector of the Ray pods (for the scale subresource)."""
     adapters: list[AdapterStatus] = Field(default_factory=list)

@@ -14,6 +14,7 @@ from kubellm_runtime.contract import (
     SERVE_IMPORT_PATH,
     AdapterArgs,
     EngineArgs,
+    LimitsArgs,
     LoraArgs,
     ModelArgs,
     ServeArgs,
@@ -57,8 +58,27 @@ def serve_args(spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]) -
             max_loras=spec.max_loras,
             max_lora_rank=spec.max_lora_rank,
         ),
+        limits=LimitsArgs(
+            max_inflight=spec.backpressure.ongoing(spec.engine.max_num_seqs),
+            retry_after_s=spec.backpressure.retry_after_seconds,
+        ),
         api_key_env=API_KEY_ENV if spec.api_key_secret_ref else None,
     )
+
+
+def _backpressure(spec: LLMDeploymentSpec) -> dict[str, Any]:
+    """Ray Serve's limits: at most maxOngoing per replica, a bounded queue at each proxy, and
+    beyond it 429 with Retry-After (Ray Serve's default answer would be 503 without one), the
+    same answer the runtime gives in local mode."""
+    seqs, limits = spec.engine.max_num_seqs, spec.backpressure
+    return {
+        "max_ongoing_requests": limits.ongoing(seqs),
+        "max_queued_requests": limits.queued(seqs),
+        "backpressure_config": {
+            "status_code": 429,
+            "retry_after_s": limits.retry_after_seconds,
+        },
+    }
 
 
 def _replica_resources(spec: LLMDeploymentSpec) -> dict[str, Any]:
@@ -96,7 +116,7 @@ def serve_config(
     """serveConfigV2 as KubeRay wants it: a YAML string, keys sorted so output is stable."""
     deployment = {
         "name": names.SERVE_DEPLOYMENT,
-        "max_ongoing_requests": config.max_ongoing_requests,
+        **_backpressure(spec),
         # The runtime's health check fails until the model is loaded, so Ray Serve (and with it
         # KubeRay's application status) reports the replica healthy only when it can answer.
         "health_check_period_s": config.health_check_period_s,

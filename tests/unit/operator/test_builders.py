@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
+from ray.serve.schema import ServeDeploySchema
 
 from kubellm_operator import yamlio
 from kubellm_operator.builders.rayservice import Owner, build_rayservice
@@ -174,3 +175,41 @@ def test_the_serve_contract_round_trips_through_serve_config_v2() -> None:
     assert args.model.max_model_len == 4096
     assert [(a.name, a.uri) for a in args.lora.adapters] == [("x", "s3://out/x")]
     assert app["import_path"] == "kubellm_runtime.serve.app:build_app"
+
+
+def _built(spec: dict[str, Any]) -> dict[str, Any]:
+    return build_rayservice(Owner("m", "ns", UID), parse_spec(spec), CONFIG)
+
+
+@pytest.mark.parametrize(
+    ("spec", "ongoing", "queued", "retry_after"),
+    [
+        ({}, 256, 256, 1),
+        ({"engine": {"maxNumSeqs": 32}}, 32, 32, 1),
+        ({"engine": {"maxNumSeqs": 32}, "backpressure": {"maxOngoingRequests": 40}}, 40, 40, 1),
+        ({"backpressure": {"maxQueuedRequests": 0, "retryAfterSeconds": 5}}, 256, 0, 5),
+    ],
+)
+def test_ray_serve_answers_overload_with_429_and_retry_after_within_bounds(
+    spec: dict[str, Any], ongoing: int, queued: int, retry_after: int
+) -> None:
+    """Serve's limits come from the engine's batch size unless the spec overrides them, and
+    the runtime's own admission is sized to the same number (one answer on both paths)."""
+    rs = _built({"model": {"uri": "hf://a/b"}, **spec})
+    deployment = _serve_deployment(rs)
+    assert deployment["max_ongoing_requests"] == ongoing
+    assert deployment["max_queued_requests"] == queued
+    assert deployment["backpressure_config"] == {"status_code": 429, "retry_after_s": retry_after}
+    (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
+    limits = ServeArgs.model_validate(app["args"]).limits
+    assert limits is not None
+    assert (limits.max_inflight, limits.retry_after_s) == (ongoing, retry_after)
+
+
+def test_ray_serve_itself_accepts_the_deployment_options_the_operator_writes() -> None:
+    """The serve config is parsed by Ray Serve's own schema (a typo would fail the deploy)."""
+    rs = _built({"model": {"uri": "hf://a/b"}, "backpressure": {"retryAfterSeconds": 3}})
+    schema = ServeDeploySchema.model_validate(yaml.safe_load(rs["spec"]["serveConfigV2"]))
+    (deployment,) = schema.applications[0].deployments
+    assert deployment.max_queued_requests == 256
+    assert deployment.backpressure_config.status_code == 429

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from kubellm_operator.config import OperatorConfig
+from kubellm_operator.errors import KubeError
 from kubellm_operator.service import ObjectRef, is_subset, sync
 
 NOW = "2026-11-22T10:00:00Z"
@@ -16,23 +17,41 @@ NOW = "2026-11-22T10:00:00Z"
 
 @dataclass
 class MemoryCluster:
-    """A ClusterPort that keeps objects in dicts and counts writes, like an API server would."""
+    """A ClusterPort that keeps objects in dicts and counts writes, like an API server would.
+
+    ``fail`` injects API failures: each call of the named method raises the next error queued
+    for it, until none is left.
+    """
 
     rayservices: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     rayclusters: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     finetunejobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    llmdeployments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pods: list[dict[str, Any]] = field(default_factory=list)
+    fail: dict[str, list[KubeError]] = field(default_factory=dict)
     writes: int = 0
 
+    def _maybe_fail(self, method: str) -> None:
+        if self.fail.get(method):
+            raise self.fail[method].pop(0)
+
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self._maybe_fail("apply")
         self.writes += 1
         key = (manifest["metadata"]["namespace"], manifest["metadata"]["name"])
         stored = copy.deepcopy(manifest)
-        stored["metadata"]["resourceVersion"] = str(self.writes)  # what the server adds
+        before = self.rayservices.get(key, {})
+        generation = before.get("metadata", {}).get("generation", 0)
+        if before.get("spec") != stored["spec"]:
+            generation += 1  # what the server does on a spec change
+        stored["metadata"].update(resourceVersion=str(self.writes), generation=generation)
+        if "status" in before:
+            stored["status"] = before["status"]
         self.rayservices[key] = stored
         return copy.deepcopy(stored)
 
     def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._maybe_fail("get_rayservice")
         found = self.rayservices.get((namespace, name))
         return copy.deepcopy(found) if found else None
 
@@ -41,13 +60,24 @@ class MemoryCluster:
         return copy.deepcopy(found) if found else None
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self._maybe_fail("list_pods")
         return list(self.pods)
 
     def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.finetunejobs.get((namespace, name))
 
+    def get_llmdeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._maybe_fail("get_llmdeployment")
+        found = self.llmdeployments.get((namespace, name))
+        return copy.deepcopy(found) if found else None
+
     def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self._maybe_fail("patch_llmdeployment_status")
         self.writes += 1
+        obj = self.llmdeployments.get((namespace, name))
+        if obj is not None:  # a merge patch: None deletes the field
+            merged = {**obj.get("status", {}), **status}
+            obj["status"] = {k: v for k, v in merged.items() if v is not None}
 
 
 def ref(spec: dict[str, Any], generation: int = 1) -> ObjectRef:
@@ -149,14 +179,24 @@ def test_worker_readiness_is_read_from_the_serving_raycluster() -> None:
     assert (ready.status, ready.reason) == ("True", "ClusterReady")
 
 
-def test_a_raycluster_handed_in_by_its_event_is_used_without_reading_it_again() -> None:
+def test_an_api_failure_is_part_of_the_outcome_and_of_the_status() -> None:
     cluster = MemoryCluster()
-    sync(ref(SPEC), cluster, OperatorConfig(), NOW)
-    cluster.rayservices[("ns", "m")]["status"] = {"activeServiceStatus": {"rayClusterName": "m-x1"}}
-    event_body = {
-        "metadata": {"name": "m-x1"},
-        "status": {"state": "ready", "readyWorkerReplicas": 1, "desiredWorkerReplicas": 1},
-    }
-    outcome = sync(ref(SPEC), cluster, OperatorConfig(), NOW, raycluster=event_body)
-    ready = next(c for c in outcome.status.conditions if c.type == "RayClusterReady")
-    assert ready.status == "True"  # the memory cluster holds no RayCluster: the body was used
+    cluster.fail["apply"] = [KubeError(403, "apply RayService m: rayservices is forbidden")]
+    outcome = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    assert outcome.error is not None
+    assert outcome.error.reason == "Forbidden"
+    assert cluster.rayservices == {}
+    ready = next(c for c in outcome.status.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("False", "Forbidden")
+    assert "rayservices is forbidden" in ready.message
+    assert sync(ref(SPEC), cluster, OperatorConfig(), NOW).error is None  # next try works
+
+
+def test_a_failed_read_after_the_apply_keeps_what_was_written() -> None:
+    cluster = MemoryCluster()
+    cluster.fail["list_pods"] = [KubeError(500, "list pods: etcd timeout")]
+    outcome = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    assert outcome.applied
+    assert outcome.error is not None
+    assert ("ns", "m") in cluster.rayservices
+    assert next(c for c in outcome.status.conditions if c.type == "Reconciling").status == "True"

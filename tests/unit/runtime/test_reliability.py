@@ -10,6 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from kubellm_runtime.app import EngineSlot, create_app
+from kubellm_runtime.contract import LimitsArgs
 from kubellm_runtime.engine.fake import FakeEngine
 from kubellm_runtime.openai.protocol import ChatCompletionRequest
 from kubellm_runtime.openai.service import OpenAIService
@@ -48,6 +49,23 @@ async def test_beyond_the_admission_limit_requests_get_429_with_retry_after() ->
         assert (await client.post("/v1/chat/completions", json=CHAT)).status_code == 200
 
 
+async def test_the_contracts_limits_size_admission_on_ray_serve() -> None:
+    """On Ray Serve the operator's limits (in step with Serve's own) replace the defaults."""
+    settings = RuntimeSettings(max_inflight=256).with_limits(
+        LimitsArgs(max_inflight=1, retry_after_s=4)
+    )
+    engine = FakeEngine(token_delay=0.05)
+    app = create_app(EngineSlot(engine=engine), settings=settings)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+        first = asyncio.create_task(client.post("/v1/chat/completions", json=CHAT))
+        await until_in_progress(client, 1)
+        rejected = await client.post("/v1/chat/completions", json=CHAT)
+        assert (rejected.status_code, rejected.headers["retry-after"]) == (429, "4")
+        assert (await first).status_code == 200
+    assert RuntimeSettings(max_inflight=7).with_limits(None).max_inflight == 7  # local mode
+
+
 async def test_a_configured_api_key_is_required_on_the_api_but_not_on_health() -> None:
     async with client_for(FakeEngine(), api_key=SecretStr("s3cret")) as client:
         missing = await client.post("/v1/chat/completions", json=CHAT)
@@ -63,6 +81,8 @@ async def test_a_configured_api_key_is_required_on_the_api_but_not_on_health() -
 async def test_metrics_expose_the_documented_names() -> None:
     async with client_for(FakeEngine()) as client:
         await client.post("/v1/chat/completions", json=CHAT)
+        # A stream too: the first-token latency is observed for streams.
+        await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
         text = (await client.get("/metrics")).text
     for name in (
         "llm_requests_total",

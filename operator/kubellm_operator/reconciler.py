@@ -1,0 +1,122 @@
+"""One reconcile of one LLMDeployment, as the work queue runs it: read, sync, write, report.
+
+Returns whether it is done; False makes the queue retry with backoff. Every API failure ends
+up here: the status it could derive (with the failure as a condition, when it can still be
+written) is written, and the run is retried.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kubellm_operator import metrics, names
+from kubellm_operator.api.llmdeployment import LLMDeploymentStatus
+from kubellm_operator.config import OperatorConfig
+from kubellm_operator.errors import KubeError
+from kubellm_operator.ports import ClusterPort
+from kubellm_operator.service import ObjectRef, Outcome, sync
+from kubellm_operator.status import FAILURES, RECONCILING, STALLED
+
+logger = logging.getLogger(__name__)
+
+KIND = names.LLMDEPLOYMENT_KIND
+Key = tuple[str, str]
+"""(namespace, name) of an LLMDeployment."""
+PostEvent = Callable[[Mapping[str, Any], str, str, str], None]
+"""(object, type, reason, message): a Kubernetes Event on the object."""
+STATUS_FIELDS = tuple(f.alias or n for n, f in LLMDeploymentStatus.model_fields.items())
+# Reconciling and Stalled restate Ready for kstatus; an Event for them would say it twice.
+UNREPORTED = frozenset({RECONCILING, STALLED})
+
+
+def now() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def status_patch(status: LLMDeploymentStatus) -> dict[str, Any]:
+    """A merge patch that also clears fields the new status no longer has (endpoint...)."""
+    wire = status.to_wire()
+    return {name: wire.get(name) for name in STATUS_FIELDS}
+
+
+@dataclass
+class Reconciler:
+    """Runs sync for a key and writes its status; remembers what it wrote, to skip echoes."""
+
+    cluster: ClusterPort
+    config: OperatorConfig
+    post_event: PostEvent
+    clock: Callable[[], str] = now
+    written: dict[Key, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    phases: metrics.PhaseTracker = field(default_factory=lambda: metrics.PhaseTracker(KIND))
+
+    def is_echo(self, key: Key, body: Mapping[str, Any]) -> bool:
+        """The event only shows the status this reconciler wrote for the same generation."""
+        generation = int(body.get("metadata", {}).get("generation") or 0)
+        return self.written.get(key) == (generation, dict(body.get("status") or {}))
+
+    def forget(self, key: Key) -> None:
+        self.written.pop(key, None)
+        self.phases.set(f"{key[0]}/{key[1]}", None)
+
+    def __call__(self, key: Key, body: Mapping[str, Any] | None) -> bool:
+        namespace, name = key
+        try:
+            parent = body if body is not None else self.cluster.get_llmdeployment(namespace, name)
+        except KubeError as exc:
+            logger.warning("reading %s/%s failed, will retry: %s", namespace, name, exc)
+            return False
+        if parent is None or parent.get("metadata", {}).get("deletionTimestamp"):
+            self.forget(key)
+            return True
+        ref = ObjectRef.from_body(parent)
+        if key in self.written:  # newer than a body handed in with an event (the only writer)
+            ref = replace(ref, status=self.written[key][1])
+        with metrics.reconciling(KIND, "refresh"):
+            outcome = sync(ref, self.cluster, self.config, self.clock())
+        if outcome.applied:
+            metrics.API_WRITES.labels(KIND, "rayservice").inc()
+        if outcome.error is not None:
+            metrics.RECONCILE_ERRORS.labels(KIND, outcome.error.reason).inc()
+            logger.warning(
+                "reconcile of %s/%s failed, will retry: %s", namespace, name, outcome.error
+            )
+        self.phases.set(f"{namespace}/{name}", outcome.status.phase)
+        wire = outcome.status.to_wire()
+        if wire != dict(ref.status):
+            try:
+                self.cluster.patch_llmdeployment_status(
+                    namespace, name, status_patch(outcome.status)
+                )
+            except KubeError as exc:
+                logger.warning("status of %s/%s not written, will retry: %s", namespace, name, exc)
+                return False
+            metrics.API_WRITES.labels(KIND, "status").inc()
+            self._report(parent, ref.status, outcome)
+        self.written[key] = (ref.generation, wire)
+        return outcome.error is None
+
+    def _report(
+        self, parent: Mapping[str, Any], before: Mapping[str, Any], outcome: Outcome
+    ) -> None:
+        """Events for changed conditions; time to Ready."""
+        old = {c.get("type"): c for c in before.get("conditions") or []}
+        for cond in outcome.status.conditions:
+            prev = old.get(cond.type) or {}
+            if cond.type in UNREPORTED or (prev.get("status"), prev.get("reason")) == (
+                cond.status,
+                cond.reason,
+            ):
+                continue
+            warning = cond.status == "False" and cond.reason in FAILURES | {"Unhealthy", "ApiError"}
+            kind = "Warning" if warning else "Normal"
+            self.post_event(parent, kind, cond.reason, f"{cond.type}: {cond.message}")
+            if cond.type == "Ready" and cond.status == "True" and prev.get("status") != "True":
+                created = dt.datetime.fromisoformat(parent["metadata"]["creationTimestamp"])
+                metrics.TIME_TO_READY.labels(KIND).observe(
+                    (dt.datetime.now(dt.UTC) - created).total_seconds()
+                )

@@ -1,0 +1,85 @@
+"""The status an LLMDeployment reports, read by the tools users wait with.
+
+kstatus (sigs.k8s.io/cli-utils, built from the Go module proxy: what kpt, Config Sync and Flux
+health checks compute) and the Argo CD health check the chart ships (run by a real Lua
+runtime) must both call each case of the status table what the README says:
+ready → Current/Healthy, a rollout → InProgress/Progressing, stalled → Failed/Degraded.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import lupa
+import pytest
+
+from kubellm_dev import build
+from kubellm_dev.paths import REPO_ROOT, default_paths
+from kubellm_operator.status import Observed, derive
+from tests.unit.operator.test_status import CASES, Expect
+
+from .conftest import _unavailable
+
+ARGOCD_HEALTH = REPO_ROOT / "charts" / "kubellm" / "files" / "argocd-health-llmdeployment.lua"
+
+
+def as_object(obs: Observed, generation: int | None = None) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubellm.io/v1alpha1",
+        "kind": "LLMDeployment",
+        "metadata": {"name": "m", "namespace": "ns", "generation": generation or obs.generation},
+        "status": derive(obs).to_wire(),
+    }
+
+
+def expected(expect: Expect) -> tuple[str, str]:
+    if expect.stalled:
+        return "Failed", "Degraded"
+    if expect.ready == "Serving":
+        return "Current", "Healthy"
+    return "InProgress", "Progressing"
+
+
+@pytest.fixture(scope="module")
+def kstatus() -> Path:
+    binary = build.layout(default_paths()).kstatus
+    if not binary.is_file():
+        _unavailable(f"{binary} not built: run `python -m kubellm_dev build`")
+    return binary
+
+
+def kstatus_of(binary: Path, obj: dict[str, Any]) -> str:
+    out = subprocess.run(
+        [str(binary)], input=json.dumps(obj), capture_output=True, text=True, check=True
+    )
+    return str(json.loads(out.stdout)["status"])
+
+
+@pytest.fixture(scope="module")
+def argocd() -> Any:
+    lua = lupa.LuaRuntime(unpack_returned_tuples=True)
+    check = lua.eval(f"function(obj)\n{ARGOCD_HEALTH.read_text()}\nend")
+
+    def health(obj: dict[str, Any]) -> str:
+        return str(check(lua.table_from(obj, recursive=True))["status"])
+
+    return health
+
+
+@pytest.mark.parametrize(("obs", "expect"), CASES.values(), ids=CASES.keys())
+def test_kstatus_and_argocd_read_each_case_as_documented(
+    obs: Observed, expect: Expect, kstatus: Path, argocd: Any
+) -> None:
+    obj = as_object(obs)
+    assert (kstatus_of(kstatus, obj), argocd(obj)) == expected(expect)
+
+
+def test_a_spec_the_operator_has_not_seen_yet_is_in_progress_for_both(
+    kstatus: Path, argocd: Any
+) -> None:
+    """kubectl apply bumped the generation; the status still describes the previous one."""
+    obj = as_object(CASES["serving the current spec"][0], generation=4)
+    assert (kstatus_of(kstatus, obj), argocd(obj)) == ("InProgress", "Progressing")

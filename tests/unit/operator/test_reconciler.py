@@ -1,0 +1,208 @@
+"""One reconcile through the retried path: status written, API failures visible and retried."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+from kubellm_operator.config import OperatorConfig
+from kubellm_operator.errors import KubeError
+from kubellm_operator.reconciler import Reconciler
+from kubellm_operator.workqueue import Backoff, WorkQueue
+
+from .test_service import MemoryCluster
+from .test_workqueue import until
+
+KEY = ("ns", "m")
+SPEC = {"model": {"uri": "hf://a/b"}}
+NOW = "2026-11-22T10:00:00Z"
+
+
+def llmd(spec: dict[str, Any] = SPEC, generation: int = 1) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubellm.io/v1alpha1",
+        "kind": "LLMDeployment",
+        "metadata": {
+            "name": "m",
+            "namespace": "ns",
+            "uid": "uid-1",
+            "generation": generation,
+            "creationTimestamp": "2026-11-22T10:00:00Z",
+        },
+        "spec": spec,
+    }
+
+
+class Events(list[tuple[str, str, str]]):
+    def __call__(self, obj: Any, type_: str, reason: str, message: str) -> None:
+        self.append((type_, reason, message))
+
+
+def reconciler(cluster: MemoryCluster) -> tuple[Reconciler, Events]:
+    events = Events()
+    return Reconciler(cluster, OperatorConfig(), events, clock=lambda: NOW), events
+
+
+def condition(cluster: MemoryCluster, type_: str) -> dict[str, Any]:
+    status = cluster.llmdeployments[KEY].get("status") or {}
+    return next((c for c in status.get("conditions", []) if c["type"] == type_), {})
+
+
+def kuberay_reports(cluster: MemoryCluster, app: str) -> None:
+    """What KubeRay writes once the cluster serves (app RUNNING, UNHEALTHY...)."""
+    child = cluster.rayservices[KEY]
+    child["metadata"]["generation"] = 1
+    child["status"] = {
+        "observedGeneration": 1,
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "activeServiceStatus": {
+            "rayClusterName": "m-x1",
+            "applicationStatuses": {"llm": {"status": app}},
+        },
+    }
+    cluster.rayclusters[("ns", "m-x1")] = {
+        "metadata": {"name": "m-x1"},
+        "status": {"state": "ready", "readyWorkerReplicas": 1, "availableWorkerReplicas": 1},
+    }
+
+
+def test_a_first_reconcile_creates_the_child_and_writes_status() -> None:
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()})
+    run, events = reconciler(cluster)
+    assert run(KEY, None) is True
+    assert KEY in cluster.rayservices
+    assert condition(cluster, "Ready")["reason"] == "WaitingForKubeRay"
+    assert condition(cluster, "Reconciling")["status"] == "True"
+    assert ("Normal", "WaitingForKubeRay") in {(t, r) for t, r, _ in events}
+    assert cluster.writes == 2  # the RayService and the status, nothing else
+
+
+def test_a_second_reconcile_with_nothing_new_writes_nothing() -> None:
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()})
+    run, _ = reconciler(cluster)
+    run(KEY, None)
+    run(KEY, None)
+    assert cluster.writes == 2
+
+
+def test_our_own_status_write_is_recognised_as_an_echo() -> None:
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()})
+    run, _ = reconciler(cluster)
+    run(KEY, None)
+    echo = copy.deepcopy(cluster.llmdeployments[KEY])
+    assert run.is_echo(KEY, echo)
+    echo["metadata"]["generation"] = 2
+    assert not run.is_echo(KEY, echo)
+
+
+def test_an_invalid_spec_is_written_once_and_not_retried() -> None:
+    cluster = MemoryCluster(
+        llmdeployments={KEY: llmd({"model": {"uri": "hf://a/b"}, "replicas": -1})}
+    )
+    run, events = reconciler(cluster)
+    assert run(KEY, None) is True  # nothing to retry until the spec changes
+    assert (condition(cluster, "Stalled")["status"], condition(cluster, "Ready")["reason"]) == (
+        "True",
+        "InvalidSpec",
+    )
+    assert "spec.replicas" in condition(cluster, "Ready")["message"]
+    assert cluster.rayservices == {}
+    assert [t for t, r, _ in events if r == "InvalidSpec"] == ["Warning"]
+
+
+@pytest.mark.parametrize(
+    ("error", "reason", "stalled"),
+    [
+        (KubeError(403, "apply RayService m: rayservices.ray.io is forbidden"), "Forbidden", True),
+        (
+            KubeError(404, "rayservices.ray.io/v1 is not served by this API server"),
+            "KubeRayMissing",
+            True,
+        ),
+        (KubeError(422, "apply RayService m: spec.x: Invalid value"), "ChildRejected", True),
+        (KubeError(503, "apply RayService m: etcdserver: leader changed"), "ApiError", False),
+        (KubeError(0, "apply RayService m: API server unreachable"), "ApiError", False),
+    ],
+)
+def test_an_apply_failure_is_a_condition_with_the_api_message_and_is_retried(
+    error: KubeError, reason: str, stalled: bool
+) -> None:
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()}, fail={"apply": [error]})
+    run, _ = reconciler(cluster)
+    assert run(KEY, None) is False  # the queue retries
+    ready = condition(cluster, "Ready")
+    assert (ready["status"], ready["reason"]) == ("False", reason)
+    assert error.message in ready["message"]
+    assert condition(cluster, "Stalled")["status"] == ("True" if stalled else "False")
+    assert cluster.rayservices == {}  # nothing half-created
+    assert run(KEY, None) is True  # fixed (RBAC granted, KubeRay installed): it converges
+    assert KEY in cluster.rayservices
+    assert condition(cluster, "Ready")["reason"] == "WaitingForKubeRay"
+
+
+def test_a_failed_status_write_is_retried() -> None:
+    cluster = MemoryCluster(
+        llmdeployments={KEY: llmd()},
+        fail={"patch_llmdeployment_status": [KubeError(500, "patch status of m: timeout")]},
+    )
+    run, _ = reconciler(cluster)
+    assert run(KEY, None) is False
+    assert "status" not in cluster.llmdeployments[KEY]
+    assert run(KEY, None) is True
+    assert condition(cluster, "Ready")["reason"] == "WaitingForKubeRay"
+
+
+@pytest.fixture
+async def queue_for() -> AsyncIterator[Callable[[Reconciler], WorkQueue]]:
+    tasks: list[asyncio.Task[None]] = []
+
+    def start(run: Reconciler) -> WorkQueue:
+        async def work(key: Any, body: Any) -> bool:
+            return await asyncio.to_thread(run, key, body)
+
+        queue = WorkQueue(work, workers=2, backoff=Backoff(base_s=0.001, cap_s=0.01))
+        tasks.append(asyncio.create_task(queue.run()))
+        return queue
+
+    yield start
+    for task in tasks:
+        task.cancel()
+
+
+async def test_status_converges_when_the_write_fails_during_the_event_that_matters(
+    queue_for: Callable[[Reconciler], WorkQueue],
+) -> None:
+    """KubeRay says UNHEALTHY; the reads and the status patch of that very refresh fail.
+    Kopf would not retry the event handler: the queue does, and Ready turns False."""
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()})
+    run, _ = reconciler(cluster)
+    queue = queue_for(run)
+    queue.add(KEY)
+    await until(lambda: bool(condition(cluster, "Ready")), "the first status")
+    kuberay_reports(cluster, "RUNNING")
+    queue.add(KEY)  # the RayService event
+    await until(lambda: condition(cluster, "Ready").get("status") == "True", "Ready=True")
+
+    cluster.fail["get_rayservice"] = [KubeError(500, "get rayservices m: timeout")]
+    cluster.fail["patch_llmdeployment_status"] = [
+        KubeError(500, "patch status of m: etcd timeout"),
+        KubeError(403, "patch status of m: forbidden"),
+    ]
+    kuberay_reports(cluster, "UNHEALTHY")
+    queue.add(KEY)  # the one event that says UNHEALTHY; no other event follows
+
+    await until(lambda: condition(cluster, "Ready").get("reason") == "Unhealthy", "Ready=False")
+    assert condition(cluster, "Ready")["status"] == "False"
+    assert cluster.fail == {"get_rayservice": [], "patch_llmdeployment_status": []}
+    await until(lambda: queue.failures(KEY) == 0, "the failures to clear")
+
+
+def test_a_deleted_object_is_forgotten() -> None:
+    cluster = MemoryCluster()
+    run, _ = reconciler(cluster)
+    assert run(KEY, None) is True
+    assert run.written == {}
