@@ -171,6 +171,7 @@ def main() -> None:
         operator = OperatorProcess(
             kubeconfig=cluster.kubeconfig,
             supervisor=cluster.supervisor,
+            ray_proxy=cluster.ray_proxy,
             extra_env=OPERATOR_ENV,
         )
         install_crds(paths.kubectl, cluster.kubeconfig, paths.repo / "crds")

@@ -114,6 +114,7 @@ def _scripted_serve_details(state: BridgeState, target: Target) -> dict[str, Any
             "route_prefix": app.get("route_prefix", "/"),
             "docs_path": None,
             "deployments": deployments,
+            "deployed_app_config": app,  # as Ray reports the config it last applied
         }
     return {"applications": apps, "deploy_mode": "MULTI_APP"}
 

@@ -164,6 +164,11 @@ class LocalCluster:
         return self.state_dir / "kubeconfig"
 
     @property
+    def ray_proxy(self) -> str:
+        """The bridge as an HTTP proxy: how KubeRay and the operator reach Ray heads here."""
+        return f"http://127.0.0.1:{self.ports.bridge}"
+
+    @property
     def bridge(self) -> BridgeClient:
         return BridgeClient(self.ports.bridge)
 
@@ -183,7 +188,9 @@ class LocalCluster:
     def start_operator(self) -> OperatorProcess:
         """Install the repository's CRDs and run the kubellm operator beside the cluster."""
         install_crds(self.paths.kubectl, self.kubeconfig, self.paths.repo / "crds")
-        operator = OperatorProcess(kubeconfig=self.kubeconfig, supervisor=self.supervisor)
+        operator = OperatorProcess(
+            kubeconfig=self.kubeconfig, supervisor=self.supervisor, ray_proxy=self.ray_proxy
+        )
         operator.start()
         return operator
 
@@ -327,7 +334,7 @@ class LocalCluster:
             env={
                 # Every plain-HTTP call KubeRay makes to a Ray head or pod goes to the bridge;
                 # Go never proxies loopback, so the HTTPS apiserver traffic is untouched.
-                "HTTP_PROXY": f"http://127.0.0.1:{p.bridge}",
+                "HTTP_PROXY": self.ray_proxy,
                 "http_proxy": f"http://127.0.0.1:{p.bridge}",
                 "NO_PROXY": "127.0.0.1,localhost",
                 "no_proxy": "127.0.0.1,localhost",

@@ -22,6 +22,8 @@ class OperatorProcess:
     kubeconfig: Path
     supervisor: Supervisor
     metrics_port: int = DEFAULT_METRICS_PORT
+    ray_proxy: str | None = None
+    """The Ray bridge, through which the operator reaches Ray heads (as KubeRay does)."""
     extra_env: dict[str, str] = field(default_factory=dict)
     managed: Managed | None = None
 
@@ -42,6 +44,7 @@ class OperatorProcess:
                 "KUBECONFIG": str(self.kubeconfig),
                 "KUBELLM_METRICS_PORT": str(self.metrics_port),
                 "KUBELLM_LOG_FORMAT": "json",
+                **({"KUBELLM_RAY_DASHBOARD_PROXY": self.ray_proxy} if self.ray_proxy else {}),
                 **self.extra_env,
             },
             ports=[self.metrics_port],

@@ -141,3 +141,18 @@ class PodView(_View):
             cluster=(meta.get("labels") or {}).get(RAY_CLUSTER_LABEL, ""),
             unschedulable=None if refused is None else str(refused.get("message") or ""),
         )
+
+
+class DeployedApp(_View):
+    """What a Ray head says about the kubellm application: status and the config it applied."""
+
+    status: str = ""
+    args: dict[str, Any] | None = None
+
+    @classmethod
+    def parse(cls, details: dict[str, Any] | None) -> Self | None:
+        app = ((details or {}).get("applications") or {}).get(names.SERVE_APP)
+        if not isinstance(app, dict):
+            return None
+        config = app.get("deployed_app_config") or {}
+        return cls(status=str(app.get("status") or ""), args=config.get("args"))

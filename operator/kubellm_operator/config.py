@@ -54,6 +54,15 @@ class OperatorConfig(BaseSettings):
     """Ray Serve health-check timeout (replicas report unhealthy until the model is loaded)."""
     graceful_shutdown_timeout_s: int = Field(default=60, ge=0)
     """How long a replica drains in-flight requests before it stops."""
+    ray_dashboard_port: int = Field(default=8265, ge=1, le=65535)
+    """Port of the Ray head's dashboard, asked which config its Serve application runs."""
+    ray_dashboard_proxy: str | None = None
+    """HTTP proxy for those calls (the local test cluster's Ray bridge); unset: direct."""
+    ray_dashboard_timeout_s: float = Field(default=3.0, gt=0)
+    """Connect and read timeout of a dashboard call (no answer: Ready waits, then retries)."""
+    head_recheck_s: float = Field(default=2.0, gt=0)
+    """While Ready waits on a Ray head to apply or run the current config, ask it this often
+    (KubeRay polls its heads every 2 s too)."""
     workers: int = Field(default=4, ge=1, le=64)
     """Reconciles run at once (each in a thread: the Kubernetes client blocks)."""
     retry_base_delay_s: float = Field(default=0.5, gt=0)

@@ -21,6 +21,7 @@ from kubellm_operator import metrics, names
 from kubellm_operator.children import PodView
 from kubellm_operator.config import load_config
 from kubellm_operator.kube import Kube
+from kubellm_operator.rayhead import RayHead
 from kubellm_operator.reconciler import Key, Reconciler
 from kubellm_operator.workqueue import Backoff, WorkQueue
 
@@ -51,15 +52,24 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         prefix=names.GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # Kopf logs every handled event at INFO ("Handler ... succeeded"): with event handlers
+    # only, that is a line per watch event, which costs CPU at scale and says nothing.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.peering.name = "kubellm"
     try:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:
         kube_config.load_kube_config()
-    kube = Kube(client.ApiClient())
+    ray_head = RayHead(
+        config.cluster_domain,
+        config.ray_dashboard_port,
+        config.ray_dashboard_proxy,
+        config.ray_dashboard_timeout_s,
+    )
+    kube = Kube(client.ApiClient(), ray_head)
     reconciler = Reconciler(kube, config, kube.post_event)
 
-    async def work(key: Any, body: Any) -> bool:
+    async def work(key: Any, body: Any) -> bool | float:
         return await asyncio.to_thread(reconciler, key, body)
 
     queue = WorkQueue(

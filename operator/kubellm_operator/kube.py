@@ -16,6 +16,7 @@ from urllib3.exceptions import HTTPError
 
 from kubellm_operator import names
 from kubellm_operator.errors import KubeError
+from kubellm_operator.rayhead import RayHead
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Kube:
     """ClusterPort over the official client. Server-side apply with one field manager."""
 
     api: client.ApiClient
+    ray_head: RayHead
 
     @property
     def _custom(self) -> client.CustomObjectsApi:
@@ -126,6 +128,9 @@ class Kube:
         # _preload_content=False: the raw response, decoded once here as plain camelCase dicts.
         items: list[dict[str, Any]] = json.loads(cast(Any, response).data)["items"]
         return items
+
+    def serve_details(self, namespace: str, cluster: str) -> dict[str, Any] | None:
+        return self.ray_head.serve_details(namespace, cluster)
 
     def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:

@@ -63,7 +63,7 @@ class Reconciler:
         self.written.pop(key, None)
         self.phases.set(f"{key[0]}/{key[1]}", None)
 
-    def __call__(self, key: Key, body: Mapping[str, Any] | None) -> bool:
+    def __call__(self, key: Key, body: Mapping[str, Any] | None) -> bool | float:
         namespace, name = key
         try:
             parent = body if body is not None else self.cluster.get_llmdeployment(namespace, name)
@@ -98,7 +98,9 @@ class Reconciler:
             metrics.API_WRITES.labels(KIND, "status").inc()
             self._report(parent, ref.status, outcome)
         self.written[key] = (ref.generation, wire)
-        return outcome.error is None
+        if outcome.error is not None:
+            return False
+        return self.config.head_recheck_s if outcome.recheck else True
 
     def _report(
         self, parent: Mapping[str, Any], before: Mapping[str, Any], outcome: Outcome

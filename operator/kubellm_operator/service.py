@@ -14,13 +14,13 @@ from kubellm_operator import names
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import AdapterStatus, LLMDeploymentSpec, LLMDeploymentStatus
 from kubellm_operator.builders.rayservice import Owner, build_rayservice
-from kubellm_operator.builders.serve_config import ResolvedAdapter
-from kubellm_operator.children import PodView, RayClusterView, RayServiceView
+from kubellm_operator.builders.serve_config import ResolvedAdapter, contract_args
+from kubellm_operator.children import DeployedApp, PodView, RayClusterView, RayServiceView
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
 from kubellm_operator.parse import InvalidSpecError, parse_spec
 from kubellm_operator.ports import ClusterPort
-from kubellm_operator.status import Observed, derive
+from kubellm_operator.status import Observed, awaits_head, derive, needs_confirmation
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,8 @@ class Outcome:
     applied: bool
     error: KubeError | None = None
     """An API call failed: the status says so, and the caller retries with backoff."""
+    recheck: bool = False
+    """Done for now, but Ready waits on a Ray head: reconcile again soon."""
 
     def status_changed(self, current: Mapping[str, Any]) -> bool:
         return self.status.to_wire() != dict(current)
@@ -174,8 +176,14 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
             rayservice=rayservice,
             clusters=_observe_clusters(rayservice, ref.namespace, cluster),
             pods=tuple(PodView.parse(p) for p in pods),
+            expected_args=contract_args(spec, resolved),
         )
+        if needs_confirmation(rayservice) and rayservice.active is not None:
+            details = cluster.serve_details(ref.namespace, rayservice.active.ray_cluster_name)
+            observed = replace(observed, deployed=DeployedApp.parse(details))
     except KubeError as exc:
         status = derive(replace(observed, api_error=exc))
         return Outcome(status=status, invalid=None, applied=applied, error=exc)
-    return Outcome(status=derive(observed), invalid=None, applied=applied)
+    return Outcome(
+        status=derive(observed), invalid=None, applied=applied, recheck=awaits_head(observed)
+    )

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from kubellm_operator import names
 from kubellm_operator.api.common import Condition, ConditionStatus
@@ -26,7 +27,13 @@ from kubellm_operator.api.llmdeployment import (
     LLMDeploymentStatus,
     Phase,
 )
-from kubellm_operator.children import PodView, RayClusterView, RayServiceView, ServingSide
+from kubellm_operator.children import (
+    DeployedApp,
+    PodView,
+    RayClusterView,
+    RayServiceView,
+    ServingSide,
+)
 from kubellm_operator.errors import KubeError
 
 READY = "Ready"
@@ -69,6 +76,10 @@ class Observed:
     """Each requested adapter: Pending (with its resolved uri, if known) or Failed."""
     api_error: KubeError | None = None
     """An API call of this reconcile failed (the write did not happen)."""
+    expected_args: Mapping[str, Any] | None = None
+    """The runtime contract the operator wrote for the current spec."""
+    deployed: DeployedApp | None = None
+    """What the serving cluster's Ray head says it applied and runs (None: not answered)."""
     previous: tuple[Condition, ...] = ()
     cluster_domain: str = "cluster.local"
     namespace: str = ""
@@ -175,6 +186,40 @@ def _adapters(obs: Observed, served: bool) -> tuple[Verdict, list[AdapterStatus]
     return Verdict("False", "AdaptersPending", text), states
 
 
+def needs_confirmation(rs: RayServiceView | None) -> bool:
+    """Whether Ready hinges on asking the serving head: KubeRay reports the current spec
+    running on it, but its copy of the application status may predate the config push."""
+    app = rs.active.app if rs and rs.active else None
+    return bool(rs and rs.observed and rs.pending is None and app and app.status == "RUNNING")
+
+
+def _confirmed(obs: Observed, rs: RayServiceView) -> Verdict:
+    """The head's own answer: has it applied the current config, and does it run it?"""
+    name = rs.active.ray_cluster_name if rs.active else ""
+    deployed = obs.deployed
+    if deployed is None:
+        return Verdict(
+            "False",
+            "ConfirmingConfig",
+            f"cannot confirm the config Ray cluster {name} runs: its dashboard did not answer",
+        )
+    if deployed.args != obs.expected_args:
+        return Verdict(
+            "False", "Deploying", f"Ray cluster {name} has not applied the current config yet"
+        )
+    if deployed.status != "RUNNING":
+        reason = SERVE_REASONS.get(deployed.status, "NotRunning")
+        return Verdict("False", reason, f"the current config is {deployed.status} on {name}")
+    return Verdict("True", "Running", f"model server runs the current config on {name}")
+
+
+def awaits_head(obs: Observed) -> bool:
+    """Ready waits on the head alone (no answer, or the new config not applied or running
+    yet): nothing in Kubernetes will change to say when that is over, so ask again soon."""
+    rs = obs.rayservice
+    return rs is not None and needs_confirmation(rs) and not _confirmed(obs, rs).ok
+
+
 def _ready(rs: RayServiceView | None, checks: tuple[Verdict, ...]) -> Verdict:
     if rs is None:
         return Verdict("False", "Creating", "RayService not created yet")
@@ -255,6 +300,8 @@ def derive(obs: Observed) -> LLMDeploymentStatus:
     spec, rs = obs.spec, obs.rayservice
     target = rs.target if rs else None
     cluster, serve = _cluster(obs, target), _serve(target)
+    if rs is not None and serve.ok and needs_confirmation(rs):
+        serve = _confirmed(obs, rs)
     served = bool(rs and rs.observed and cluster.ok and serve.ok)
     adapters, adapter_states = _adapters(obs, served)
     ready = _ready(rs, (cluster, serve, adapters))

@@ -33,8 +33,9 @@ class Backoff:
         return float(min(self.cap_s, self.base_s * 2 ** max(0, failures - 1)))
 
 
-Work = Callable[[Hashable, Any], Awaitable[bool]]
-"""Runs one key with the latest hint added for it; False (or an exception) means retry."""
+Work = Callable[[Hashable, Any], Awaitable[bool | float]]
+"""Runs one key with the latest hint added for it: True when done, False (or an exception)
+to retry with backoff, a number of seconds to run it again after that long (not a failure)."""
 
 
 class WorkQueue:
@@ -122,8 +123,11 @@ class WorkQueue:
                 done = False
             finally:
                 self._running.discard(key)
-            if done:
+            if done is True:
                 self._failures.pop(key, None)
+            elif done is not False:
+                self._failures.pop(key, None)
+                self.add(key, after_s=float(done))
             else:
                 self._failures[key] = self._failures.get(key, 0) + 1
                 self.add(key, after_s=self._backoff.delay(self._failures[key]))

@@ -152,7 +152,11 @@ def kubellm_crds(cluster: E2ECluster) -> None:
 def kubellm_operator(cluster: E2ECluster, kubellm_crds: None) -> Iterator[OperatorProcess]:
     """The operator running for the whole session (restartable by tests)."""
     log_dir = (cluster.local.log_dir if cluster.local else Path(tempfile.mkdtemp())) / "operator"
-    process = OperatorProcess(kubeconfig=cluster.kubeconfig, supervisor=Supervisor(log_dir))
+    process = OperatorProcess(
+        kubeconfig=cluster.kubeconfig,
+        supervisor=Supervisor(log_dir),
+        ray_proxy=cluster.local.ray_proxy if cluster.local else None,
+    )
     process.start()
     try:
         yield process

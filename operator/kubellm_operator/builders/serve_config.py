@@ -66,6 +66,11 @@ def serve_args(spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]) -
     )
 
 
+def contract_args(spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]) -> dict[str, Any]:
+    """The application's ``args`` as written in serveConfigV2 (and as Ray reports them back)."""
+    return serve_args(spec, adapters).model_dump(mode="json", exclude_none=True)
+
+
 def _backpressure(spec: LLMDeploymentSpec) -> dict[str, Any]:
     """Ray Serve's limits: at most maxOngoing per replica, a bounded queue at each proxy, and
     beyond it 429 with Retry-After (Ray Serve's default answer would be 503 without one), the
@@ -129,7 +134,7 @@ def serve_config(
         "name": names.SERVE_APP,
         "import_path": SERVE_IMPORT_PATH,
         "route_prefix": "/",
-        "args": serve_args(spec, adapters).model_dump(mode="json", exclude_none=True),
+        "args": contract_args(spec, adapters),
         "deployments": [deployment],
     }
     # Serve's declarative API listens on 0.0.0.0:8000 by default, which KubeRay's serve

@@ -201,6 +201,19 @@ async def test_status_converges_when_the_write_fails_during_the_event_that_matte
     await until(lambda: queue.failures(KEY) == 0, "the failures to clear")
 
 
+def test_while_the_head_has_not_confirmed_the_config_it_is_asked_again() -> None:
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()})
+    run, _ = reconciler(cluster)
+    run(KEY, None)
+    kuberay_reports(cluster, "RUNNING")
+    cluster.heads[("ns", "m-x1")] = None  # no answer from its dashboard
+    assert run(KEY, None) == OperatorConfig().head_recheck_s
+    assert condition(cluster, "Ready")["reason"] == "ConfirmingConfig"
+    del cluster.heads[("ns", "m-x1")]
+    assert run(KEY, None) is True
+    assert condition(cluster, "Ready")["status"] == "True"
+
+
 def test_a_deleted_object_is_forgotten() -> None:
     cluster = MemoryCluster()
     run, _ = reconciler(cluster)

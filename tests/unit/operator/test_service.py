@@ -29,6 +29,8 @@ class MemoryCluster:
     llmdeployments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     pods: list[dict[str, Any]] = field(default_factory=list)
     fail: dict[str, list[KubeError]] = field(default_factory=dict)
+    heads: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
+    """What each Ray head's dashboard answers; by default it runs its RayService's config."""
     writes: int = 0
 
     def _maybe_fail(self, method: str) -> None:
@@ -65,6 +67,17 @@ class MemoryCluster:
 
     def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.finetunejobs.get((namespace, name))
+
+    def serve_details(self, namespace: str, cluster: str) -> dict[str, Any] | None:
+        if (namespace, cluster) in self.heads:
+            return self.heads[(namespace, cluster)]
+        for (ns, _), rs in self.rayservices.items():
+            active = (rs.get("status") or {}).get("activeServiceStatus") or {}
+            if ns == namespace and active.get("rayClusterName") == cluster:
+                (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
+                running = {"status": "RUNNING", "deployed_app_config": app}
+                return {"applications": {app["name"]: running}}
+        return None
 
     def get_llmdeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         self._maybe_fail("get_llmdeployment")
@@ -200,3 +213,38 @@ def test_a_failed_read_after_the_apply_keeps_what_was_written() -> None:
     assert outcome.error is not None
     assert ("ns", "m") in cluster.rayservices
     assert next(c for c in outcome.status.conditions if c.type == "Reconciling").status == "True"
+
+
+def test_ready_is_confirmed_with_the_head_that_serves() -> None:
+    """KubeRay says RUNNING at the current generation; the head decides whether the config
+    it runs is the current one."""
+    cluster = MemoryCluster()
+    sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    child = cluster.rayservices[("ns", "m")]
+    child["status"] = {
+        "observedGeneration": child["metadata"]["generation"],
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "activeServiceStatus": {
+            "rayClusterName": "m-x1",
+            "applicationStatuses": {"llm": {"status": "RUNNING"}},
+        },
+    }
+    cluster.rayclusters[("ns", "m-x1")] = {
+        "metadata": {"name": "m-x1"},
+        "status": {"state": "ready"},
+    }
+
+    def ready() -> tuple[str, str]:
+        cond = next(
+            c
+            for c in sync(ref(SPEC), cluster, OperatorConfig(), NOW).status.conditions
+            if c.type == "Ready"
+        )
+        return cond.status, cond.reason
+
+    assert ready() == ("True", "Serving")
+    stale = {"status": "RUNNING", "deployed_app_config": {"args": {"model": {"uri": "old"}}}}
+    cluster.heads[("ns", "m-x1")] = {"applications": {"llm": stale}}
+    assert ready() == ("False", "Deploying")
+    cluster.heads[("ns", "m-x1")] = None  # the dashboard does not answer
+    assert ready() == ("False", "ConfirmingConfig")

@@ -13,7 +13,7 @@ import pytest
 
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import AdapterStatus
-from kubellm_operator.children import PodView, RayClusterView, RayServiceView
+from kubellm_operator.children import DeployedApp, PodView, RayClusterView, RayServiceView
 from kubellm_operator.errors import KubeError
 from kubellm_operator.parse import parse_spec
 from kubellm_operator.status import Observed, derive
@@ -82,6 +82,8 @@ def refused_pod(cluster: str) -> PodView:
 
 
 SERVING = rayservice(active=side(OLD, "RUNNING"), endpoints=True)
+ARGS = {"model": {"uri": "hf://a/b", "served_name": "b"}}
+RUNS_CURRENT = DeployedApp(status="RUNNING", args=ARGS)
 
 
 def observe(rs: RayServiceView | None = SERVING, *clusters: Any, **kwargs: Any) -> Observed:
@@ -94,6 +96,8 @@ def observe(rs: RayServiceView | None = SERVING, *clusters: Any, **kwargs: Any) 
         "spec": SPEC,
         "rayservice": rs,
         "clusters": {c.name: c for c in found},
+        "expected_args": ARGS,
+        "deployed": RUNS_CURRENT,
     }
     return Observed(**{**defaults, **kwargs})
 
@@ -141,6 +145,18 @@ CASES = {
     "spec changed, KubeRay has not observed it": (
         observe(rayservice(active=side(OLD, "RUNNING"), endpoints=True, generation=2, observed=1)),
         Expect("Upgrading", "WaitingForKubeRay", True, False, True),
+    ),
+    "KubeRay's copy says RUNNING, the head has not applied the new config": (
+        observe(deployed=DeployedApp(status="RUNNING", args={"model": {"uri": "old"}})),
+        Expect("Upgrading", "Deploying", True, False, True),
+    ),
+    "the head applied the new config and is deploying it": (
+        observe(deployed=DeployedApp(status="DEPLOYING", args=ARGS)),
+        Expect("Upgrading", "Deploying", True, False, True),
+    ),
+    "the head does not answer": (
+        observe(deployed=None),
+        Expect("Upgrading", "ConfirmingConfig", True, False, True),
     ),
     "in-place update deploying on the serving cluster": (
         observe(rayservice(active=side(OLD, "DEPLOYING"), endpoints=True, generation=2)),
@@ -237,14 +253,22 @@ def test_each_case_reads_as_a_user_expects(obs: Observed, expect: Expect) -> Non
 
 
 def test_ready_after_a_spec_change_waits_for_kuberay_then_for_the_new_config() -> None:
-    """Generation 2 applied: not Ready until KubeRay observed it and the app ran it."""
+    """Generation 2 applied: not Ready until KubeRay observed it and the head runs it.
+
+    KubeRay v1.6.2 reads the application status, then pushes the new config, then writes both:
+    its first status for generation 2 can still say RUNNING about the previous config."""
+    previous = DeployedApp(status="RUNNING", args={"model": {"uri": "previous"}})
     steps = [
-        rayservice(active=side(OLD, "RUNNING"), endpoints=True, generation=2, observed=1),
-        rayservice(active=side(OLD, "DEPLOYING"), endpoints=True, generation=2),
-        rayservice(active=side(OLD, "RUNNING"), endpoints=True, generation=2),
+        (
+            rayservice(active=side(OLD, "RUNNING"), endpoints=True, generation=2, observed=1),
+            previous,
+        ),
+        (rayservice(active=side(OLD, "RUNNING"), endpoints=True, generation=2), previous),
+        (rayservice(active=side(OLD, "DEPLOYING"), endpoints=True, generation=2), RUNS_CURRENT),
+        (rayservice(active=side(OLD, "RUNNING"), endpoints=True, generation=2), RUNS_CURRENT),
     ]
-    readiness = [of(observe(rs), "Ready").status for rs in steps]
-    assert readiness == ["False", "False", "True"]
+    readiness = [of(observe(rs, deployed=head), "Ready").status for rs, head in steps]
+    assert readiness == ["False", "False", "False", "True"]
 
 
 def test_upgrade_messages_say_what_serves_meanwhile() -> None:

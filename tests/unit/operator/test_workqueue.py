@@ -31,13 +31,13 @@ class Recorder:
 
     def __init__(self) -> None:
         self.runs: list[tuple[Hashable, Any]] = []
-        self.results: dict[Hashable, list[bool | Exception]] = {}
+        self.results: dict[Hashable, list[bool | float | Exception]] = {}
         self.gate: asyncio.Event | None = None
         self.concurrent = 0
         self.most_concurrent: dict[Hashable, int] = {}
         self._active: dict[Hashable, int] = {}
 
-    async def __call__(self, key: Hashable, hint: Any) -> bool:
+    async def __call__(self, key: Hashable, hint: Any) -> bool | float:
         self.runs.append((key, hint))
         self._active[key] = self._active.get(key, 0) + 1
         self.most_concurrent[key] = max(self.most_concurrent.get(key, 0), self._active[key])
@@ -141,5 +141,18 @@ async def test_a_forgotten_key_does_not_run() -> None:
         await until(lambda: len(work.runs) == 1, "one run")
         await until(lambda: len(queue) == 0, "the queue to drain")
         assert work.runs == [("kept", None)]
+    finally:
+        task.cancel()
+
+
+async def test_a_run_that_asks_to_be_run_again_is_rerun_without_counting_a_failure() -> None:
+    work = Recorder()
+    work.results["a"] = [0.001, 0.001, True]
+    queue = WorkQueue(work, workers=1, backoff=Backoff(base_s=3600, cap_s=3600))
+    task = asyncio.create_task(queue.run())
+    try:
+        queue.add("a")
+        await until(lambda: len(work.runs) == 3, "three runs")
+        assert queue.failures("a") == 0
     finally:
         task.cancel()
