@@ -80,6 +80,31 @@ def operator_counter(text: str, name: str) -> float:
     )
 
 
+def histogram_means(text: str, name: str) -> dict[str, tuple[float, float]]:
+    """Per label set of a histogram: (count, mean ms), from its _sum and _count lines."""
+    sums: dict[str, float] = {}
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        for suffix, into in (("_sum", sums), ("_count", counts)):
+            if line.startswith(name + suffix):
+                labels = line[len(name + suffix) :].rsplit(" ", 1)[0] or "{}"
+                into[labels] = float(line.rsplit(" ", 1)[1])
+    return {k: (counts[k], sums[k] * 1000 / max(counts[k], 1)) for k in counts}
+
+
+def where_time_goes(text: str) -> list[tuple[str, str]]:
+    """The operator's own accounting: queue wait, reconcile time, time per API call."""
+    rows = []
+    for name, what in (
+        ("kubellm_queue_wait_seconds", "queue wait"),
+        ("kubellm_reconcile_duration_seconds", "reconcile"),
+        ("kubellm_api_call_seconds", "call"),
+    ):
+        for labels, (count, mean) in sorted(histogram_means(text, name).items()):
+            rows.append((f"{what} {labels} (count, mean ms)", f"{count:.0f}, {mean:.1f}"))
+    return rows
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -232,6 +257,7 @@ def main() -> None:
             (f"operator RSS at {args.total_objects} objects (MiB)", f"{rss_mib(pid):.0f}"),
         ]
 
+        results += where_time_goes(operator.metrics())
         per_minute = idle_writes_per_minute(cluster, args.steady_seconds)
         results += [
             ("operator API writes per minute at steady state", f"{per_minute:.1f}"),

@@ -76,6 +76,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         work,
         workers=config.workers,
         backoff=Backoff(config.retry_base_delay_s, config.retry_max_delay_s),
+        on_wait=metrics.QUEUE_WAIT.observe,
     )
     memo["reconciler"], memo["queue"] = reconciler, queue
     memo["workers"] = asyncio.create_task(queue.run())

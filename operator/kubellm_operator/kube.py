@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
-from kubellm_operator import names
+from kubellm_operator import metrics, names
 from kubellm_operator.errors import KubeError
 from kubellm_operator.rayhead import RayHead
 
@@ -32,12 +33,13 @@ class _NotFoundError(Exception):
 
 
 @contextmanager
-def _calling(what: str, *, missing_kind: str | None = None) -> Iterator[None]:
+def _calling(call: str, what: str, *, missing_kind: str | None = None) -> Iterator[None]:
     """Every client call goes through here: API errors and unreachable servers become KubeError.
 
     ``missing_kind`` names the resource a write needs: a 404 on a write means its kind (a CRD)
     is not served, which somebody has to install.
     """
+    started = time.perf_counter()
     try:
         yield
     except ApiException as exc:
@@ -53,6 +55,8 @@ def _calling(what: str, *, missing_kind: str | None = None) -> Iterator[None]:
         raise KubeError(exc.status or 0, f"{what}: {detail}") from exc
     except (HTTPError, OSError) as exc:
         raise KubeError(0, f"{what}: API server unreachable ({type(exc).__name__})") from exc
+    finally:
+        metrics.API_CALL_SECONDS.labels(call).observe(time.perf_counter() - started)
 
 
 @dataclass
@@ -71,7 +75,7 @@ class Kube:
         plural = {names.RAYSERVICE_KIND: names.RAYSERVICE_PLURAL}[manifest["kind"]]
         meta = manifest["metadata"]
         what = f"apply {manifest['kind']} {meta['name']}"
-        with _calling(what, missing_kind=f"{plural}.{group}/{version}"):
+        with _calling("apply", what, missing_kind=f"{plural}.{group}/{version}"):
             result = self._custom.patch_namespaced_custom_object(
                 group,
                 version,
@@ -93,7 +97,7 @@ class Kube:
         self, group: str, version: str, plural: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
         try:
-            with _calling(f"get {plural} {name}"):
+            with _calling(f"get {plural}", f"get {plural} {name}"):
                 result = self._custom.get_namespaced_custom_object(
                     group, version, namespace, plural, name, _request_timeout=REQUEST_TIMEOUT
                 )
@@ -118,7 +122,7 @@ class Kube:
         return self._get(names.GROUP, names.VERSION, FINETUNEJOB_PLURAL, namespace, name)
 
     def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        with _calling("list pods"):
+        with _calling("list pods", "list pods"):
             response = client.CoreV1Api(self.api).list_namespaced_pod(
                 namespace,
                 label_selector=selector,
@@ -134,7 +138,7 @@ class Kube:
 
     def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         try:
-            with _calling(f"patch status of {name}"):
+            with _calling("patch status", f"patch status of {name}"):
                 self._custom.patch_namespaced_custom_object_status(
                     names.GROUP,
                     names.VERSION,
@@ -170,7 +174,7 @@ class Kube:
             "count": 1,
         }
         try:
-            with _calling(f"post event {reason} on {meta['name']}"):
+            with _calling("post event", f"post event {reason} on {meta['name']}"):
                 client.CoreV1Api(self.api).create_namespaced_event(
                     meta["namespace"], event, _request_timeout=REQUEST_TIMEOUT
                 )

@@ -22,6 +22,17 @@ RECONCILE_SECONDS = Histogram(
 )
 API_WRITES = Counter("kubellm_api_writes_total", "Writes to the Kubernetes API", ["kind", "what"])
 OBJECTS = Gauge("kubellm_objects", "Objects by kind and phase", ["kind", "phase"])
+QUEUE_WAIT = Histogram(
+    "kubellm_queue_wait_seconds",
+    "From a change to the start of its reconcile (the work queue's wait)",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+API_CALL_SECONDS = Histogram(
+    "kubellm_api_call_seconds",
+    "Kubernetes and Ray dashboard calls of the operator, by call",
+    ["call"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
 TIME_TO_READY = Histogram(
     "kubellm_time_to_ready_seconds",
     "From creation to the first Ready",

@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
 
 import urllib3
 from urllib3.exceptions import HTTPError
+
+from kubellm_operator import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +46,14 @@ class RayHead:
         config cannot be confirmed, and Ready waits)."""
         host = f"{cluster}-head-svc.{namespace}.svc.{self.cluster_domain}"
         url = f"http://{host}:{self.port}/api/serve/applications/"
+        started = time.perf_counter()
         try:
             reply = self._http.request("GET", url)
         except HTTPError as exc:
             logger.info("Ray head %s did not answer: %s", host, exc)
             return None
+        finally:
+            metrics.API_CALL_SECONDS.labels("ray head").observe(time.perf_counter() - started)
         if reply.status != HTTPStatus.OK:
             logger.info("Ray head %s answered %s", host, reply.status)
             return None

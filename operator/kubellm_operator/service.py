@@ -20,7 +20,8 @@ from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
 from kubellm_operator.parse import InvalidSpecError, parse_spec
 from kubellm_operator.ports import ClusterPort
-from kubellm_operator.status import Observed, awaits_head, derive, needs_confirmation
+from kubellm_operator.status import Observed, awaits_head, derive
+from kubellm_operator.verdicts import needs_confirmation
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm_operator import names
-from kubellm_operator.api.common import Condition, ConditionStatus
+from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import (
     AdapterStatus,
     LLMDeploymentSpec,
@@ -35,6 +35,14 @@ from kubellm_operator.children import (
     ServingSide,
 )
 from kubellm_operator.errors import KubeError
+from kubellm_operator.verdicts import (
+    Verdict,
+    adapters_verdict,
+    cluster_verdict,
+    confirmed_verdict,
+    needs_confirmation,
+    serve_verdict,
+)
 
 READY = "Ready"
 RECONCILING = "Reconciling"
@@ -85,19 +93,6 @@ class Observed:
     namespace: str = ""
 
 
-@dataclass(frozen=True)
-class Verdict:
-    """One condition's status, reason and message, before it is stamped for the object."""
-
-    status: ConditionStatus
-    reason: str
-    message: str
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "True"
-
-
 def _stamp(obs: Observed, type_: str, verdict: Verdict) -> Condition:
     before = next((c for c in obs.previous if c.type == type_), None)
     keep = before is not None and before.status == verdict.status and before.last_transition_time
@@ -115,109 +110,15 @@ def _cap(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
-def _cluster(obs: Observed, side: ServingSide | None) -> Verdict:
-    if side is None:
-        return Verdict("False", "Creating", "waiting for KubeRay to create the Ray cluster")
-    name = side.ray_cluster_name
-    refused = sorted(
-        (p for p in obs.pods if p.cluster == name and p.unschedulable is not None),
-        key=lambda p: p.name,
-    )
-    if refused:
-        pod = refused[0]
-        why = f"pod {pod.name} cannot be scheduled: {pod.unschedulable}"
-        return Verdict("False", "Unschedulable", why)
-    cluster = obs.clusters.get(name)
-    if cluster is not None and cluster.state == "ready":
-        return Verdict("True", "ClusterReady", f"Ray cluster {name}: all pods are ready")
-    ready = cluster.ready_worker_replicas if cluster else 0
-    desired = cluster.desired_worker_replicas if cluster else "?"
-    return Verdict(
-        "False", "ClusterStarting", f"Ray cluster {name} starting: {ready}/{desired} workers ready"
-    )
-
-
-SERVE_REASONS = {
-    "DEPLOY_FAILED": "DeployFailed",
-    "UNHEALTHY": "Unhealthy",
-    "DEPLOYING": "Deploying",
-    "DELETING": "Deleting",
-}
-
-
-def _serve(side: ServingSide | None) -> Verdict:
-    app = side.app if side else None
-    if app is None:
-        return Verdict("False", "NotDeployed", "model server not deployed yet")
-    if app.status == "RUNNING":
-        return Verdict("True", "Running", "model server is running")
-    reason = SERVE_REASONS.get(app.status, "NotRunning")
-    # Ray Serve's application message is generic; each deployment's last line carries the
-    # replica's exception ("SourceError: ...").
-    parts = [app.message.strip()]
-    for name in sorted(app.serve_deployment_statuses):
-        lines = [ln.strip() for ln in app.serve_deployment_statuses[name].message.splitlines()]
-        last = next((ln for ln in reversed(lines) if ln), "")
-        if last:
-            parts.append(f"{name}: {last}")
-    message = " ".join(p for p in parts if p) or f"Ray Serve application is {app.status}"
-    return Verdict("False", reason, message)
-
-
-def _adapters(obs: Observed, served: bool) -> tuple[Verdict, list[AdapterStatus]]:
-    """Start-up adapters are served once the application that lists them runs: the runtime
-    refuses to start without them. Adapters still waiting for a FineTuneJob are not."""
-    states = [
-        a.model_copy(update={"state": "Loaded", "message": ""})
-        if served and a.state == "Pending" and a.uri
-        else a
-        for a in obs.adapters
-    ]
-    failed = [a for a in states if a.state == "Failed"]
-    waiting = [a for a in states if a.state == "Pending"]
-    if failed:
-        text = "; ".join(f"{a.name}: {a.message}" for a in failed)
-        return Verdict("False", "AdapterUnavailable", text), states
-    if not states:
-        return Verdict("True", "NoAdapters", "no LoRA adapters requested"), states
-    if not waiting:
-        return Verdict("True", "Loaded", "all adapters are served"), states
-    text = "; ".join(f"{a.name}: {a.message or 'loads with the model server'}" for a in waiting)
-    return Verdict("False", "AdaptersPending", text), states
-
-
-def needs_confirmation(rs: RayServiceView | None) -> bool:
-    """Whether Ready hinges on asking the serving head: KubeRay reports the current spec
-    running on it, but its copy of the application status may predate the config push."""
-    app = rs.active.app if rs and rs.active else None
-    return bool(rs and rs.observed and rs.pending is None and app and app.status == "RUNNING")
-
-
-def _confirmed(obs: Observed, rs: RayServiceView) -> Verdict:
-    """The head's own answer: has it applied the current config, and does it run it?"""
-    name = rs.active.ray_cluster_name if rs.active else ""
-    deployed = obs.deployed
-    if deployed is None:
-        return Verdict(
-            "False",
-            "ConfirmingConfig",
-            f"cannot confirm the config Ray cluster {name} runs: its dashboard did not answer",
-        )
-    if deployed.args != obs.expected_args:
-        return Verdict(
-            "False", "Deploying", f"Ray cluster {name} has not applied the current config yet"
-        )
-    if deployed.status != "RUNNING":
-        reason = SERVE_REASONS.get(deployed.status, "NotRunning")
-        return Verdict("False", reason, f"the current config is {deployed.status} on {name}")
-    return Verdict("True", "Running", f"model server runs the current config on {name}")
-
-
 def awaits_head(obs: Observed) -> bool:
     """Ready waits on the head alone (no answer, or the new config not applied or running
     yet): nothing in Kubernetes will change to say when that is over, so ask again soon."""
     rs = obs.rayservice
-    return rs is not None and needs_confirmation(rs) and not _confirmed(obs, rs).ok
+    return (
+        rs is not None
+        and needs_confirmation(rs)
+        and not confirmed_verdict(rs, obs.deployed, obs.expected_args).ok
+    )
 
 
 def _ready(rs: RayServiceView | None, checks: tuple[Verdict, ...]) -> Verdict:
@@ -299,11 +200,11 @@ def derive(obs: Observed) -> LLMDeploymentStatus:
         )
     spec, rs = obs.spec, obs.rayservice
     target = rs.target if rs else None
-    cluster, serve = _cluster(obs, target), _serve(target)
+    cluster, serve = cluster_verdict(target, obs.clusters, obs.pods), serve_verdict(target)
     if rs is not None and serve.ok and needs_confirmation(rs):
-        serve = _confirmed(obs, rs)
+        serve = confirmed_verdict(rs, obs.deployed, obs.expected_args)
     served = bool(rs and rs.observed and cluster.ok and serve.ok)
-    adapters, adapter_states = _adapters(obs, served)
+    adapters, adapter_states = adapters_verdict(obs.adapters, served)
     ready = _ready(rs, (cluster, serve, adapters))
     if obs.api_error is not None:
         ready = _api_failure(obs.api_error)

@@ -48,8 +48,11 @@ class WorkQueue:
         workers: int = 4,
         backoff: Backoff | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_wait: Callable[[float], None] | None = None,
     ) -> None:
         self._work = work
+        self._on_wait = on_wait
+        self._added: dict[Hashable, float] = {}
         self._workers = workers
         self._backoff = backoff or Backoff()
         self._clock = clock
@@ -66,6 +69,7 @@ class WorkQueue:
         """Run ``key`` (no later than ``after_s`` from now); the latest hint is the one used."""
         if hint is not None:
             self._hints[key] = hint
+        self._added.setdefault(key, self._clock() + after_s)
         if key in self._running:
             self._again.add(key)
             return
@@ -82,6 +86,7 @@ class WorkQueue:
     def forget(self, key: Hashable) -> None:
         """The object is gone: drop its pending run, hint and failure count."""
         self._due.pop(key, None)
+        self._added.pop(key, None)
         self._hints.pop(key, None)
         self._failures.pop(key, None)
         self._again.discard(key)
@@ -113,6 +118,9 @@ class WorkQueue:
     async def _worker(self) -> None:
         while True:
             key = await self._next()
+            added = self._added.pop(key, None)
+            if self._on_wait is not None and added is not None:
+                self._on_wait(max(0.0, self._clock() - added))
             self._running.add(key)
             try:
                 done = await self._work(key, self._hints.pop(key, None))
