@@ -63,6 +63,9 @@ class OperatorConfig(BaseSettings):
     head_recheck_s: float = Field(default=2.0, gt=0)
     """While Ready waits on a Ray head to apply or run the current config, ask it this often
     (KubeRay polls its heads every 2 s too)."""
+    child_settle_s: float = Field(default=0.2, ge=0)
+    """A child's change is reconciled this long after it arrives, so a burst of KubeRay and
+    pod events (they come in runs) costs one reconcile and one status write."""
     workers: int = Field(default=4, ge=1, le=64)
     """Reconciles run at once (each in a thread: the Kubernetes client blocks)."""
     retry_base_delay_s: float = Field(default=0.5, gt=0)

@@ -20,7 +20,7 @@ from kubernetes import config as kube_config
 from kubellm_operator import metrics, names
 from kubellm_operator.children import PodView
 from kubellm_operator.config import load_config
-from kubellm_operator.kube import Kube
+from kubellm_operator.kube import EventPoster, Kube
 from kubellm_operator.rayhead import RayHead
 from kubellm_operator.reconciler import Key, Reconciler
 from kubellm_operator.workqueue import Backoff, WorkQueue
@@ -66,7 +66,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         config.ray_dashboard_proxy,
         config.ray_dashboard_timeout_s,
     )
-    kube = Kube(client.ApiClient(), ray_head)
+    api = client.ApiClient()
+    kube = Kube(api, ray_head, EventPoster(api))
     reconciler = Reconciler(kube, config, kube.post_event)
 
     async def work(key: Any, body: Any) -> bool | float:
@@ -78,7 +79,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         backoff=Backoff(config.retry_base_delay_s, config.retry_max_delay_s),
         on_wait=metrics.QUEUE_WAIT.observe,
     )
-    memo["reconciler"], memo["queue"] = reconciler, queue
+    memo["reconciler"], memo["queue"], memo["settle_s"] = reconciler, queue, config.child_settle_s
     memo["workers"] = asyncio.create_task(queue.run())
     metrics.serve(config.metrics_host, config.metrics_port)
 
@@ -102,7 +103,9 @@ async def llmdeployment_changed(
     if type == "DELETED":
         _queue(memo).forget(key)
         reconciler.forget(key)
-    elif not reconciler.is_echo(key, body):
+        return
+    reconciler.remember(key, dict(body))
+    if not reconciler.is_echo(key, body):
         _queue(memo).add(key, dict(body))
 
 
@@ -110,14 +113,14 @@ async def llmdeployment_changed(
 async def rayservice_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """KubeRay's status changed (or the child went away): re-derive the parent."""
     if (key := _parent_key(body)) is not None:
-        _queue(memo).add(key)
+        _queue(memo).add(key, after_s=memo["settle_s"])
 
 
 @kopf.on.event(*RAYCLUSTERS, labels=OURS)
 async def raycluster_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Workers became ready: KubeRay does not always rewrite the RayService for that."""
     if (key := _parent_key(body)) is not None:
-        _queue(memo).add(key)
+        _queue(memo).add(key, after_s=memo["settle_s"])
 
 
 def _unschedulable(body: kopf.Body, **_: Any) -> bool:
@@ -130,4 +133,4 @@ def _unschedulable(body: kopf.Body, **_: Any) -> bool:
 async def ray_pod_unschedulable(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """The scheduler refused a Ray pod: the parent's status says why."""
     if (key := _parent_key(body)) is not None:
-        _queue(memo).add(key)
+        _queue(memo).add(key, after_s=memo["settle_s"])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import queue
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -65,6 +67,7 @@ class Kube:
 
     api: client.ApiClient
     ray_head: RayHead
+    events: EventPoster
 
     @property
     def _custom(self) -> client.CustomObjectsApi:
@@ -121,11 +124,14 @@ class Kube:
     def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(names.GROUP, names.VERSION, FINETUNEJOB_PLURAL, namespace, name)
 
-    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+    def list_pending_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """The Pending pods among those selected: the only ones that can be unschedulable (the
+        API server filters them, so a large healthy deployment costs a small answer)."""
         with _calling("list pods", "list pods"):
             response = client.CoreV1Api(self.api).list_namespaced_pod(
                 namespace,
                 label_selector=selector,
+                field_selector="status.phase=Pending",
                 _preload_content=False,
                 _request_timeout=REQUEST_TIMEOUT,
             )
@@ -153,30 +159,54 @@ class Kube:
             return  # deleted meanwhile: nothing to report on
 
     def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
-        """A Kubernetes Event on the object; best effort (a lost Event loses no state)."""
-        meta = obj["metadata"]
-        now = dt.datetime.now(dt.UTC)
-        event = {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": obj.get("apiVersion", names.API_VERSION),
-                "kind": obj.get("kind", names.LLMDEPLOYMENT_KIND),
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta.get("uid"),
-            },
-            "type": type_,
-            "reason": reason,
-            "message": message[:1024],
-            "source": {"component": names.MANAGER},
-            "firstTimestamp": now,
-            "lastTimestamp": now,
-            "count": 1,
-        }
+        """A Kubernetes Event on the object, handed to the poster (a reconcile never waits)."""
+        self.events.post(event_body(obj, type_, reason, message))
+
+
+def event_body(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> dict[str, Any]:
+    meta = obj["metadata"]
+    now = dt.datetime.now(dt.UTC)
+    return {
+        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+        "involvedObject": {
+            "apiVersion": obj.get("apiVersion", names.API_VERSION),
+            "kind": obj.get("kind", names.LLMDEPLOYMENT_KIND),
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta.get("uid"),
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": names.MANAGER},
+        "firstTimestamp": now,
+        "lastTimestamp": now,
+        "count": 1,
+    }
+
+
+class EventPoster:
+    """Posts Events from one background thread, through a bounded queue: Events are best
+    effort (a lost one loses no state), so a full queue drops the new Event with a log line."""
+
+    def __init__(self, api: client.ApiClient, capacity: int = 1000) -> None:
+        self._api = api
+        self._queue: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=capacity)
+        threading.Thread(target=self._run, name="kubellm-events", daemon=True).start()
+
+    def post(self, event: dict[str, Any]) -> None:
         try:
-            with _calling("post event", f"post event {reason} on {meta['name']}"):
-                client.CoreV1Api(self.api).create_namespaced_event(
-                    meta["namespace"], event, _request_timeout=REQUEST_TIMEOUT
-                )
-        except (KubeError, _NotFoundError) as exc:
-            logger.warning("event not posted: %s", exc)
+            self._queue.put_nowait(event)
+        except queue.Full:
+            logger.warning("event %s dropped: too many events waiting", event["reason"])
+
+    def _run(self) -> None:
+        core = client.CoreV1Api(self._api)
+        while True:
+            event = self._queue.get()
+            namespace, reason = event["metadata"]["namespace"], event["reason"]
+            try:
+                with _calling("post event", f"post event {reason}"):
+                    core.create_namespaced_event(namespace, event, _request_timeout=REQUEST_TIMEOUT)
+            except (KubeError, _NotFoundError) as exc:
+                logger.warning("event not posted: %s", exc)

@@ -52,6 +52,8 @@ class Reconciler:
     post_event: PostEvent
     clock: Callable[[], str] = now
     written: dict[Key, tuple[int, dict[str, Any]]] = field(default_factory=dict)
+    bodies: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
+    """The latest body of each object from its watch: a child's event needs no GET of it."""
     phases: metrics.PhaseTracker = field(default_factory=lambda: metrics.PhaseTracker(KIND))
 
     def is_echo(self, key: Key, body: Mapping[str, Any]) -> bool:
@@ -59,14 +61,18 @@ class Reconciler:
         generation = int(body.get("metadata", {}).get("generation") or 0)
         return self.written.get(key) == (generation, dict(body.get("status") or {}))
 
+    def remember(self, key: Key, body: Mapping[str, Any]) -> None:
+        self.bodies[key] = body
+
     def forget(self, key: Key) -> None:
         self.written.pop(key, None)
+        self.bodies.pop(key, None)
         self.phases.set(f"{key[0]}/{key[1]}", None)
 
     def __call__(self, key: Key, body: Mapping[str, Any] | None) -> bool | float:
         namespace, name = key
         try:
-            parent = body if body is not None else self.cluster.get_llmdeployment(namespace, name)
+            parent = body or self.bodies.get(key) or self.cluster.get_llmdeployment(namespace, name)
         except KubeError as exc:
             logger.warning("reading %s/%s failed, will retry: %s", namespace, name, exc)
             return False

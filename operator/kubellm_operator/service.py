@@ -171,7 +171,7 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
             current = cluster.apply(desired)
             applied = True
         rayservice = RayServiceView.parse(current)
-        pods = cluster.list_pods(ref.namespace, names.pod_selector(ref.name))
+        pods = cluster.list_pending_pods(ref.namespace, names.pod_selector(ref.name))
         observed = replace(
             observed,
             rayservice=rayservice,

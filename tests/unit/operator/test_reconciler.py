@@ -214,6 +214,16 @@ def test_while_the_head_has_not_confirmed_the_config_it_is_asked_again() -> None
     assert condition(cluster, "Ready")["status"] == "True"
 
 
+def test_a_childs_event_uses_the_watched_body_instead_of_reading_the_object() -> None:
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()})
+    run, _ = reconciler(cluster)
+    run.remember(KEY, llmd())
+    cluster.fail["get_llmdeployment"] = [KubeError(500, "must not be read")]
+    assert run(KEY, None) is True
+    assert cluster.fail["get_llmdeployment"]  # never called
+    assert KEY in cluster.rayservices
+
+
 def test_a_deleted_object_is_forgotten() -> None:
     cluster = MemoryCluster()
     run, _ = reconciler(cluster)

@@ -61,9 +61,9 @@ class MemoryCluster:
         found = self.rayclusters.get((namespace, name))
         return copy.deepcopy(found) if found else None
 
-    def list_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
-        self._maybe_fail("list_pods")
-        return list(self.pods)
+    def list_pending_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        self._maybe_fail("list_pending_pods")
+        return [p for p in self.pods if (p.get("status") or {}).get("phase") == "Pending"]
 
     def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.finetunejobs.get((namespace, name))
@@ -207,7 +207,7 @@ def test_an_api_failure_is_part_of_the_outcome_and_of_the_status() -> None:
 
 def test_a_failed_read_after_the_apply_keeps_what_was_written() -> None:
     cluster = MemoryCluster()
-    cluster.fail["list_pods"] = [KubeError(500, "list pods: etcd timeout")]
+    cluster.fail["list_pending_pods"] = [KubeError(500, "list pods: etcd timeout")]
     outcome = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
     assert outcome.applied
     assert outcome.error is not None
