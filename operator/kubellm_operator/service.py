@@ -164,7 +164,13 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
         resolved, adapter_states = resolve_adapters(spec, ref.namespace, cluster)
         observed = replace(observed, adapters=adapter_states)
         desired = build_rayservice(Owner(ref.name, ref.namespace, ref.uid), spec, config, resolved)
-        current = cluster.get_rayservice(ref.namespace, names.rayservice_name(ref.name))
+        # An object that has never had a status has never been reconciled: its child is
+        # applied straight away (an apply of an existing identical child changes nothing).
+        current = (
+            cluster.get_rayservice(ref.namespace, names.rayservice_name(ref.name))
+            if ref.status
+            else None
+        )
         if current is not None:
             observed = replace(observed, rayservice=RayServiceView.parse(current))
         if current is None or not is_subset(desired, current):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
@@ -107,9 +107,16 @@ def test_first_sync_creates_the_child_and_the_next_writes_nothing() -> None:
     first = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
     assert first.applied
     assert ("ns", "m") in cluster.rayservices
-    second = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    reconciled = replace(ref(SPEC), status=first.status.to_wire())
+    second = sync(reconciled, cluster, OperatorConfig(), NOW)
     assert not second.applied
     assert cluster.writes == 1
+
+
+def test_an_object_never_reconciled_is_applied_without_reading_its_child_first() -> None:
+    cluster = MemoryCluster(fail={"get_rayservice": [KubeError(500, "must not be read")]})
+    assert sync(ref(SPEC), cluster, OperatorConfig(), NOW).applied
+    assert cluster.fail["get_rayservice"]  # never called
 
 
 def test_a_spec_change_rewrites_the_child() -> None:
