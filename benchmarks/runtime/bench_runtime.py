@@ -193,24 +193,29 @@ def _measured(port: int, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def round_vllm(model: Path, logs: Path, args: argparse.Namespace) -> dict[str, Any]:
-    results: dict[str, Any] = {"direct": direct("vllm", model, args)}
-    port = free_port()
-    theirs = [
-        sys.executable,
-        *("-m", "vllm.entrypoints.openai.api_server", "--model", str(model)),
-        *("--served-model-name", NAME, "--host", "127.0.0.1", "--port", str(port)),
-        *VLLM_OPTIONS,
-        "--enforce-eager",
-    ]
-    with server("vllm-api-server", theirs, port, "/health", logs, env={}):
-        results["vllm_api_server"] = _measured(port, args)
-    port = free_port()
-    ours = kubellm(model, port, "vllm", *VLLM_OPTIONS, "--engine-arg", "enforce-eager=true")
-    with server("kubellm-vllm", ours, port, "/ready", logs, env={}):
-        results["kubellm"] = _measured(port, args)
-    spec = serve_path.spec_for(model, NAME, {"enforce-eager": "true"})
-    with serve_path.ray_serve(spec, logs, env=ENV | parse_env(args.serve_env)) as port:
-        results["kubellm_serve"] = _measured(port, args)
+    results: dict[str, Any] = {}
+    if "direct" in args.paths:
+        results["direct"] = direct("vllm", model, args)
+    if "vllm_api_server" in args.paths:
+        port = free_port()
+        theirs = [
+            sys.executable,
+            *("-m", "vllm.entrypoints.openai.api_server", "--model", str(model)),
+            *("--served-model-name", NAME, "--host", "127.0.0.1", "--port", str(port)),
+            *VLLM_OPTIONS,
+            "--enforce-eager",
+        ]
+        with server("vllm-api-server", theirs, port, "/health", logs, env={}):
+            results["vllm_api_server"] = _measured(port, args)
+    if "kubellm" in args.paths:
+        port = free_port()
+        ours = kubellm(model, port, "vllm", *VLLM_OPTIONS, "--engine-arg", "enforce-eager=true")
+        with server("kubellm-vllm", ours, port, "/ready", logs, env={}):
+            results["kubellm"] = _measured(port, args)
+    if "kubellm_serve" in args.paths:
+        spec = serve_path.spec_for(model, NAME, {"enforce-eager": "true"})
+        with serve_path.ray_serve(spec, logs, env=ENV | parse_env(args.serve_env)) as port:
+            results["kubellm_serve"] = _measured(port, args)
     return results
 
 
@@ -302,6 +307,7 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=1000, help="open streams for memory")
     parser.add_argument("--rounds", nargs="*", default=["fake", "vllm"])
     parser.add_argument("--floods", nargs="*", type=int, default=list(FLOODS))
+    parser.add_argument("--paths", nargs="*", choices=PATHS, default=list(PATHS))
     parser.add_argument(
         "--serve-env",
         nargs="*",

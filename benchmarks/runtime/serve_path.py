@@ -9,6 +9,7 @@ the kubellm ingress), which is what a client of the serve Service hits.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 import urllib.request
@@ -34,7 +35,8 @@ def spec_for(model: Path, served_name: str, engine_args: dict[str, str], **extra
     return parse_spec(
         {
             "model": {"uri": f"file://{model}", "servedName": served_name, "maxModelLen": 256},
-            "resources": {"gpusPerReplica": 0, "cpu": "1", "memory": "4Gi"},
+            # All the machine's cores, as the other paths' engines have them.
+            "resources": {"gpusPerReplica": 0, "cpu": str(os.cpu_count()), "memory": "4Gi"},
             "placement": {"nodePool": "cpu"},
             "engine": {"gpuMemoryUtilization": 0.2, "extraArgs": engine_args},
             **extra,

@@ -213,3 +213,10 @@ def test_ray_serve_itself_accepts_the_deployment_options_the_operator_writes() -
     (deployment,) = schema.applications[0].deployments
     assert deployment.max_queued_requests == 256
     assert deployment.backpressure_config.status_code == 429
+
+
+@pytest.mark.parametrize(("cpu", "cores"), [("8", 8), ("2.5", 2), ("500m", 1), ("1500m", 1)])
+def test_a_cpu_replica_holds_its_workers_cores(cpu: str, cores: int) -> None:
+    """Ray sets OMP_NUM_THREADS to the actor's num_cpus: a CPU engine gets the pod's cores."""
+    rs = _built({"model": {"uri": "hf://a/b"}, "resources": {"gpusPerReplica": 0, "cpu": cpu}})
+    assert _serve_deployment(rs)["ray_actor_options"] == {"num_cpus": cores, "num_gpus": 0}
