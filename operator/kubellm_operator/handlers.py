@@ -18,11 +18,11 @@ from kubernetes import client
 from kubernetes import config as kube_config
 
 from kubellm_operator import metrics, names
-from kubellm_operator.children import PodView
 from kubellm_operator.config import load_config
 from kubellm_operator.kube import EventPoster, Kube
 from kubellm_operator.rayhead import RayHead
 from kubellm_operator.reconciler import Key, Reconciler
+from kubellm_operator.watched import WatchedCluster, WatchedStore
 from kubellm_operator.workqueue import Backoff, WorkQueue
 
 LLMD = (names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL)
@@ -68,7 +68,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
     api = client.ApiClient()
     kube = Kube(api, ray_head, EventPoster(api))
-    reconciler = Reconciler(kube, config, kube.post_event)
+    store = WatchedStore()
+    reconciler = Reconciler(WatchedCluster(kube, store), config, kube.post_event)
 
     async def work(key: Any, body: Any) -> bool | float:
         return await asyncio.to_thread(reconciler, key, body)
@@ -79,7 +80,8 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         backoff=Backoff(config.retry_base_delay_s, config.retry_max_delay_s),
         on_wait=metrics.QUEUE_WAIT.observe,
     )
-    memo["reconciler"], memo["queue"], memo["settle_s"] = reconciler, queue, config.child_settle_s
+    memo["reconciler"], memo["queue"], memo["store"] = reconciler, queue, store
+    memo["settle_s"] = config.child_settle_s
     memo["workers"] = asyncio.create_task(queue.run())
     metrics.serve(config.metrics_host, config.metrics_port)
 
@@ -117,20 +119,20 @@ async def rayservice_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None
 
 
 @kopf.on.event(*RAYCLUSTERS, labels=OURS)
-async def raycluster_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Workers became ready: KubeRay does not always rewrite the RayService for that."""
+async def raycluster_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Workers became ready: KubeRay does not always rewrite the RayService for that. The
+    cluster's status is kept from the event, so the reconcile does not read it again."""
+    cast(WatchedStore, memo["store"]).raycluster_changed(body, deleted=type == "DELETED")
     if (key := _parent_key(body)) is not None:
         _queue(memo).add(key, after_s=memo["settle_s"])
 
 
-def _unschedulable(body: kopf.Body, **_: Any) -> bool:
-    return PodView.parse(dict(body)).unschedulable is not None
-
-
-@kopf.on.event(
-    "", "v1", "pods", labels={names.LABEL_LLMDEPLOYMENT: kopf.PRESENT}, when=_unschedulable
-)
-async def ray_pod_unschedulable(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """The scheduler refused a Ray pod: the parent's status says why."""
-    if (key := _parent_key(body)) is not None:
+@kopf.on.event("", "v1", "pods", labels={names.LABEL_LLMDEPLOYMENT: kopf.PRESENT})
+async def ray_pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """The scheduler refused a Ray pod, or placed one it had refused: the parent's status
+    says why (the refused pods are kept from these events instead of listing pods)."""
+    if (key := _parent_key(body)) is None:
+        return
+    store = cast(WatchedStore, memo["store"])
+    if store.pod_changed(key, body, deleted=type == "DELETED"):
         _queue(memo).add(key, after_s=memo["settle_s"])

@@ -1,0 +1,83 @@
+"""What the watches already deliver, kept in memory so a reconcile does not read it again.
+
+RayClusters and the Ray pods the scheduler refuses arrive as watch events anyway; a GET of
+the cluster and a list of pods per reconcile cost most of its time on a busy API server. The
+store holds one small entry per watched cluster and per refused pod (bounded by the objects
+watched), written by the Kopf event handlers on the event loop and read by the reconcile
+workers (single dict operations, atomic under the GIL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubellm_operator import names
+from kubellm_operator.children import PodView
+from kubellm_operator.ports import ClusterPort
+
+Key = tuple[str, str]
+
+
+@dataclass
+class WatchedStore:
+    clusters: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    refused: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
+
+    def raycluster_changed(self, body: Mapping[str, Any], deleted: bool) -> None:
+        meta = body.get("metadata") or {}
+        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        if deleted:
+            self.clusters.pop(key, None)
+        else:  # only what status needs: the name and the status
+            self.clusters[key] = {"metadata": {"name": key[1]}, "status": body.get("status")}
+
+    def pod_changed(self, parent: Key, body: Mapping[str, Any], deleted: bool) -> bool:
+        """Record whether the pod is refused by the scheduler; True when that changed."""
+        pod = dict(body)
+        name = str((pod.get("metadata") or {}).get("name", ""))
+        refused = self.refused.setdefault(parent, {})
+        was = name in refused
+        if not deleted and PodView.parse(pod).unschedulable is not None:
+            refused[name] = {"metadata": pod.get("metadata"), "status": pod.get("status")}
+        else:
+            refused.pop(name, None)
+        if not refused:
+            self.refused.pop(parent, None)
+        return was != (name in self.refused.get(parent, {}))
+
+
+@dataclass
+class WatchedCluster:
+    """A ClusterPort that answers RayClusters and refused pods from the store, and everything
+    else (writes, RayServices, a cluster the watch has not delivered yet) from the API."""
+
+    api: ClusterPort
+    store: WatchedStore
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        return self.api.apply(manifest)
+
+    def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.api.get_rayservice(namespace, name)
+
+    def get_llmdeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.api.get_llmdeployment(namespace, name)
+
+    def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.api.get_finetunejob(namespace, name)
+
+    def serve_details(self, namespace: str, cluster: str) -> dict[str, Any] | None:
+        return self.api.serve_details(namespace, cluster)
+
+    def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.api.patch_llmdeployment_status(namespace, name, status)
+
+    def get_raycluster(self, namespace: str, name: str) -> dict[str, Any] | None:
+        found = self.store.clusters.get((namespace, name))
+        return found if found is not None else self.api.get_raycluster(namespace, name)
+
+    def list_pending_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
+        parent = selector.removeprefix(f"{names.LABEL_LLMDEPLOYMENT}=")
+        return list((self.store.refused.get((namespace, parent)) or {}).values())

@@ -1,0 +1,65 @@
+"""What the watches deliver, kept in memory: RayClusters and the pods the scheduler refuses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubellm_operator.watched import WatchedCluster, WatchedStore
+
+from .test_service import MemoryCluster
+
+PARENT = ("ns", "m")
+
+
+def pod(name: str, refused: bool) -> dict[str, Any]:
+    condition = {"type": "PodScheduled", "status": "True"}
+    if refused:
+        condition = {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/6 nodes are available",
+        }
+    return {
+        "metadata": {"name": name, "namespace": "ns", "labels": {"ray.io/cluster": "m-x1"}},
+        "status": {"phase": "Pending", "conditions": [condition]},
+    }
+
+
+def test_refused_pods_come_and_go_with_their_events() -> None:
+    store = WatchedStore()
+    view = WatchedCluster(MemoryCluster(), store)
+    assert store.pod_changed(PARENT, pod("w1", refused=True), deleted=False) is True
+    assert store.pod_changed(PARENT, pod("w1", refused=True), deleted=False) is False  # same
+    assert store.pod_changed(PARENT, pod("w2", refused=False), deleted=False) is False
+    assert [
+        p["metadata"]["name"] for p in view.list_pending_pods("ns", "kubellm.io/llmdeployment=m")
+    ] == ["w1"]
+    assert store.pod_changed(PARENT, pod("w1", refused=False), deleted=False) is True  # placed
+    assert view.list_pending_pods("ns", "kubellm.io/llmdeployment=m") == []
+    assert store.refused == {}  # nothing kept for a parent without refused pods
+
+
+def test_a_deleted_refused_pod_is_dropped() -> None:
+    store = WatchedStore()
+    store.pod_changed(PARENT, pod("w1", refused=True), deleted=False)
+    assert store.pod_changed(PARENT, pod("w1", refused=True), deleted=True) is True
+    assert store.refused == {}
+
+
+def test_a_watched_raycluster_is_answered_from_memory_and_an_unseen_one_from_the_api() -> None:
+    api = MemoryCluster()
+    api.rayclusters[("ns", "m-old")] = {"metadata": {"name": "m-old"}, "status": {"state": "ready"}}
+    store = WatchedStore()
+    store.raycluster_changed(
+        {"metadata": {"name": "m-x1", "namespace": "ns"}, "status": {"state": "ready"}, "spec": {}},
+        deleted=False,
+    )
+    view = WatchedCluster(api, store)
+    assert view.get_raycluster("ns", "m-x1") == {
+        "metadata": {"name": "m-x1"},
+        "status": {"state": "ready"},
+    }
+    assert view.get_raycluster("ns", "m-old") == api.rayclusters[("ns", "m-old")]  # not watched yet
+    store.raycluster_changed({"metadata": {"name": "m-x1", "namespace": "ns"}}, deleted=True)
+    assert view.get_raycluster("ns", "m-x1") is None
