@@ -92,8 +92,8 @@ def _replica_resources(spec: LLMDeploymentSpec) -> dict[str, Any]:
     gpus = spec.resources.gpus_per_replica
     if gpus == 0:
         # A CPU engine computes on the CPUs it holds: Ray sets OMP_NUM_THREADS to the actor's
-        # num_cpus, so a replica asking for 1 would run on one thread of its worker's cores
-        # (measured: 1.7x slower per token on 2 cores). It takes its whole worker pod.
+        # num_cpus, so a replica asking for 1 would be held to one thread of its worker's
+        # cores. It takes its whole worker pod.
         return {"ray_actor_options": {"num_cpus": _whole_cores(spec.resources.cpu), "num_gpus": 0}}
     if gpus == 1:
         return {"ray_actor_options": {"num_cpus": 1, "num_gpus": gpus}}
