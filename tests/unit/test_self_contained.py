@@ -49,10 +49,10 @@ def _escapes(file: Path, text: str) -> list[str]:
 
 
 def test_no_tracked_file_refers_to_a_path_outside_the_repository() -> None:
-    this = Path(__file__).resolve()
+    this = Path(__file__).resolve().relative_to(Path(__file__).resolve().parents[2])
     offenders = {}
     for file in _tracked_files():
-        if file.resolve() == this:
+        if file.relative_to(REPO_ROOT) == this:  # its own examples
             continue
         hits = _escapes(file, file.read_text(errors="replace"))
         if hits:
