@@ -33,6 +33,19 @@ STATUS_FIELDS = tuple(f.alias or n for n, f in LLMDeploymentStatus.model_fields.
 UNREPORTED = frozenset({RECONCILING, STALLED})
 
 
+def _object(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Log context naming the object (Kopf's JSON formatter writes it as "object")."""
+    meta = body.get("metadata") or {}
+    ref = {
+        "apiVersion": body.get("apiVersion", names.API_VERSION),
+        "kind": body.get("kind", KIND),
+        "name": meta.get("name"),
+        "namespace": meta.get("namespace"),
+        "uid": meta.get("uid"),
+    }
+    return {"k8s_ref": ref}
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -88,9 +101,7 @@ class Reconciler:
             metrics.API_WRITES.labels(KIND, "rayservice").inc()
         if outcome.error is not None:
             metrics.RECONCILE_ERRORS.labels(KIND, outcome.error.reason).inc()
-            logger.warning(
-                "reconcile of %s/%s failed, will retry: %s", namespace, name, outcome.error
-            )
+            logger.warning("reconcile failed, will retry: %s", outcome.error, extra=_object(parent))
         self.phases.set(f"{namespace}/{name}", outcome.status.phase)
         wire = outcome.status.to_wire()
         if wire != dict(ref.status):
@@ -99,9 +110,18 @@ class Reconciler:
                     namespace, name, status_patch(outcome.status)
                 )
             except KubeError as exc:
-                logger.warning("status of %s/%s not written, will retry: %s", namespace, name, exc)
+                logger.warning("status not written, will retry: %s", exc, extra=_object(parent))
                 return False
             metrics.API_WRITES.labels(KIND, "status").inc()
+            ready = outcome.status.conditions[0]
+            logger.info(
+                "status: %s, %s=%s (%s)",
+                outcome.status.phase,
+                ready.type,
+                ready.status,
+                ready.reason,
+                extra=_object(parent),
+            )
             self._report(parent, ref.status, outcome)
         self.written[key] = (ref.generation, wire)
         if outcome.error is not None:
