@@ -63,8 +63,8 @@ def test_no_tracked_file_refers_to_a_path_outside_the_repository() -> None:
 @pytest.mark.parametrize(
     ("text", "escapes"),
     [
-        ('crds = repo.parent / "shared" / "kuberay-crds"', True),
-        ("kubectl apply -f ../shared/kuberay-crds/v1.7.0", True),
+        ('crds = repo.parent / "beside" / "kuberay-crds"', True),
+        ("kubectl apply -f ../beside/kuberay-crds/v1.7.0", True),
         ("see ../../../elsewhere/file.yaml", True),
         ("ls /work/shared/notes", True),
         ("see dev/../tests/unit for the tests", False),
