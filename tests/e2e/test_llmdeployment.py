@@ -170,8 +170,13 @@ def test_each_sample_becomes_ready_on_its_pool(
             assert mounts[f"/mnt/pvc/{uri.split('/')[2]}"] is True
     # KubeRay created the serve Service the endpoint names.
     assert cluster.core.read_namespaced_service(f"{name}-serve-svc", namespace).spec.selector
-    events = {e.reason for e in cluster.events_for(namespace, name)}
-    assert "Serving" in events
+    # Events are posted in the background, after the status: poll for it with a deadline.
+    wait_for(
+        lambda: {e.reason for e in cluster.events_for(namespace, name)},
+        lambda reasons: "Serving" in reasons,
+        timeout=30,
+        what="the Serving event",
+    )
 
 
 def test_a_request_larger_than_any_node_says_why_it_is_not_scheduling(

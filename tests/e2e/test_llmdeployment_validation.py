@@ -220,5 +220,12 @@ def test_an_invalid_spec_that_slipped_past_the_schema_is_reported_and_creates_no
         "ray.io", "v1", namespace, "rayservices"
     )
     assert rayservices["items"] == []
-    warnings = [e for e in cluster.events_for(namespace, "bad") if e.type == "Warning"]
-    assert any("spec.resources.gpusPerReplica" in (e.message or "") for e in warnings)
+    # Events are posted in the background, after the status: poll for it with a deadline.
+    wait_for(
+        lambda: [
+            e.message or "" for e in cluster.events_for(namespace, "bad") if e.type == "Warning"
+        ],
+        lambda messages: any("spec.resources.gpusPerReplica" in m for m in messages),
+        timeout=30,
+        what="a Warning event naming spec.resources.gpusPerReplica",
+    )
