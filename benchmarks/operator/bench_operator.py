@@ -80,8 +80,8 @@ def operator_counter(text: str, name: str) -> float:
     )
 
 
-def histogram_means(text: str, name: str) -> dict[str, tuple[float, float]]:
-    """Per label set of a histogram: (count, mean ms), from its _sum and _count lines."""
+def histogram_totals(text: str, name: str) -> dict[str, tuple[float, float]]:
+    """Per label set of a histogram: (count, sum), from its _count and _sum lines."""
     sums: dict[str, float] = {}
     counts: dict[str, float] = {}
     for line in text.splitlines():
@@ -89,19 +89,23 @@ def histogram_means(text: str, name: str) -> dict[str, tuple[float, float]]:
             if line.startswith(name + suffix):
                 labels = line[len(name + suffix) :].rsplit(" ", 1)[0] or "{}"
                 into[labels] = float(line.rsplit(" ", 1)[1])
-    return {k: (counts[k], sums[k] * 1000 / max(counts[k], 1)) for k in counts}
+    return {k: (counts[k], sums.get(k, 0.0)) for k in counts}
 
 
-def where_time_goes(text: str) -> list[tuple[str, str]]:
-    """The operator's own accounting: queue wait, reconcile time, time per API call."""
+def where_time_goes(text: str, since: str = "", phase: str = "") -> list[tuple[str, str]]:
+    """The operator's own accounting: queue wait, reconcile time, time per API call, between
+    the ``since`` and ``text`` scrapes of its metrics."""
     rows = []
     for name, what in (
         ("kubellm_queue_wait_seconds", "queue wait"),
         ("kubellm_reconcile_duration_seconds", "reconcile"),
         ("kubellm_api_call_seconds", "call"),
     ):
-        for labels, (count, mean) in sorted(histogram_means(text, name).items()):
-            rows.append((f"{what} {labels} (count, mean ms)", f"{count:.0f}, {mean:.1f}"))
+        before = histogram_totals(since, name)
+        for labels, (count_now, sum_now) in sorted(histogram_totals(text, name).items()):
+            count = count_now - before.get(labels, (0.0, 0.0))[0]
+            mean = (sum_now - before.get(labels, (0.0, 0.0))[1]) * 1000 / max(count, 1)
+            rows.append((f"{phase}{what} {labels} (count, mean ms)", f"{count:.0f}, {mean:.1f}"))
     return rows
 
 
@@ -155,9 +159,14 @@ def ready(custom: client.CustomObjectsApi) -> int:
 
 
 def measure_latency(
-    custom: client.CustomObjectsApi, watcher: RayServiceWatch, count: int
-) -> list[float]:
-    """Create objects one at a time (no queueing behind others); ms until each child appears."""
+    custom: client.CustomObjectsApi,
+    watcher: RayServiceWatch,
+    count: int,
+    operator: OperatorProcess,
+) -> tuple[list[float], list[tuple[str, str]]]:
+    """Create objects one at a time (no queueing behind others); ms until each child appears,
+    and the operator's accounting of that run."""
+    metrics_start = operator.metrics()
     created: dict[str, float] = {}
     for i in range(count):
         name = f"lat-{i:04d}"
@@ -170,7 +179,8 @@ def measure_latency(
             what=f"RayService {name}",
             interval=0.005,
         )
-    return [(watcher.seen[n] - t) * 1000 for n, t in created.items()]
+    spent = where_time_goes(operator.metrics(), metrics_start, "latency run: ")
+    return [(watcher.seen[n] - t) * 1000 for n, t in created.items()], spent
 
 
 def idle_writes_per_minute(cluster: LocalCluster, seconds: int) -> float:
@@ -208,12 +218,13 @@ def main() -> None:
         watcher.start()
         watcher.ready.wait(10)
 
-        latencies = measure_latency(custom, watcher, args.latency_objects)
+        latencies, spent = measure_latency(custom, watcher, args.latency_objects, operator)
         results += [
             ("create→RayService p50 (ms)", f"{percentile(latencies, 0.50):.0f}"),
             ("create→RayService p99 (ms)", f"{percentile(latencies, 0.99):.0f}"),
             ("create→RayService max (ms)", f"{max(latencies):.0f}"),
             ("objects in the latency run", str(len(latencies))),
+            *spent,
         ]
 
         # 2. burst to the total and time until the operator has converged on every object.
@@ -257,7 +268,7 @@ def main() -> None:
             (f"operator RSS at {args.total_objects} objects (MiB)", f"{rss_mib(pid):.0f}"),
         ]
 
-        results += where_time_goes(operator.metrics())
+        results += where_time_goes(operator.metrics(), metrics_before, "burst: ")
         per_minute = idle_writes_per_minute(cluster, args.steady_seconds)
         results += [
             ("operator API writes per minute at steady state", f"{per_minute:.1f}"),

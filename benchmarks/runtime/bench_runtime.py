@@ -67,6 +67,28 @@ def _get(url: str) -> int:
         return 0
 
 
+def stray_engines() -> list[str]:
+    """Engine and Ray worker processes still alive (vLLM names its own ``VLLM::...``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            command = (entry / "cmdline").read_bytes().split(b"\0")[0].decode()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if command.startswith(("VLLM::", "ray::")):
+            found.append(f"{entry.name} {command}")
+    return found
+
+
+def wait_quiet(deadline_s: float = 180) -> None:
+    """No path is measured while another path's engine still runs: they share two cores."""
+    deadline = time.monotonic() + deadline_s
+    while stray := stray_engines():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"engine processes outlived their server: {stray}")
+        time.sleep(0.5)
+
+
 def rss_mib(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -90,6 +112,7 @@ def server(
         yield process
     finally:
         supervisor.stop_all()
+        wait_quiet()
 
 
 def kubellm(model: Path, port: int, engine: str, *extra: str) -> list[str]:
@@ -216,6 +239,7 @@ def round_vllm(model: Path, logs: Path, args: argparse.Namespace) -> dict[str, A
         spec = serve_path.spec_for(model, NAME, {"enforce-eager": "true"})
         with serve_path.ray_serve(spec, logs, env=ENV | parse_env(args.serve_env)) as port:
             results["kubellm_serve"] = _measured(port, args)
+        wait_quiet()
     return results
 
 
@@ -328,6 +352,8 @@ def main() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # 2,000 sockets on each side
 
+    if stray := stray_engines():
+        sys.exit(f"engine processes already running, figures would be wrong: {stray}")
     work = Path(tempfile.mkdtemp(prefix="kubellm-bench-"))
     model = tiny_model.build(work / "tiny")
     results: dict[str, Any] = {

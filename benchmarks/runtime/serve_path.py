@@ -88,5 +88,18 @@ def ray_serve(spec: Any, logs: Path, env: dict[str, str] | None = None) -> Itera
                 raise RuntimeError("the Serve proxy never answered /v1/models")
             time.sleep(0.5)
         yield ports.serve
+        _delete_apps(dashboard)
     finally:
         supervisor.stop_all()
+
+
+def _delete_apps(dashboard: str) -> None:
+    """Shut the application down as Serve does on a redeploy, before the head goes: a replica
+    killed with its head leaves vLLM's engine processes behind, spinning, and they would slow
+    whatever the benchmark measures next."""
+    _request(f"{dashboard}/api/serve/applications/", "DELETE")
+    deadline = time.monotonic() + DEPLOY_TIMEOUT_S
+    while _app_status(dashboard) not in ("", "NOT_STARTED"):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the Serve application was never deleted")
+        time.sleep(0.5)

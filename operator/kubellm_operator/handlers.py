@@ -106,14 +106,16 @@ async def llmdeployment_changed(
         _queue(memo).forget(key)
         reconciler.forget(key)
         return
-    reconciler.remember(key, dict(body))
+    reconciler.remember(key, body)
     if not reconciler.is_echo(key, body):
-        _queue(memo).add(key, dict(body))
+        _queue(memo).add(key)  # the reconcile reads the newest remembered body
 
 
 @kopf.on.event(*RAYSERVICES, labels=OURS)
-async def rayservice_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """KubeRay's status changed (or the child went away): re-derive the parent."""
+async def rayservice_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """KubeRay's status changed (or the child went away): re-derive the parent. The body is
+    kept, so the reconcile does not read the RayService again."""
+    cast(WatchedStore, memo["store"]).rayservice_changed(body, deleted=type == "DELETED")
     if (key := _parent_key(body)) is not None:
         _queue(memo).add(key, after_s=memo["settle_s"])
 

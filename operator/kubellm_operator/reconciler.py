@@ -46,6 +46,20 @@ def _object(body: Mapping[str, Any]) -> dict[str, Any]:
     return {"k8s_ref": ref}
 
 
+KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp")
+
+
+def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a reconcile reads of its object: without managedFields, labels and annotations,
+    which would make up most of the memory kept for each object."""
+    meta = body.get("metadata") or {}
+    return {
+        "metadata": {k: meta[k] for k in KEPT_METADATA if k in meta},
+        "spec": body.get("spec") or {},
+        "status": body.get("status") or {},
+    }
+
+
 def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -75,7 +89,7 @@ class Reconciler:
         return self.written.get(key) == (generation, dict(body.get("status") or {}))
 
     def remember(self, key: Key, body: Mapping[str, Any]) -> None:
-        self.bodies[key] = body
+        self.bodies[key] = trimmed(body)
 
     def forget(self, key: Key) -> None:
         self.written.pop(key, None)

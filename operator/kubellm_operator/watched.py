@@ -1,14 +1,17 @@
 """What the watches already deliver, kept in memory so a reconcile does not read it again.
 
-RayClusters and the Ray pods the scheduler refuses arrive as watch events anyway; a GET of
-the cluster and a list of pods per reconcile cost most of its time on a busy API server. The
-store holds one small entry per watched cluster and per refused pod (bounded by the objects
-watched), written by the Kopf event handlers on the event loop and read by the reconcile
-workers (single dict operations, atomic under the GIL).
+RayServices, RayClusters and the Ray pods the scheduler refuses arrive as watch events anyway;
+a GET of the service and the cluster and a list of pods per reconcile cost most of its time on
+a busy API server. The store holds one entry per watched RayService (its body without
+managedFields, compressed: about 2 KB), per watched cluster and per refused pod (bounded by the
+objects watched), written by the Kopf event handlers on the event loop and read by the
+reconcile workers (single dict operations, atomic under the GIL).
 """
 
 from __future__ import annotations
 
+import json
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,14 +23,43 @@ from kubellm_operator.ports import ClusterPort
 Key = tuple[str, str]
 
 
+def _key_of(body: Mapping[str, Any]) -> Key:
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+
+
 @dataclass
 class WatchedStore:
+    services: dict[Key, tuple[int, bytes]] = field(default_factory=dict)
+    """(generation, compressed JSON body) of each RayService."""
     clusters: dict[Key, dict[str, Any]] = field(default_factory=dict)
     refused: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
+    def rayservice_changed(self, body: Mapping[str, Any], deleted: bool) -> None:
+        if deleted:
+            self.services.pop(_key_of(body), None)
+        else:
+            self.keep_rayservice(body)
+
+    def keep_rayservice(self, body: Mapping[str, Any]) -> None:
+        """Keep the newest body seen (a watch event or the answer to an apply). An event of
+        an older generation arriving after the apply that made a newer one is ignored, so the
+        next reconcile does not take the old spec for drift and apply again."""
+        key, meta = _key_of(body), dict(body.get("metadata") or {})
+        generation = int(meta.get("generation") or 0)
+        held = self.services.get(key)
+        if held is not None and held[0] > generation:
+            return
+        meta.pop("managedFields", None)
+        wire = json.dumps({**body, "metadata": meta}, separators=(",", ":")).encode()
+        self.services[key] = (generation, zlib.compress(wire, 1))
+
+    def rayservice(self, key: Key) -> dict[str, Any] | None:
+        held = self.services.get(key)
+        return None if held is None else dict(json.loads(zlib.decompress(held[1])))
+
     def raycluster_changed(self, body: Mapping[str, Any], deleted: bool) -> None:
-        meta = body.get("metadata") or {}
-        key = (str(meta.get("namespace", "")), str(meta.get("name", "")))
+        key = _key_of(body)
         if deleted:
             self.clusters.pop(key, None)
         else:  # only what status needs: the name and the status
@@ -50,17 +82,25 @@ class WatchedStore:
 
 @dataclass
 class WatchedCluster:
-    """A ClusterPort that answers RayClusters and refused pods from the store, and everything
-    else (writes, RayServices, a cluster the watch has not delivered yet) from the API."""
+    """A ClusterPort that answers RayServices, RayClusters and refused pods from the store,
+    and everything else (writes, a child the watch has not delivered yet) from the API."""
 
     api: ClusterPort
     store: WatchedStore
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        return self.api.apply(manifest)
+        applied = self.api.apply(manifest)
+        if manifest.get("kind") == names.RAYSERVICE_KIND:
+            self.store.keep_rayservice(applied)
+        return applied
 
     def get_rayservice(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.api.get_rayservice(namespace, name)
+        if (held := self.store.rayservice((namespace, name))) is not None:
+            return held
+        found = self.api.get_rayservice(namespace, name)
+        if found is not None:
+            self.store.keep_rayservice(found)
+        return found
 
     def get_llmdeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.api.get_llmdeployment(namespace, name)

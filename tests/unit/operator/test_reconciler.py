@@ -12,6 +12,7 @@ import pytest
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
 from kubellm_operator.reconciler import Reconciler
+from kubellm_operator.watched import WatchedCluster, WatchedStore
 from kubellm_operator.workqueue import Backoff, WorkQueue
 
 from .test_service import MemoryCluster
@@ -229,3 +230,26 @@ def test_a_deleted_object_is_forgotten() -> None:
     run, _ = reconciler(cluster)
     assert run(KEY, None) is True
     assert run.written == {}
+
+
+def test_child_events_are_reconciled_from_the_watched_bodies_without_reads() -> None:
+    """After the first apply, KubeRay's status reaches Ready from the watch events alone:
+    the API is never asked for the RayService, the RayCluster or the pods."""
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()})
+    store = WatchedStore()
+    run = Reconciler(WatchedCluster(cluster, store), OperatorConfig(), Events(), clock=lambda: NOW)
+    assert run(KEY, None) is True
+    kuberay_reports(cluster, "RUNNING")
+    store.rayservice_changed(cluster.rayservices[KEY], deleted=False)
+    store.raycluster_changed(
+        {**cluster.rayclusters[("ns", "m-x1")], "metadata": {"name": "m-x1", "namespace": "ns"}},
+        deleted=False,
+    )
+    unread = KubeError(500, "read from the API")
+    cluster.fail = {"get_rayservice": [unread], "list_pending_pods": [unread]}
+    cluster.rayclusters.clear()  # a GET of the cluster would find nothing
+    version = cluster.rayservices[KEY]["metadata"]["resourceVersion"]
+    assert run(KEY, None) is True
+    assert condition(cluster, "Ready")["status"] == "True"
+    assert cluster.rayservices[KEY]["metadata"]["resourceVersion"] == version  # not applied again
+    assert cluster.fail == {"get_rayservice": [unread], "list_pending_pods": [unread]}
