@@ -143,6 +143,47 @@ class RayServiceWatch(threading.Thread):
             return  # the cluster went away at the end of the run
 
 
+class StatusWatch(threading.Thread):
+    """Why the operator wrote each status: which fields changed from the previous one."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        super().__init__(daemon=True)
+        self.api = api
+        self.last: dict[str, dict[str, Any]] = {}
+        self.changed: dict[str, int] = {}
+
+    def run(self) -> None:
+        custom = client.CustomObjectsApi(self.api)
+        stream = watch.Watch().stream(
+            custom.list_namespaced_custom_object, GROUP, VERSION, NAMESPACE, PLURAL
+        )
+        try:
+            for event in stream:
+                obj = event["object"]
+                status = obj.get("status") or {}
+                before = self.last.get(obj["metadata"]["name"])
+                self.last[obj["metadata"]["name"]] = status
+                if before is None or status == before:
+                    continue
+                for field in sorted(set(status) | set(before)):
+                    if field == "conditions":
+                        self._conditions(before.get(field) or [], status.get(field) or [])
+                    elif status.get(field) != before.get(field):
+                        self.changed[field] = self.changed.get(field, 0) + 1
+        except (urllib3.exceptions.HTTPError, OSError):
+            return
+
+    def _conditions(self, before: list[dict[str, Any]], after: list[dict[str, Any]]) -> None:
+        old = {c["type"]: c for c in before}
+        for cond in after:
+            prev = old.get(cond["type"]) or {}
+            for part in ("status", "reason", "message"):
+                if cond.get(part) != prev.get(part):
+                    key = f"conditions[{cond['type']}].{part}"
+                    self.changed[key] = self.changed.get(key, 0) + 1
+                    break
+
+
 def converged(custom: client.CustomObjectsApi, count: int) -> int:
     items = custom.list_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL)["items"]
     return sum(
@@ -191,6 +232,64 @@ def idle_writes_per_minute(cluster: LocalCluster, seconds: int) -> float:
     return (sum(after.values()) - sum(before.values())) * 60 / seconds
 
 
+def measure_burst(
+    cluster: LocalCluster,
+    custom: client.CustomObjectsApi,
+    operator: OperatorProcess,
+    *,
+    statuses: StatusWatch,
+    args: argparse.Namespace,
+    pid: int,
+) -> list[tuple[str, str]]:
+    """Burst to the total; time until the operator has converged on every object, then Ready."""
+    writes_before = apiserver_writes(cluster)
+    metrics_before = operator.metrics()
+    start = time.monotonic()
+    for i in range(args.total_objects - args.latency_objects):
+        body = llmd(f"burst-{i:04d}")
+        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
+    created_at = time.monotonic() - start
+    wait_for(
+        lambda: converged(custom, args.total_objects),
+        lambda n: n == args.total_objects,
+        timeout=1800,
+        what="every LLMDeployment to have its RayService and current status",
+        interval=2,
+    )
+    converge_s = time.monotonic() - start
+    wait_for(
+        lambda: ready(custom),
+        lambda n: n == args.total_objects,
+        timeout=3600,
+        what="all Ready",
+        interval=5,
+    )
+    ready_s = time.monotonic() - start
+    writes_after = apiserver_writes(cluster)
+    metrics_after = operator.metrics()
+    burst = args.total_objects - args.latency_objects
+    reconciles = operator_counter(metrics_after, "kubellm_reconcile_total")
+    reconciles -= operator_counter(metrics_before, "kubellm_reconcile_total")
+    # Writes by the operator: LLMDeployment patches (status, Kopf annotations) and applies,
+    # minus the benchmark's own creates.
+    ours = sum(writes_after.values()) - sum(writes_before.values()) - burst
+    results = [
+        (f"{burst} created in (s)", f"{created_at:.1f}"),
+        (f"{args.total_objects} converged: child + status (s)", f"{converge_s:.1f}"),
+        (f"{args.total_objects} Ready (s)", f"{ready_s:.1f}"),
+        ("operator API writes per object (create → Ready)", f"{ours / burst:.2f}"),
+        ("operator API writes per reconcile", f"{ours / max(reconciles, 1):.2f}"),
+        (f"operator RSS at {args.total_objects} objects (MiB)", f"{rss_mib(pid):.0f}"),
+    ]
+
+    results += where_time_goes(operator.metrics(), metrics_before, "burst: ")
+    results += [
+        (f"status writes changing {field}", str(count))
+        for field, count in sorted(statuses.changed.items(), key=lambda kv: -kv[1])
+    ]
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency-objects", type=int, default=200)
@@ -216,6 +315,8 @@ def main() -> None:
         core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
         watcher = RayServiceWatch(api)
         watcher.start()
+        statuses = StatusWatch(api)
+        statuses.start()
         watcher.ready.wait(10)
 
         latencies, spent = measure_latency(custom, watcher, args.latency_objects, operator)
@@ -227,48 +328,7 @@ def main() -> None:
             *spent,
         ]
 
-        # 2. burst to the total and time until the operator has converged on every object.
-        writes_before = apiserver_writes(cluster)
-        metrics_before = operator.metrics()
-        start = time.monotonic()
-        for i in range(args.total_objects - args.latency_objects):
-            body = llmd(f"burst-{i:04d}")
-            custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, body)
-        created_at = time.monotonic() - start
-        wait_for(
-            lambda: converged(custom, args.total_objects),
-            lambda n: n == args.total_objects,
-            timeout=1800,
-            what="every LLMDeployment to have its RayService and current status",
-            interval=2,
-        )
-        converge_s = time.monotonic() - start
-        wait_for(
-            lambda: ready(custom),
-            lambda n: n == args.total_objects,
-            timeout=3600,
-            what="all Ready",
-            interval=5,
-        )
-        ready_s = time.monotonic() - start
-        writes_after = apiserver_writes(cluster)
-        metrics_after = operator.metrics()
-        burst = args.total_objects - args.latency_objects
-        reconciles = operator_counter(metrics_after, "kubellm_reconcile_total")
-        reconciles -= operator_counter(metrics_before, "kubellm_reconcile_total")
-        # Writes by the operator: LLMDeployment patches (status, Kopf annotations) and applies,
-        # minus the benchmark's own creates.
-        ours = sum(writes_after.values()) - sum(writes_before.values()) - burst
-        results += [
-            (f"{burst} created in (s)", f"{created_at:.1f}"),
-            (f"{args.total_objects} converged: child + status (s)", f"{converge_s:.1f}"),
-            (f"{args.total_objects} Ready (s)", f"{ready_s:.1f}"),
-            ("operator API writes per object (create → Ready)", f"{ours / burst:.2f}"),
-            ("operator API writes per reconcile", f"{ours / max(reconciles, 1):.2f}"),
-            (f"operator RSS at {args.total_objects} objects (MiB)", f"{rss_mib(pid):.0f}"),
-        ]
-
-        results += where_time_goes(operator.metrics(), metrics_before, "burst: ")
+        results += measure_burst(cluster, custom, operator, statuses=statuses, args=args, pid=pid)
         per_minute = idle_writes_per_minute(cluster, args.steady_seconds)
         results += [
             ("operator API writes per minute at steady state", f"{per_minute:.1f}"),

@@ -65,6 +65,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
         config.ray_dashboard_port,
         config.ray_dashboard_proxy,
         config.ray_dashboard_timeout_s,
+        connections=config.workers,
     )
     api = client.ApiClient()
     kube = Kube(api, ray_head, EventPoster(api))

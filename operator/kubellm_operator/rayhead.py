@@ -30,15 +30,19 @@ class RayHead:
     port: int = 8265
     proxy: str | None = None
     timeout_s: float = 3.0
+    connections: int = 4
+    """Kept-open connections per head (or to the proxy): one per reconcile worker."""
     _http: urllib3.PoolManager = field(init=False)
 
     def __post_init__(self) -> None:
         timeout = urllib3.Timeout(connect=self.timeout_s, read=self.timeout_s)
         retries = urllib3.Retry(total=0)
         self._http = (
-            urllib3.ProxyManager(self.proxy, timeout=timeout, retries=retries)
+            urllib3.ProxyManager(
+                self.proxy, timeout=timeout, retries=retries, maxsize=self.connections
+            )
             if self.proxy
-            else urllib3.PoolManager(timeout=timeout, retries=retries)
+            else urllib3.PoolManager(timeout=timeout, retries=retries, maxsize=self.connections)
         )
 
     def serve_details(self, namespace: str, cluster: str) -> dict[str, Any] | None:
