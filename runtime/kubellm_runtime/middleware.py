@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.routing import Match
 
 from kubellm_runtime import metrics
 from kubellm_runtime.admission import Admission
@@ -24,8 +26,30 @@ from kubellm_runtime.settings import RuntimeSettings
 TOO_MANY_REQUESTS = 429
 UNAVAILABLE = 503
 SERVER_ERROR = 500
+CLIENT_CLOSED = 499  # the client went away before the answer (nginx's convention)
 REQUEST_ID = "X-Request-ID"
+# A client's request id is kept only when it is short and plain: it is echoed on every log line.
+REQUEST_ID_FORM = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+UNMATCHED = "unmatched"
 log = structlog.get_logger("kubellm_runtime.access")
+
+
+def route_label(request: Request) -> str:
+    """The route's template (``/v1/models``), never the raw path: a label per junk path
+    would grow the metrics without bound. A path no route serves is ``unmatched``."""
+    partial = None
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is Match.FULL:
+            return str(getattr(route, "path", UNMATCHED))
+        if match is Match.PARTIAL and partial is None:  # the path exists, not the method
+            partial = str(getattr(route, "path", UNMATCHED))
+    return partial or UNMATCHED
+
+
+def client_request_id(request: Request) -> str | None:
+    given = request.headers.get(REQUEST_ID)
+    return given if given is not None and REQUEST_ID_FORM.fullmatch(given) else None
 
 
 def error_response(error: ApiError, retry_after_s: int = 1) -> JSONResponse:
@@ -76,12 +100,18 @@ async def observe_requests(
     The request id is the client's X-Request-ID, or a new one; it is echoed back, and with the
     model, adapter and job_id the routes add, it is on every log line of the request.
     """
-    route = request.url.path
+    route = route_label(request)
     metrics.IN_PROGRESS.labels(route).inc()
     start = time.perf_counter()
-    with request_context(request.headers.get(REQUEST_ID)) as fields:
+    finished = False
+    with request_context(client_request_id(request)) as fields:
 
         def done(status: int) -> None:
+            """Once per request, however it ends (answered, failed, cancelled, cut)."""
+            nonlocal finished
+            if finished:
+                return
+            finished = True
             elapsed = time.perf_counter() - start
             metrics.IN_PROGRESS.labels(route).dec()
             metrics.REQUESTS.labels(route, str(status)).inc()
@@ -100,8 +130,11 @@ async def observe_requests(
 
         try:
             response = await call_next(request)
+        except asyncio.CancelledError:
+            done(CLIENT_CLOSED)
+            raise
         except Exception:
-            done(500)
+            done(SERVER_ERROR)
             raise
     response.headers[REQUEST_ID] = fields["request_id"]
     inner = getattr(response, "body_iterator", None)
@@ -116,7 +149,15 @@ async def observe_requests(
         finally:
             done(response.status_code)
 
+    async def after() -> None:
+        # A stream whose body never started (the client left first) ends here.
+        done(CLIENT_CLOSED)
+        if background is not None:
+            await background()
+
+    background = response.background
     response.body_iterator = timed()  # type: ignore[attr-defined]
+    response.background = BackgroundTask(after)
     return response
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
 from kubellm_runtime.app import EngineSlot, create_app
@@ -78,22 +79,30 @@ async def test_a_configured_api_key_is_required_on_the_api_but_not_on_health() -
         assert (await client.get("/health")).status_code == 200
 
 
-async def test_metrics_expose_the_documented_names() -> None:
+async def test_metrics_expose_the_documented_names_with_values() -> None:
     async with client_for(FakeEngine()) as client:
         await client.post("/v1/chat/completions", json=CHAT)
         # A stream too: the first-token latency is observed for streams.
         await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
         text = (await client.get("/metrics")).text
-    for name in (
-        "llm_requests_total",
-        "llm_requests_in_progress",
-        "llm_request_duration_seconds",
-        "llm_generation_tokens",
-        "llm_generation_latency_seconds",
-        "llm_engine_errors",
-    ):
-        assert f"# TYPE {name}" in text or f"{name}{{" in text, name
-    assert 'llm_generation_latency_seconds_count{phase="first_token"}' in text
+    values: dict[str, float] = {}  # summed over label sets
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            values[s.name] = values.get(s.name, 0.0) + s.value
+    assert values["llm_requests_total"] >= 2
+    assert values["llm_request_duration_seconds_count"] >= 2
+    assert values["llm_generation_tokens_total"] >= 2 * CHAT["max_tokens"]
+    first_tokens = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == "llm_generation_latency_seconds_count"
+        and s.labels.get("phase") == "first_token"
+    ]
+    assert first_tokens
+    assert first_tokens[0] >= 1
+    assert "llm_requests_in_progress" in values
+    assert "llm_engine_errors_total" in values or "# TYPE llm_engine_errors" in text
 
 
 async def test_a_stream_abandoned_by_its_client_is_aborted_in_the_engine() -> None:
