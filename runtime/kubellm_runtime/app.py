@@ -10,7 +10,8 @@ from typing import Any
 
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 from kubellm_runtime.compat.jobs import JobStore
@@ -58,6 +59,19 @@ class EngineSlot:
 Hook = Callable[[EngineSlot], Awaitable[Any]]
 
 
+def _describe(app: FastAPI, guard: list[Any]) -> None:
+    """/openapi.json and /docs, behind the same key as the API."""
+
+    @app.get("/openapi.json", dependencies=guard, include_in_schema=False)
+    async def openapi() -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", dependencies=guard, include_in_schema=False)
+    async def docs(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=app.title)
+
+
 def create_app(
     slot: EngineSlot, lifespan_hooks: Sequence[Hook] = (), settings: RuntimeSettings | None = None
 ) -> FastAPI:
@@ -73,10 +87,14 @@ def create_app(
         if slot.engine is not None:
             await slot.engine.shutdown()
 
-    app = FastAPI(title="kubellm runtime", lifespan=lifespan)
+    # The API's own description follows the API's rule: behind the key when there is one.
+    app = FastAPI(
+        title="kubellm runtime", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
+    )
     app.middleware("http")(observe_requests)
     auth = bearer_auth(settings)
     v1 = [Depends(auth)]
+    _describe(app, v1)
     app.include_router(compat_router(slot.service, generations, auth, JobStore()))
 
     @app.exception_handler(ApiError)

@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubellm_runtime.contract import LimitsArgs
+
+
+class AuthConfigError(ValueError):
+    """Auth is on, but there is no usable key: the replica must not serve (fail closed)."""
+
+
+def _usable_key(raw: str, where: str) -> SecretStr:
+    key = raw.strip()  # a key written to a Secret with `echo` ends with a newline
+    if not key:
+        raise AuthConfigError(
+            f"{where} is set but empty: auth would be off; unset it to serve without a key"
+        )
+    return SecretStr(key)
 
 
 class RuntimeSettings(BaseSettings):
@@ -41,6 +55,25 @@ class RuntimeSettings(BaseSettings):
     log_format: Literal["json", "console"] = "json"
     """json: one object per line with request_id, model, adapter and job_id; console: for people."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _strip_key(cls, value: object) -> object:
+        if value is None:
+            return None
+        raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
+        return _usable_key(raw, "KUBELLM_API_KEY")
+
+    def with_auth(self, api_key_env: str | None) -> RuntimeSettings:
+        """These settings with the key from the variable the contract names (on Ray Serve).
+        When the contract turns auth on, a missing or empty key is an error: the replica
+        fails its start with this reason instead of serving everyone."""
+        if api_key_env is None:
+            return self
+        raw = os.environ.get(api_key_env)
+        if raw is None:
+            raise AuthConfigError(f"auth is on, but {api_key_env} is not set in the replica")
+        return self.model_copy(update={"api_key": _usable_key(raw, api_key_env)})
 
     def with_limits(self, limits: LimitsArgs | None) -> RuntimeSettings:
         """These settings with the contract's backpressure limits, where the operator set them

@@ -21,10 +21,10 @@ HEAD_PORTS = (
 SHM_VOLUME = "dshm"
 
 
-def _env(spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
+def _env(spec: LLMDeploymentSpec, *, secrets: bool) -> list[dict[str, Any]]:
     # User order is kept: a value may refer to an earlier variable as $(NAME).
     out = [e.to_wire() for e in spec.env]
-    if spec.api_key_secret_ref is not None:
+    if secrets and spec.api_key_secret_ref is not None:
         ref = spec.api_key_secret_ref
         out.append(
             {"name": API_KEY_ENV, "valueFrom": {"secretKeyRef": {"name": ref.name, "key": ref.key}}}
@@ -38,18 +38,25 @@ def _env_from(spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
 
 
 def _container(
-    name: str, spec: LLMDeploymentSpec, config: OperatorConfig, resources: dict[str, Any]
+    name: str,
+    spec: LLMDeploymentSpec,
+    config: OperatorConfig,
+    resources: dict[str, Any],
+    *,
+    secrets: bool,
 ) -> dict[str, Any]:
+    """``secrets``: the model's credentials and the API key, which only the workers (where
+    the model replicas run) need; the head runs Ray's control plane and the Serve proxy."""
     container: dict[str, Any] = {
         "name": name,
         "image": spec.image or config.runtime_image,
         "resources": {"limits": dict(resources), "requests": dict(resources)},
         "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],  # noqa: S108
     }
-    env = _env(spec)
+    env = _env(spec, secrets=secrets)
     if env:
         container["env"] = env
-    env_from = _env_from(spec)
+    env_from = _env_from(spec) if secrets else []
     if env_from:
         container["envFrom"] = env_from
     return container
@@ -66,7 +73,11 @@ def _shm(config: OperatorConfig) -> list[dict[str, Any]]:
 def head_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) -> dict[str, Any]:
     """The head runs Ray's control plane and the Serve proxy, no GPUs and no model replicas."""
     container = _container(
-        "ray-head", spec, config, {"cpu": config.head_cpu, "memory": config.head_memory}
+        "ray-head",
+        spec,
+        config,
+        {"cpu": config.head_cpu, "memory": config.head_memory},
+        secrets=False,
     )
     container["ports"] = [dict(p) for p in HEAD_PORTS]
     pod: dict[str, Any] = {"containers": [container], "volumes": _shm(config)}
@@ -118,7 +129,7 @@ def worker_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) ->
     limits: dict[str, Any] = {"cpu": res.cpu, "memory": res.memory}
     if gpus_per_pod:
         limits[config.gpu_resource] = str(gpus_per_pod)
-    container = _container("ray-worker", spec, config, limits)
+    container = _container("ray-worker", spec, config, limits, secrets=True)
     container["volumeMounts"] += storage.model_mounts(spec)
     container["env"] = [
         *container.get("env", []),

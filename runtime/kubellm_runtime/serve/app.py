@@ -29,7 +29,8 @@ class LLMServer:
 
     async def __init__(self, args: dict[str, Any]) -> None:  # type: ignore[misc]  # Serve awaits it
         self.args = ServeArgs.model_validate(args)  # validated again on this side of the contract
-        self.settings = RuntimeSettings().with_limits(self.args.limits)
+        settings = RuntimeSettings().with_limits(self.args.limits)
+        self.settings = settings.with_auth(self.args.api_key_env)  # fails closed
         configure(self.settings.log_format, self.settings.log_level)
         self.slot = EngineSlot(engine=await load_engine(self.args, self.settings))
 

@@ -220,3 +220,15 @@ def test_a_cpu_replica_holds_its_workers_cores(cpu: str, cores: int) -> None:
     """Ray sets OMP_NUM_THREADS to the actor's num_cpus: a CPU engine gets the pod's cores."""
     rs = _built({"model": {"uri": "hf://a/b"}, "resources": {"gpusPerReplica": 0, "cpu": cpu}})
     assert _serve_deployment(rs)["ray_actor_options"] == {"num_cpus": cores, "num_gpus": 0}
+
+
+def test_the_head_gets_neither_the_model_credentials_nor_the_api_key() -> None:
+    """The head runs Ray's control plane and the Serve proxy, no model: only the workers
+    receive the secrets."""
+    for example in ("qwen-lora-autoscaling.yaml", "llama-8b-a100.yaml"):
+        rs = build_example(REPO / "examples" / example)
+        head = rs["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0]
+        assert "envFrom" not in head
+        assert all("valueFrom" not in e for e in head.get("env", [])), head.get("env")
+        worker = _worker(rs)["template"]["spec"]["containers"][0]
+        assert worker.get("envFrom") or any(e["name"] == "KUBELLM_API_KEY" for e in worker["env"])
