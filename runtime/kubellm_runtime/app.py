@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+import structlog
 from fastapi import Depends, FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -39,6 +40,8 @@ from kubellm_runtime.openai.protocol import (
 from kubellm_runtime.openai.service import OpenAIService
 from kubellm_runtime.settings import RuntimeSettings
 from kubellm_runtime.sources import SourceError, resolve
+
+log = structlog.get_logger("kubellm_runtime.app")
 
 
 @dataclass
@@ -72,6 +75,27 @@ def _describe(app: FastAPI, guard: list[Any]) -> None:
         return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=app.title)
 
 
+def _map_errors(app: FastAPI, settings: RuntimeSettings) -> None:
+    """Every error in OpenAI's shape: the client's as 4xx, the engine's as 503."""
+
+    @app.exception_handler(ApiError)
+    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc, settings.retry_after_s)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return error_response(validation_error(exc))
+
+    @app.exception_handler(EngineError)
+    async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
+        # The detail is for the operator's logs; the client learns it may retry.
+        log.warning("engine failed a request", error=str(exc))
+        unavailable = ApiError(
+            503, "the engine failed this request; retry", type="service_unavailable"
+        )
+        return error_response(unavailable, settings.retry_after_s)
+
+
 def create_app(
     slot: EngineSlot, lifespan_hooks: Sequence[Hook] = (), settings: RuntimeSettings | None = None
 ) -> FastAPI:
@@ -97,17 +121,7 @@ def create_app(
     _describe(app, v1)
     app.include_router(compat_router(slot.service, generations, auth, JobStore()))
 
-    @app.exception_handler(ApiError)
-    async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return error_response(exc, settings.retry_after_s)
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(validation_error(exc))
-
-    @app.exception_handler(EngineError)
-    async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
-        return error_response(ApiError(500, f"engine error: {exc}", type="server_error"))
+    _map_errors(app, settings)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Annotated
+
+from pydantic import ConfigDict, Field
 
 from kubellm_runtime.openai.protocol import ChatMessage
+from kubellm_runtime.openai.wire import ClientModel
 
 # Unset max_tokens / tokens_limit: as the original services did, up to this many tokens, fewer
 # where the model's context leaves less room.
 DEFAULT_MAX_TOKENS = 256
+Text = Annotated[str, Field(min_length=1)]
 
 
-class _Body(BaseModel):
+class _Body(ClientModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -27,7 +31,7 @@ class ChatBody(_Body):
 class BatchGenerateBody(_Body):
     """POST /generate with a batch: one result per prompt, in order."""
 
-    prompts: list[str] = Field(min_length=1, max_length=256)
+    prompts: list[Text] = Field(min_length=1, max_length=256)
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float = Field(default=0.7, ge=0, le=2)
     adapter: str | None = None
@@ -47,7 +51,7 @@ class JobMeta(_Body):
 
     temperature: float = Field(default=0.7, ge=0, le=2)
     tokens_limit: int | None = Field(default=None, ge=1)
-    stop_words: list[str] = Field(default_factory=list, max_length=4)
+    stop_words: list[Text] = Field(default_factory=list, max_length=4)
     model: str | None = None
 
 

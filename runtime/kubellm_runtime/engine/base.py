@@ -10,7 +10,15 @@ FinishReason = Literal["stop", "length", "abort"]
 
 
 class EngineError(Exception):
-    """The engine failed a request (not the caller's fault): answered with a 5xx."""
+    """The engine failed a request (not the caller's fault): a 503 with Retry-After."""
+
+
+class RequestRejectedError(Exception):
+    """The engine refused the request as invalid (the caller's fault): a 400."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class UnknownAdapterError(KeyError):

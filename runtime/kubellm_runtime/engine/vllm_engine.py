@@ -8,6 +8,7 @@ from typing import Any, cast
 
 from vllm import SamplingParams
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.exceptions import VLLMClientError, VLLMError
 from vllm.inputs import TokensPrompt
 from vllm.lora.request import LoRARequest
 from vllm.sampling_params import RequestOutputKind
@@ -21,6 +22,7 @@ from kubellm_runtime.engine.base import (
     EngineError,
     FinishReason,
     GenerationRequest,
+    RequestRejectedError,
     UnknownAdapterError,
 )
 
@@ -108,17 +110,19 @@ class VLLMEngine:
             if lora is None:
                 raise UnknownAdapterError(request.adapter)
         s = request.sampling
-        params = SamplingParams(
-            n=s.n,
-            max_tokens=s.max_tokens,
-            temperature=s.temperature,
-            top_p=s.top_p,
-            stop=list(s.stop) or None,
-            seed=s.seed,
-            output_kind=RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY,
-        )
         produced: dict[int, int] = {}
         try:
+            params = SamplingParams(
+                n=s.n,
+                max_tokens=s.max_tokens,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                stop=list(s.stop) or None,
+                seed=s.seed,
+                output_kind=(
+                    RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
+                ),
+            )
             prompt: Any = (
                 TokensPrompt(prompt_token_ids=list(request.prompt_token_ids))
                 if request.prompt_token_ids
@@ -131,8 +135,11 @@ class VLLMEngine:
                     produced[choice.index] = produced.get(choice.index, 0) + len(choice.token_ids)
                     reason: FinishReason | None = _finish(choice.finish_reason)
                     yield Chunk(choice.index, choice.text, produced[choice.index], reason)
-        except (ValueError, RuntimeError) as exc:
-            raise EngineError(str(exc)) from exc
+        except (VLLMClientError, ValueError) as exc:
+            # What vLLM's own server answers 400: the request is at fault, not the engine.
+            raise RequestRejectedError(str(exc), getattr(exc, "parameter", None)) from exc
+        except (VLLMError, RuntimeError) as exc:  # EngineGenerateError, EngineDeadError
+            raise EngineError(f"{type(exc).__name__}: {exc}") from exc
 
     async def abort(self, request_id: str) -> None:
         await self._llm.abort(request_id)

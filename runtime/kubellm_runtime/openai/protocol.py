@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from kubellm_runtime.openai.wire import ClientModel
 
 MAX_STOP = 4
+SEED_RANGE = 2**63  # the engines' generators take a signed 64-bit seed
 
 
-class _Request(BaseModel):
+class _Request(ClientModel):
     # Clients send fields we do not use (user, logprobs, ...): accepted and ignored.
     model_config = ConfigDict(extra="ignore")
 
@@ -25,7 +28,7 @@ class SamplingFields(_Request):
     n: int = Field(default=1, ge=1, le=16)
     max_tokens: int | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=-SEED_RANGE, lt=SEED_RANGE)
     stream: bool = False
     stream_options: StreamOptions | None = None
 
@@ -34,7 +37,15 @@ class SamplingFields(_Request):
     def _stops(cls, value: str | list[str] | None) -> str | list[str] | None:
         if isinstance(value, list) and len(value) > MAX_STOP:
             raise ValueError(f"at most {MAX_STOP} stop sequences")
+        if value == "" or (isinstance(value, list) and "" in value):
+            raise ValueError("a stop sequence must not be empty")
         return value
+
+    @model_validator(mode="after")
+    def _choices_can_differ(self) -> SamplingFields:
+        if self.n > 1 and self.temperature == 0:
+            raise ValueError("n: more than one choice needs temperature > 0 (greedy is one)")
+        return self
 
     def stops(self) -> tuple[str, ...]:
         if self.stop is None:
@@ -60,6 +71,8 @@ class CompletionRequest(SamplingFields):
     def _not_empty(cls, value: str | list[str]) -> str | list[str]:
         if isinstance(value, list) and not value:
             raise ValueError("prompt must not be an empty list")
+        if value == "" or (isinstance(value, list) and "" in value):
+            raise ValueError("a prompt must not be empty")
         return value
 
 

@@ -14,6 +14,7 @@ from kubellm_runtime.engine.base import (
     Engine,
     EngineError,
     GenerationRequest,
+    RequestRejectedError,
     Sampling,
     UnknownAdapterError,
 )
@@ -167,6 +168,8 @@ class OpenAIService:
             raise ApiError(
                 404, f"The model `{exc.args[0]}` does not exist.", param="model"
             ) from exc
+        except RequestRejectedError as exc:
+            raise ApiError(400, str(exc), param=exc.param) from exc
         except EngineError:
             metrics.ENGINE_ERRORS.labels(prepared.model).inc()
             raise
