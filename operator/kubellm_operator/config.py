@@ -66,6 +66,10 @@ class OperatorConfig(BaseSettings):
     child_settle_s: float = Field(default=0.2, ge=0)
     """A child's change is reconciled this long after it arrives, so a burst of KubeRay and
     pod events (they come in runs) costs one reconcile and one status write."""
+    status_interval_s: float = Field(default=1.0, ge=0)
+    """At most one status write per object in this time while it stays in progress: the
+    steps of a rollout that come within it are written together. A change of Ready, Stalled
+    or Reconciling, or of the observed generation, is written at once (0: no pacing)."""
     workers: int = Field(default=4, ge=1, le=64)
     """Reconciles run at once (each in a thread: the Kubernetes client blocks)."""
     retry_base_delay_s: float = Field(default=0.5, gt=0)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -31,6 +32,29 @@ PostEvent = Callable[[Mapping[str, Any], str, str, str], None]
 STATUS_FIELDS = tuple(f.alias or n for n, f in LLMDeploymentStatus.model_fields.items())
 # Reconciling and Stalled restate Ready for kstatus; an Event for them would say it twice.
 UNREPORTED = frozenset({RECONCILING, STALLED})
+# What a waiting tool (kubectl wait, Argo CD, Flux) reads: a change of these is never paced.
+TRANSITIONS = frozenset({"Ready", RECONCILING, STALLED})
+
+
+ALERTS = FAILURES | {"Unhealthy", "ApiError"}
+"""Ready reasons that tell of a failure: leaving one is written at once too."""
+
+
+def transition(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
+    """Whether ``after`` changes what a waiting tool decides on (not only progress detail)."""
+    was = {c.get("type"): c.get("reason") for c in before.get("conditions") or []}
+    if was.get("Ready") in ALERTS:
+        return True
+
+    def key(status: Mapping[str, Any]) -> tuple[Any, ...]:
+        conditions = {
+            c.get("type"): c.get("status")
+            for c in status.get("conditions") or []
+            if c.get("type") in TRANSITIONS
+        }
+        return status.get("observedGeneration"), tuple(sorted(conditions.items()))
+
+    return key(before) != key(after)
 
 
 def _object(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,6 +106,9 @@ class Reconciler:
     bodies: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
     """The latest body of each object from its watch: a child's event needs no GET of it."""
     phases: metrics.PhaseTracker = field(default_factory=lambda: metrics.PhaseTracker(KIND))
+    monotonic: Callable[[], float] = time.monotonic
+    last_write: dict[Key, float] = field(default_factory=dict)
+    """When each object's status was last written, to pace progress-only writes."""
 
     def is_echo(self, key: Key, body: Mapping[str, Any]) -> bool:
         """The event only shows the status this reconciler wrote for the same generation."""
@@ -94,6 +121,7 @@ class Reconciler:
     def forget(self, key: Key) -> None:
         self.written.pop(key, None)
         self.bodies.pop(key, None)
+        self.last_write.pop(key, None)
         self.phases.set(f"{key[0]}/{key[1]}", None)
 
     def __call__(self, key: Key, body: Mapping[str, Any] | None) -> bool | float:
@@ -119,6 +147,8 @@ class Reconciler:
         self.phases.set(f"{namespace}/{name}", outcome.status.phase)
         wire = outcome.status.to_wire()
         if wire != dict(ref.status):
+            if (wait := self._paced(key, ref.status, wire, outcome)) > 0:
+                return wait  # written then, with whatever else has changed by that time
             try:
                 self.cluster.patch_llmdeployment_status(
                     namespace, name, status_patch(outcome.status)
@@ -127,6 +157,7 @@ class Reconciler:
                 logger.warning("status not written, will retry: %s", exc, extra=_object(parent))
                 return False
             metrics.API_WRITES.labels(KIND, "status").inc()
+            self.last_write[key] = self.monotonic()
             ready = outcome.status.conditions[0]
             logger.info(
                 "status: %s, %s=%s (%s)",
@@ -142,6 +173,15 @@ class Reconciler:
             return False
         return self.config.head_recheck_s if outcome.recheck else True
 
+    def _paced(
+        self, key: Key, before: Mapping[str, Any], after: Mapping[str, Any], outcome: Outcome
+    ) -> float:
+        """Seconds to hold a progress-only write back (0: write now)."""
+        last = self.last_write.get(key)
+        if last is None or outcome.error is not None or transition(before, after):
+            return 0.0
+        return max(0.0, last + self.config.status_interval_s - self.monotonic())
+
     def _report(
         self, parent: Mapping[str, Any], before: Mapping[str, Any], outcome: Outcome
     ) -> None:
@@ -154,7 +194,7 @@ class Reconciler:
                 cond.reason,
             ):
                 continue
-            warning = cond.status == "False" and cond.reason in FAILURES | {"Unhealthy", "ApiError"}
+            warning = cond.status == "False" and cond.reason in ALERTS
             kind = "Warning" if warning else "Normal"
             self.post_event(parent, kind, cond.reason, f"{cond.type}: {cond.message}")
             if cond.type == "Ready" and cond.status == "True" and prev.get("status") != "True":

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from kubellm_runtime.compat.jobs import JobStore
 from kubellm_runtime.compat.routes import compat_router
@@ -23,9 +24,9 @@ from kubellm_runtime.engine.base import (
     EngineError,
     UnknownAdapterError,
 )
+from kubellm_runtime.guard import RequestGuard
 from kubellm_runtime.middleware import (
     Generations,
-    bearer_auth,
     error_response,
     observe_requests,
     validation_error,
@@ -62,14 +63,14 @@ class EngineSlot:
 Hook = Callable[[EngineSlot], Awaitable[Any]]
 
 
-def _describe(app: FastAPI, guard: list[Any]) -> None:
-    """/openapi.json and /docs, behind the same key as the API."""
+def _describe(app: FastAPI) -> None:
+    """/openapi.json and /docs (behind the same key as the API: the guard's rule)."""
 
-    @app.get("/openapi.json", dependencies=guard, include_in_schema=False)
+    @app.get("/openapi.json", include_in_schema=False)
     async def openapi() -> JSONResponse:
         return JSONResponse(app.openapi())
 
-    @app.get("/docs", dependencies=guard, include_in_schema=False)
+    @app.get("/docs", include_in_schema=False)
     async def docs(request: Request) -> HTMLResponse:
         root = request.scope.get("root_path", "")
         return get_swagger_ui_html(openapi_url=f"{root}/openapi.json", title=app.title)
@@ -81,6 +82,13 @@ def _map_errors(app: FastAPI, settings: RuntimeSettings) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc, settings.retry_after_s)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # 404, 405, 413 from routing and the guard: in OpenAI's shape like every other error.
+        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        error = ApiError(exc.status_code, str(exc.detail), code=code.get(exc.status_code))
+        return error_response(error)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -115,11 +123,18 @@ def create_app(
     app = FastAPI(
         title="kubellm runtime", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
+    key = settings.api_key.get_secret_value().encode() if settings.api_key else None
+
+    async def respond(error: ApiError, scope: Any, receive: Any, send: Any) -> None:
+        await error_response(error)(scope, receive, send)
+
+    # Added first, so it runs inside observe_requests: refused requests are counted too.
+    app.add_middleware(
+        RequestGuard, api_key=key, max_body_bytes=settings.max_body_bytes, respond=respond
+    )
     app.middleware("http")(observe_requests)
-    auth = bearer_auth(settings)
-    v1 = [Depends(auth)]
-    _describe(app, v1)
-    app.include_router(compat_router(slot.service, generations, auth, JobStore()))
+    _describe(app)
+    app.include_router(compat_router(slot.service, generations, JobStore()))
 
     _map_errors(app, settings)
 
@@ -139,7 +154,7 @@ def create_app(
     async def prometheus() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/v1/load_lora_adapter", dependencies=v1)
+    @app.post("/v1/load_lora_adapter")
     async def load_lora(request: LoadLoraRequest) -> dict[str, str]:
         engine = slot.service().engine
         if request.lora_name == engine.model_name or request.lora_name in engine.adapters():
@@ -151,7 +166,7 @@ def create_app(
             raise ApiError(400, str(exc), param="lora_path") from exc
         return {"status": "loaded", "lora_name": request.lora_name}
 
-    @app.post("/v1/unload_lora_adapter", dependencies=v1)
+    @app.post("/v1/unload_lora_adapter")
     async def unload_lora(request: UnloadLoraRequest) -> dict[str, str]:
         try:
             await slot.service().engine.remove_adapter(request.lora_name)
@@ -161,11 +176,11 @@ def create_app(
             ) from exc
         return {"status": "unloaded", "lora_name": request.lora_name}
 
-    @app.get("/v1/models", dependencies=v1)
+    @app.get("/v1/models")
     async def models() -> dict[str, Any]:
         return slot.service().models().model_dump()
 
-    @app.post("/v1/chat/completions", response_model=None, dependencies=v1)
+    @app.post("/v1/chat/completions", response_model=None)
     async def chat(request: ChatCompletionRequest) -> Any:
         service = slot.service()
         prepared = service.prepare_chat(request)
@@ -173,7 +188,7 @@ def create_app(
             return generations.stream(service.chat_stream(prepared))
         return (await generations.once(lambda: service.chat(prepared))).model_dump()
 
-    @app.post("/v1/completions", response_model=None, dependencies=v1)
+    @app.post("/v1/completions", response_model=None)
     async def completions(request: CompletionRequest) -> Any:
         service = slot.service()
         batch = service.prepare_completion(request)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -71,25 +70,6 @@ def validation_error(exc: RequestValidationError) -> ApiError:
     param = ".".join(loc) or None
     message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
     return ApiError(400, f"{param}: {message}" if param else message, param=param)
-
-
-def bearer_auth(settings: RuntimeSettings) -> Callable[[Request], Awaitable[None]]:
-    """Requires `Authorization: Bearer <key>` when an API key is configured."""
-    expected = settings.api_key.get_secret_value().encode() if settings.api_key else None
-
-    async def check(request: Request) -> None:
-        if expected is None:
-            return
-        scheme, _, token = request.headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(token.encode(), expected):
-            raise ApiError(
-                401,
-                "a valid API key is required (Authorization: Bearer <key>)",
-                type="authentication_error",
-                code="invalid_api_key",
-            )
-
-    return check
 
 
 async def observe_requests(

@@ -40,6 +40,8 @@ class RuntimeSettings(BaseSettings):
     """On SIGTERM: stop accepting, let in-flight requests finish for at most this long."""
     retry_after_s: int = Field(default=1, ge=1)
     """Retry-After sent with 429."""
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    """Largest request body accepted (413 beyond): 4 MiB holds a million tokens of text."""
     api_key: SecretStr | None = Field(default=None, validation_alias="KUBELLM_API_KEY")
     """If set (from the LLMDeployment's apiKeySecretRef), clients must send it as a Bearer token."""
     pvc_root: Path = Path("/mnt/pvc")

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Body, Depends
+from fastapi import APIRouter, Body
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -38,9 +38,9 @@ def _parse(model: type[Body_], raw: dict[str, Any]) -> Body_:
 
 
 def compat_router(
-    service: Callable[[], OpenAIService], generations: Generations, auth: Any, jobs: JobStore
+    service: Callable[[], OpenAIService], generations: Generations, jobs: JobStore
 ) -> APIRouter:
-    router = APIRouter(dependencies=[Depends(auth)])
+    router = APIRouter()  # behind the ingress's guard (auth before the body is read)
 
     def model_name(svc: OpenAIService, adapter: str | None) -> str:
         return adapter or svc.engine.model_name

@@ -45,7 +45,10 @@ class Events(list[tuple[str, str, str]]):
 
 def reconciler(cluster: MemoryCluster) -> tuple[Reconciler, Events]:
     events = Events()
-    return Reconciler(cluster, OperatorConfig(), events, clock=lambda: NOW), events
+    # No pacing of progress writes here: each reconcile's status is written (pacing has its
+    # own tests below).
+    config = OperatorConfig(status_interval_s=0)
+    return Reconciler(cluster, config, events, clock=lambda: NOW), events
 
 
 def condition(cluster: MemoryCluster, type_: str) -> dict[str, Any]:
@@ -253,3 +256,48 @@ def test_child_events_are_reconciled_from_the_watched_bodies_without_reads() -> 
     assert condition(cluster, "Ready")["status"] == "True"
     assert cluster.rayservices[KEY]["metadata"]["resourceVersion"] == version  # not applied again
     assert cluster.fail == {"get_rayservice": [unread], "list_pending_pods": [unread]}
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def paced(cluster: MemoryCluster, clock: Clock) -> Reconciler:
+    config = OperatorConfig(status_interval_s=5.0)
+    return Reconciler(cluster, config, Events(), clock=lambda: NOW, monotonic=clock)
+
+
+def test_progress_within_the_interval_is_held_back_and_written_with_what_follows() -> None:
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()})
+    clock = Clock()
+    run = paced(cluster, clock)
+    assert run(KEY, None) is True  # the first status is written at once
+    first = copy.deepcopy(cluster.llmdeployments[KEY]["status"])
+    # KubeRay creates the cluster: progress detail only, Ready stays False for the same reason.
+    cluster.rayservices[KEY]["status"] = {
+        "pendingServiceStatus": {"rayClusterName": "m-x1"},
+    }
+    clock.now += 1
+    wait = run(KEY, None)
+    assert wait == pytest.approx(4.0)  # asked to come back when the interval is over
+    assert cluster.llmdeployments[KEY]["status"] == first  # nothing written yet
+    clock.now += 4
+    assert run(KEY, None) is True
+    after = cluster.llmdeployments[KEY]["status"]
+    assert after != first
+    assert condition(cluster, "RayClusterReady")["reason"] == "ClusterStarting"
+
+
+def test_a_change_of_ready_is_written_at_once_inside_the_interval() -> None:
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()})
+    clock = Clock()
+    run = paced(cluster, clock)
+    assert run(KEY, None) is True
+    kuberay_reports(cluster, "RUNNING")
+    clock.now += 0.5
+    assert run(KEY, None) is True
+    assert condition(cluster, "Ready")["status"] == "True"

@@ -56,7 +56,10 @@ async def test_the_api_description_needs_the_key_when_there_is_one() -> None:
             assert allowed.status_code == 200, path
         schema = await client.get("/openapi.json", headers={"Authorization": "Bearer s3cret"})
         assert "/v1/chat/completions" in schema.json()["paths"]
-        assert (await client.get("/redoc")).status_code == 404
+        assert (
+            await client.get("/redoc", headers={"Authorization": "Bearer s3cret"})
+        ).status_code == 404
+        assert (await client.get("/redoc")).status_code == 401  # unknown paths are guarded too
 
 
 async def test_without_a_key_the_api_description_is_open() -> None:

@@ -1,0 +1,108 @@
+"""The ingress's first layer (plain ASGI, before routing and before the body is read).
+
+* **Auth** when a key is configured: every route but the probes and the metrics needs
+  ``Authorization: Bearer <key>``, and it is checked before the body is read, so a client
+  without the key cannot make the replica receive or parse anything. A route added later is
+  protected unless it is named here (fails closed).
+* **Body size**: a declared ``Content-Length`` over the limit is refused at once (413); a
+  chunked body is counted as it arrives and refused when it passes the limit.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from starlette.exceptions import HTTPException
+
+from kubellm_runtime.openai.errors import ApiError
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Respond = Callable[[ApiError, Scope, Receive, Send], Awaitable[None]]
+
+OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
+"""Probes (the kubelet and Ray Serve send no key) and the metrics scrape."""
+
+
+TOO_LARGE = 413
+
+
+def too_large(limit: int) -> ApiError:
+    return ApiError(TOO_LARGE, f"the request body is larger than {limit} bytes", code="too_large")
+
+
+class BodyTooLargeError(HTTPException):
+    """Raised while the app reads a body that passes the limit: an HTTPException, so the
+    framework passes it on as it is (its own body errors become 400s) to the 413 handler."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(TOO_LARGE, too_large(limit).message)
+
+
+def unauthorized() -> ApiError:
+    return ApiError(
+        401,
+        "a valid API key is required (Authorization: Bearer <key>)",
+        type="authentication_error",
+        code="invalid_api_key",
+    )
+
+
+def _header(scope: Scope, name: bytes) -> bytes | None:
+    for key, value in scope.get("headers") or ():
+        if key.lower() == name:
+            return bytes(value)
+    return None
+
+
+def authorized(scope: Scope, key: bytes) -> bool:
+    scheme, _, token = (_header(scope, b"authorization") or b"").partition(b" ")
+    return scheme.lower() == b"bearer" and hmac.compare_digest(token, key)
+
+
+class RequestGuard:
+    def __init__(
+        self, app: ASGIApp, *, api_key: bytes | None, max_body_bytes: int, respond: Respond
+    ) -> None:
+        self.app = app
+        self.api_key = api_key
+        self.max_body_bytes = max_body_bytes
+        self.respond = respond
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = str(scope.get("path", "")).removeprefix(str(scope.get("root_path", ""))) or "/"
+        if (
+            self.api_key is not None
+            and path not in OPEN_PATHS
+            and not authorized(scope, self.api_key)
+        ):
+            await self.respond(unauthorized(), scope, receive, send)
+            return
+        declared = _header(scope, b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
+            await self.respond(too_large(self.max_body_bytes), scope, receive, send)
+            return
+        await self.app(scope, self._counted(receive), send)
+
+    def _counted(self, receive: Receive) -> Receive:
+        seen = 0
+        limit = self.max_body_bytes
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > limit:
+                    raise BodyTooLargeError(limit)
+            return message
+
+        return counted
