@@ -18,6 +18,7 @@ from kubellm_operator import metrics, names
 from kubellm_operator.api.llmdeployment import LLMDeploymentStatus
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
+from kubellm_operator.packed import pack, unpack
 from kubellm_operator.ports import ClusterPort
 from kubellm_operator.service import ObjectRef, Outcome, sync
 from kubellm_operator.status import FAILURES, RECONCILING, STALLED
@@ -102,9 +103,10 @@ class Reconciler:
     config: OperatorConfig
     post_event: PostEvent
     clock: Callable[[], str] = now
-    written: dict[Key, tuple[int, dict[str, Any]]] = field(default_factory=dict)
-    bodies: dict[Key, Mapping[str, Any]] = field(default_factory=dict)
-    """The latest body of each object from its watch: a child's event needs no GET of it."""
+    written: dict[Key, tuple[int, bytes]] = field(default_factory=dict)
+    """(generation, packed status) last written for each object: its echo is skipped."""
+    bodies: dict[Key, bytes] = field(default_factory=dict)
+    """The latest body of each object from its watch, packed: a child's event needs no GET."""
     phases: metrics.PhaseTracker = field(default_factory=lambda: metrics.PhaseTracker(KIND))
     monotonic: Callable[[], float] = time.monotonic
     last_write: dict[Key, float] = field(default_factory=dict)
@@ -113,10 +115,13 @@ class Reconciler:
     def is_echo(self, key: Key, body: Mapping[str, Any]) -> bool:
         """The event only shows the status this reconciler wrote for the same generation."""
         generation = int(body.get("metadata", {}).get("generation") or 0)
-        return self.written.get(key) == (generation, dict(body.get("status") or {}))
+        written = self.written.get(key)
+        if written is None or written[0] != generation:
+            return False
+        return written[1] == pack(body.get("status") or {})
 
     def remember(self, key: Key, body: Mapping[str, Any]) -> None:
-        self.bodies[key] = trimmed(body)
+        self.bodies[key] = pack(trimmed(body))
 
     def forget(self, key: Key) -> None:
         self.written.pop(key, None)
@@ -127,7 +132,12 @@ class Reconciler:
     def __call__(self, key: Key, body: Mapping[str, Any] | None) -> bool | float:
         namespace, name = key
         try:
-            parent = body or self.bodies.get(key) or self.cluster.get_llmdeployment(namespace, name)
+            kept = self.bodies.get(key)
+            parent = (
+                body
+                or (unpack(kept) if kept is not None else None)
+                or self.cluster.get_llmdeployment(namespace, name)
+            )
         except KubeError as exc:
             logger.warning("reading %s/%s failed, will retry: %s", namespace, name, exc)
             return False
@@ -136,7 +146,7 @@ class Reconciler:
             return True
         ref = ObjectRef.from_body(parent)
         if key in self.written:  # newer than a body handed in with an event (the only writer)
-            ref = replace(ref, status=self.written[key][1])
+            ref = replace(ref, status=unpack(self.written[key][1]))
         with metrics.reconciling(KIND, "refresh"):
             outcome = sync(ref, self.cluster, self.config, self.clock())
         if outcome.applied:
@@ -168,7 +178,7 @@ class Reconciler:
                 extra=_object(parent),
             )
             self._report(parent, ref.status, outcome)
-        self.written[key] = (ref.generation, wire)
+        self.written[key] = (ref.generation, pack(wire))
         if outcome.error is not None:
             return False
         return self.config.head_recheck_s if outcome.recheck else True

@@ -10,14 +10,13 @@ reconcile workers (single dict operations, atomic under the GIL).
 
 from __future__ import annotations
 
-import json
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm_operator import names
 from kubellm_operator.children import PodView
+from kubellm_operator.packed import pack, unpack
 from kubellm_operator.ports import ClusterPort
 
 Key = tuple[str, str]
@@ -51,12 +50,11 @@ class WatchedStore:
         if held is not None and held[0] > generation:
             return
         meta.pop("managedFields", None)
-        wire = json.dumps({**body, "metadata": meta}, separators=(",", ":")).encode()
-        self.services[key] = (generation, zlib.compress(wire, 1))
+        self.services[key] = (generation, pack({**body, "metadata": meta}))
 
     def rayservice(self, key: Key) -> dict[str, Any] | None:
         held = self.services.get(key)
-        return None if held is None else dict(json.loads(zlib.decompress(held[1])))
+        return None if held is None else unpack(held[1])
 
     def raycluster_changed(self, body: Mapping[str, Any], deleted: bool) -> None:
         key = _key_of(body)
