@@ -13,6 +13,7 @@ from kubellm_runtime.engine.base import (
     UnknownAdapterError,
 )
 
+RECENT = 256  # requests the engine remembers (for tests): it must not grow per request
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
 
 
@@ -55,6 +56,7 @@ class FakeEngine:
         if request.adapter is not None and request.adapter not in self._adapters:
             raise UnknownAdapterError(request.adapter)
         self.started.append(request)
+        del self.started[:-RECENT]
         for index in range(request.sampling.n):
             text = ""
             for produced in range(1, request.sampling.max_tokens + 1):
@@ -75,6 +77,8 @@ class FakeEngine:
                 yield Chunk(index, delta, produced, "length" if last else None)
 
     async def abort(self, request_id: str) -> None:
+        if len(self.aborted) >= RECENT:
+            self.aborted.pop()
         self.aborted.add(request_id)
 
     def adapters(self) -> list[str]:
