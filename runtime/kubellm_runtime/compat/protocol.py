@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 
 from kubellm_runtime.openai.protocol import ChatMessage
-from kubellm_runtime.openai.wire import ClientModel
+from kubellm_runtime.openai.wire import ClientModel, Integer, Number
 
 # Unset max_tokens / tokens_limit: as the original services did, up to this many tokens, fewer
 # where the model's context leaves less room.
@@ -23,8 +23,8 @@ class ChatBody(_Body):
     """POST /chat"""
 
     prompt: str = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: Integer | None = Field(default=None, ge=1)
+    temperature: Number = Field(default=0.7, ge=0, le=2)
     adapter: str | None = None
 
 
@@ -32,8 +32,8 @@ class BatchGenerateBody(_Body):
     """POST /generate with a batch: one result per prompt, in order."""
 
     prompts: list[Text] = Field(min_length=1, max_length=256)
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: Integer | None = Field(default=None, ge=1)
+    temperature: Number = Field(default=0.7, ge=0, le=2)
     adapter: str | None = None
 
 
@@ -41,16 +41,16 @@ class StreamBody(_Body):
     """POST /generate_stream"""
 
     prompt: str = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    temperature: float = Field(default=0.7, ge=0, le=2)
+    max_tokens: Integer | None = Field(default=None, ge=1)
+    temperature: Number = Field(default=0.7, ge=0, le=2)
     adapter: str | None = None
 
 
 class JobMeta(_Body):
     """Sampling options of a job-keyed request."""
 
-    temperature: float = Field(default=0.7, ge=0, le=2)
-    tokens_limit: int | None = Field(default=None, ge=1)
+    temperature: Number = Field(default=0.7, ge=0, le=2)
+    tokens_limit: Integer | None = Field(default=None, ge=1)
     stop_words: list[Text] = Field(default_factory=list, max_length=4)
     model: str | None = None
 

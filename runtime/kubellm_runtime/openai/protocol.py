@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from kubellm_runtime.openai.wire import ClientModel
+from kubellm_runtime.openai.wire import ClientModel, Flag, Integer, Number
 
 MAX_STOP = 4
 SEED_RANGE = 2**63  # the engines' generators take a signed 64-bit seed
@@ -18,18 +18,18 @@ class _Request(ClientModel):
 
 
 class StreamOptions(_Request):
-    include_usage: bool = False
+    include_usage: Flag = False
 
 
 class SamplingFields(_Request):
     model: str = Field(min_length=1)
-    temperature: float = Field(default=1.0, ge=0, le=2)
-    top_p: float = Field(default=1.0, gt=0, le=1)
-    n: int = Field(default=1, ge=1, le=16)
-    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: Number = Field(default=1.0, ge=0, le=2)
+    top_p: Number = Field(default=1.0, gt=0, le=1)
+    n: Integer = Field(default=1, ge=1, le=16)
+    max_tokens: Integer | None = Field(default=None, ge=1)
     stop: str | list[str] | None = None
-    seed: int | None = Field(default=None, ge=-SEED_RANGE, lt=SEED_RANGE)
-    stream: bool = False
+    seed: Integer | None = Field(default=None, ge=-SEED_RANGE, lt=SEED_RANGE)
+    stream: Flag = False
     stream_options: StreamOptions | None = None
 
     @field_validator("stop")
@@ -60,7 +60,7 @@ class ChatMessage(_Request):
 
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: Integer | None = Field(default=None, ge=1)
 
 
 class CompletionRequest(SamplingFields):

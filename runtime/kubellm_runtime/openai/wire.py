@@ -7,11 +7,17 @@ refused here, with the field's path, before anything uses it.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, model_validator
+from pydantic import BaseModel, Strict, StrictBool, StrictInt, model_validator
 
 MAX_DEPTH = 32
+
+# Strict scalars: "yes" is not a bool and "4" is not a number (OpenAI refuses them too); an
+# integer is still a valid float.
+Number = Annotated[float, Strict()]
+Integer = StrictInt
+Flag = StrictBool
 
 
 def unencodable(value: Any, path: str = "", depth: int = 0) -> str | None:

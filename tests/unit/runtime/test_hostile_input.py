@@ -121,3 +121,33 @@ async def test_an_engine_failure_is_a_counted_503_with_retry_after_and_no_intern
         assert "secret" not in reply.text
         assert reply.json()["error"]["type"] == "service_unavailable"
         assert await sample(client, "llm_engine_errors_total", model="fake-model") == errors + 1
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "field"),
+    [
+        ("/v1/chat/completions", {**CHAT, "stream": "yes"}, "stream"),
+        ("/v1/chat/completions", {**CHAT, "max_tokens": "4"}, "max_tokens"),
+        ("/v1/completions", {**COMPLETION, "temperature": "0.5"}, "temperature"),
+        ("/v1/completions", {**COMPLETION, "n": 2.0}, "n"),
+        ("/chat", {"prompt": "x", "max_tokens": "4"}, "max_tokens"),
+        (
+            "/generate",
+            {"job_id": "j", "content": "x", "meta": {"tokens_limit": "8"}},
+            "tokens_limit",
+        ),
+    ],
+)
+async def test_a_value_of_the_wrong_type_is_refused_not_coerced(
+    route: str, body: dict[str, Any], field: str
+) -> None:
+    async with client_for(FakeEngine()) as client:
+        reply = await client.post(route, json=body)
+    assert reply.status_code == 400, reply.text
+    assert field in reply.json()["error"]["message"], reply.json()
+
+
+async def test_an_integer_temperature_is_still_a_number() -> None:
+    async with client_for(FakeEngine()) as client:
+        reply = await client.post("/v1/chat/completions", json={**CHAT, "temperature": 1})
+    assert reply.status_code == 200
