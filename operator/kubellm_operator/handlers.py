@@ -22,18 +22,13 @@ from kubellm_operator.config import load_config
 from kubellm_operator.kube import EventPoster, Kube
 from kubellm_operator.rayhead import RayHead
 from kubellm_operator.reconciler import Key, Reconciler
-from kubellm_operator.watched import WatchedCluster, WatchedStore
+from kubellm_operator.watched import WatchedCluster, WatchedStore, key_of
 from kubellm_operator.workqueue import Backoff, WorkQueue
 
 LLMD = (names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL)
 RAYSERVICES = (names.RAY_GROUP, names.RAY_VERSION, names.RAYSERVICE_PLURAL)
 RAYCLUSTERS = (names.RAY_GROUP, names.RAY_VERSION, names.RAYCLUSTER_PLURAL)
 OURS = {names.LABEL_MANAGED_BY: names.MANAGER}
-
-
-def _key(body: Mapping[str, Any]) -> Key:
-    meta = body.get("metadata") or {}
-    return str(meta.get("namespace", "")), str(meta.get("name", ""))
 
 
 def _parent_key(body: Mapping[str, Any]) -> Key | None:
@@ -102,7 +97,7 @@ async def llmdeployment_changed(
     body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     """Created, changed, listed at start-up, or deleted: reconcile it (or forget it)."""
-    key, reconciler = _key(body), cast(Reconciler, memo["reconciler"])
+    key, reconciler = key_of(body), cast(Reconciler, memo["reconciler"])
     if type == "DELETED":
         _queue(memo).forget(key)
         reconciler.forget(key)

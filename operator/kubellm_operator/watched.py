@@ -22,7 +22,8 @@ from kubellm_operator.ports import ClusterPort
 Key = tuple[str, str]
 
 
-def _key_of(body: Mapping[str, Any]) -> Key:
+def key_of(body: Mapping[str, Any]) -> Key:
+    """(namespace, name) of a watched object."""
     meta = body.get("metadata") or {}
     return str(meta.get("namespace", "")), str(meta.get("name", ""))
 
@@ -36,7 +37,7 @@ class WatchedStore:
 
     def rayservice_changed(self, body: Mapping[str, Any], deleted: bool) -> None:
         if deleted:
-            self.services.pop(_key_of(body), None)
+            self.services.pop(key_of(body), None)
         else:
             self.keep_rayservice(body)
 
@@ -44,7 +45,7 @@ class WatchedStore:
         """Keep the newest body seen (a watch event or the answer to an apply). An event of
         an older generation arriving after the apply that made a newer one is ignored, so the
         next reconcile does not take the old spec for drift and apply again."""
-        key, meta = _key_of(body), dict(body.get("metadata") or {})
+        key, meta = key_of(body), dict(body.get("metadata") or {})
         generation = int(meta.get("generation") or 0)
         held = self.services.get(key)
         if held is not None and held[0] > generation:
@@ -57,7 +58,7 @@ class WatchedStore:
         return None if held is None else unpack(held[1])
 
     def raycluster_changed(self, body: Mapping[str, Any], deleted: bool) -> None:
-        key = _key_of(body)
+        key = key_of(body)
         if deleted:
             self.clusters.pop(key, None)
         else:  # only what status needs: the name and the status
