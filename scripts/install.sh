@@ -21,6 +21,16 @@ die() { printf '[install] error: %s\n' "$*" >&2; exit 1; }
 command -v "$python" >/dev/null || die "$python not found: kubellm needs CPython 3.11"
 
 mkdir -p "$cache"
+
+# Real Redis for the shared job store's tests: Debian's package (no download of a binary).
+if ! command -v redis-server >/dev/null; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        log "installing redis-server from Debian's packages"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+    else
+        log "warning: redis-server is missing (sudo apt-get install redis-server); the job store tests need it"
+    fi
+fi
 export PIP_CACHE_DIR="$cache/pip" PIP_DISABLE_PIP_VERSION_CHECK=1
 
 # The environment is keyed by everything that decides its heavy contents.

@@ -16,7 +16,6 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kubellm_runtime.compat.jobs import JobStore
 from kubellm_runtime.compat.routes import compat_router
 from kubellm_runtime.engine.base import (
     AdapterLoadError,
@@ -25,6 +24,7 @@ from kubellm_runtime.engine.base import (
     UnknownAdapterError,
 )
 from kubellm_runtime.guard import RequestGuard
+from kubellm_runtime.jobs import JobStore, job_store
 from kubellm_runtime.middleware import (
     Generations,
     error_response,
@@ -32,12 +32,8 @@ from kubellm_runtime.middleware import (
     validation_error,
 )
 from kubellm_runtime.openai.errors import ApiError
-from kubellm_runtime.openai.protocol import (
-    ChatCompletionRequest,
-    CompletionRequest,
-    LoadLoraRequest,
-    UnloadLoraRequest,
-)
+from kubellm_runtime.openai.protocol import LoadLoraRequest, UnloadLoraRequest
+from kubellm_runtime.openai.routes import openai_router
 from kubellm_runtime.openai.service import OpenAIService
 from kubellm_runtime.settings import RuntimeSettings
 from kubellm_runtime.sources import SourceError, resolve
@@ -105,10 +101,15 @@ def _map_errors(app: FastAPI, settings: RuntimeSettings) -> None:
 
 
 def create_app(
-    slot: EngineSlot, lifespan_hooks: Sequence[Hook] = (), settings: RuntimeSettings | None = None
+    slot: EngineSlot,
+    lifespan_hooks: Sequence[Hook] = (),
+    settings: RuntimeSettings | None = None,
+    jobs: JobStore | None = None,
 ) -> FastAPI:
-    """The ingress app. ``lifespan_hooks`` run at start-up (e.g. loading the engine)."""
+    """The ingress app. ``lifespan_hooks`` run at start-up (e.g. loading the engine);
+    ``jobs``: where job_id and Idempotency-Key results live (default: this process)."""
     settings = settings or RuntimeSettings()
+    jobs = jobs or job_store(settings, scope="local")
     generations = Generations(settings)
 
     @asynccontextmanager
@@ -134,7 +135,8 @@ def create_app(
     )
     app.middleware("http")(observe_requests)
     _describe(app)
-    app.include_router(compat_router(slot.service, generations, JobStore()))
+    app.include_router(openai_router(slot.service, generations, jobs))
+    app.include_router(compat_router(slot.service, generations, jobs))
 
     _map_errors(app, settings)
 
@@ -175,28 +177,5 @@ def create_app(
                 404, f"no adapter `{request.lora_name}` is loaded", param="lora_name"
             ) from exc
         return {"status": "unloaded", "lora_name": request.lora_name}
-
-    @app.get("/v1/models")
-    async def models() -> dict[str, Any]:
-        return slot.service().models().model_dump()
-
-    @app.post("/v1/chat/completions", response_model=None)
-    async def chat(request: ChatCompletionRequest) -> Any:
-        service = slot.service()
-        prepared = service.prepare_chat(request)
-        if request.stream:
-            return generations.stream(service.chat_stream(prepared))
-        return (await generations.once(lambda: service.chat(prepared))).model_dump()
-
-    @app.post("/v1/completions", response_model=None)
-    async def completions(request: CompletionRequest) -> Any:
-        service = slot.service()
-        batch = service.prepare_completion(request)
-        if request.stream:
-            if len(batch) != 1:
-                raise ApiError(400, "streaming supports a single prompt", param="prompt")
-            return generations.stream(service.completion_stream(batch[0]))
-        result = await generations.once(lambda: service.completion(batch))
-        return result.model_dump(exclude_none=True)
 
     return app

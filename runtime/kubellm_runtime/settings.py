@@ -54,6 +54,18 @@ class RuntimeSettings(BaseSettings):
     """Attempts per file; each one resumes where the last stopped."""
     download_lock_timeout_s: float = Field(default=3600.0, gt=0)
     """How long a replica waits for another one downloading the same source."""
+    job_ttl_s: float = Field(default=86_400.0, gt=0)
+    """How long a finished job_id / Idempotency-Key result is kept (a repeat gets it back)."""
+    job_max_entries: int = Field(default=10_000, ge=1)
+    """Finished jobs kept at most (the oldest go first)."""
+    job_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Bytes of finished results kept at most (the oldest go first; a bigger one is not kept)."""
+    job_store_url: SecretStr | None = None
+    """redis:// or rediss:// URL of a Redis the replicas share for jobs. Unset: on Ray Serve,
+    a table shared inside the Ray cluster; in local mode, this process's memory."""
+    job_scope: str | None = Field(default=None, pattern=r"^[A-Za-z0-9._/-]{1,200}$")
+    """Keeps deployments apart in a shared job store (default: the served model name); set it
+    (spec.env) when deployments that serve one model name share a Redis."""
     log_format: Literal["json", "console"] = "json"
     """json: one object per line with request_id, model, adapter and job_id; console: for people."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -65,6 +77,13 @@ class RuntimeSettings(BaseSettings):
             return None
         raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
         return _usable_key(raw, "KUBELLM_API_KEY")
+
+    @field_validator("job_store_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not value.get_secret_value().startswith(("redis://", "rediss://")):
+            raise ValueError("must be a redis:// or rediss:// URL")
+        return value
 
     def with_auth(self, api_key_env: str | None) -> RuntimeSettings:
         """These settings with the key from the variable the contract names (on Ray Serve).

@@ -11,7 +11,6 @@ from fastapi import APIRouter, Body
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
-from kubellm_runtime.compat.jobs import JobStore
 from kubellm_runtime.compat.protocol import (
     DEFAULT_MAX_TOKENS,
     BatchGenerateBody,
@@ -20,6 +19,7 @@ from kubellm_runtime.compat.protocol import (
     JobGenerateBody,
     StreamBody,
 )
+from kubellm_runtime.jobs import JobKey, JobStore
 from kubellm_runtime.logs import annotate
 from kubellm_runtime.middleware import Generations
 from kubellm_runtime.openai.protocol import ChatCompletionRequest, CompletionRequest
@@ -81,7 +81,8 @@ def compat_router(
                 reply = await generations.once(lambda: svc.completion([prepared]))
                 return str(reply.choices[0].text)
 
-            return {"job_id": job.job_id, "content": await jobs.run_once(job.job_id, work)}
+            key = JobKey.of(job.job_id, "/generate", job.model_dump(mode="json"))
+            return {"job_id": job.job_id, "content": await jobs.run_once(key, work)}
         batch = _parse(BatchGenerateBody, raw)
         request = CompletionRequest(
             model=model_name(svc, batch.adapter),
@@ -116,7 +117,8 @@ def compat_router(
             reply = await generations.once(lambda: svc.chat(prepared))
             return str(reply.choices[0].message.content)
 
-        return {"job_id": body.job_id, "content": await jobs.run_once(body.job_id, work)}
+        key = JobKey.of(body.job_id, "/chat_completion", body.model_dump(mode="json"))
+        return {"job_id": body.job_id, "content": await jobs.run_once(key, work)}
 
     @router.post("/generate_stream", response_model=None)
     async def generate_stream(body: StreamBody) -> Any:

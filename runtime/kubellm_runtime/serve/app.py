@@ -15,6 +15,7 @@ from ray.serve import Application
 
 from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.contract import ServeArgs
+from kubellm_runtime.jobs import job_store
 from kubellm_runtime.loading import load_engine
 from kubellm_runtime.logs import configure
 from kubellm_runtime.settings import RuntimeSettings
@@ -35,7 +36,11 @@ class LLMServer:
         self.slot = EngineSlot(engine=await load_engine(self.args, self.settings))
 
     def __serve_build_asgi_app__(self) -> Any:
-        return create_app(self.slot, settings=self.settings)
+        # job_id and Idempotency-Key results are shared by every replica of the Ray cluster
+        # (or by every replica using the configured Redis).
+        scope = self.settings.job_scope or self.args.model.served_name
+        jobs = job_store(self.settings, scope=scope, on_ray=True)
+        return create_app(self.slot, settings=self.settings, jobs=jobs)
 
     async def check_health(self) -> None:
         """Ray Serve's health check: the engine must still be able to serve."""
