@@ -148,6 +148,8 @@ class DeployedApp(_View):
 
     status: str = ""
     args: dict[str, Any] | None = None
+    user_config: dict[str, Any] | None = None
+    """The model deployment's user_config as applied (the adapters)."""
 
     @classmethod
     def parse(cls, details: dict[str, Any] | None) -> Self | None:
@@ -155,4 +157,16 @@ class DeployedApp(_View):
         if not isinstance(app, dict):
             return None
         config = app.get("deployed_app_config") or {}
-        return cls(status=str(app.get("status") or ""), args=config.get("args"))
+        model = next(
+            (
+                d
+                for d in config.get("deployments") or ()
+                if isinstance(d, dict) and d.get("name") == names.SERVE_DEPLOYMENT
+            ),
+            {},
+        )
+        return cls(
+            status=str(app.get("status") or ""),
+            args=config.get("args"),
+            user_config=model.get("user_config"),
+        )

@@ -14,7 +14,7 @@ from kubellm_operator import names
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import AdapterStatus, LLMDeploymentSpec, LLMDeploymentStatus
 from kubellm_operator.builders.rayservice import Owner, build_rayservice
-from kubellm_operator.builders.serve_config import ResolvedAdapter, contract_args
+from kubellm_operator.builders.serve_config import ResolvedAdapter, contract_args, replica_config
 from kubellm_operator.children import DeployedApp, PodView, RayClusterView, RayServiceView
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
@@ -183,7 +183,8 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
             rayservice=rayservice,
             clusters=_observe_clusters(rayservice, ref.namespace, cluster),
             pods=tuple(PodView.parse(p) for p in pods),
-            expected_args=contract_args(spec, resolved),
+            expected_args=contract_args(spec),
+            expected_user_config=replica_config(spec, resolved),
         )
         if needs_confirmation(rayservice) and rayservice.active is not None:
             details = cluster.serve_details(ref.namespace, rayservice.active.ray_cluster_name)

@@ -86,6 +86,8 @@ class Observed:
     """An API call of this reconcile failed (the write did not happen)."""
     expected_args: Mapping[str, Any] | None = None
     """The runtime contract the operator wrote for the current spec."""
+    expected_user_config: Mapping[str, Any] | None = None
+    """The model deployment's user_config (the adapters) written for the current spec."""
     deployed: DeployedApp | None = None
     """What the serving cluster's Ray head says it applied and runs (None: not answered)."""
     previous: tuple[Condition, ...] = ()
@@ -110,15 +112,15 @@ def _cap(text: str) -> str:
     return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
 
 
+def _confirmed(rs: RayServiceView, obs: Observed) -> Verdict:
+    return confirmed_verdict(rs, obs.deployed, obs.expected_args, obs.expected_user_config)
+
+
 def awaits_head(obs: Observed) -> bool:
     """Ready waits on the head alone (no answer, or the new config not applied or running
     yet): nothing in Kubernetes will change to say when that is over, so ask again soon."""
     rs = obs.rayservice
-    return (
-        rs is not None
-        and needs_confirmation(rs)
-        and not confirmed_verdict(rs, obs.deployed, obs.expected_args).ok
-    )
+    return rs is not None and needs_confirmation(rs) and not _confirmed(rs, obs).ok
 
 
 def _ready(rs: RayServiceView | None, checks: tuple[Verdict, ...]) -> Verdict:
@@ -202,7 +204,7 @@ def derive(obs: Observed) -> LLMDeploymentStatus:
     target = rs.target if rs else None
     cluster, serve = cluster_verdict(target, obs.clusters, obs.pods), serve_verdict(target)
     if rs is not None and serve.ok and needs_confirmation(rs):
-        serve = confirmed_verdict(rs, obs.deployed, obs.expected_args)
+        serve = _confirmed(rs, obs)
     served = bool(rs and rs.observed and cluster.ok and serve.ok)
     adapters, adapter_states = adapters_verdict(obs.adapters, served)
     ready = _ready(rs, (cluster, serve, adapters))

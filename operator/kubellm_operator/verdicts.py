@@ -120,7 +120,10 @@ def needs_confirmation(rs: RayServiceView | None) -> bool:
 
 
 def confirmed_verdict(
-    rs: RayServiceView, deployed: DeployedApp | None, expected_args: Mapping[str, Any] | None
+    rs: RayServiceView,
+    deployed: DeployedApp | None,
+    expected_args: Mapping[str, Any] | None,
+    expected_user_config: Mapping[str, Any] | None = None,
 ) -> Verdict:
     """The head's own answer: has it applied the current config, and does it run it?"""
     name = rs.active.ray_cluster_name if rs.active else ""
@@ -130,7 +133,7 @@ def confirmed_verdict(
             "ConfirmingConfig",
             f"cannot confirm the config Ray cluster {name} runs: its dashboard did not answer",
         )
-    if deployed.args != expected_args:
+    if deployed.args != expected_args or deployed.user_config != expected_user_config:
         return Verdict(
             "False", "Deploying", f"Ray cluster {name} has not applied the current config yet"
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -16,13 +15,10 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kubellm_runtime.adapters import Adapters
+from kubellm_runtime.admin import admin_router
 from kubellm_runtime.compat.routes import compat_router
-from kubellm_runtime.engine.base import (
-    AdapterLoadError,
-    Engine,
-    EngineError,
-    UnknownAdapterError,
-)
+from kubellm_runtime.engine.base import Engine, EngineError
 from kubellm_runtime.guard import RequestGuard
 from kubellm_runtime.jobs import JobStore, job_store
 from kubellm_runtime.middleware import (
@@ -32,21 +28,20 @@ from kubellm_runtime.middleware import (
     validation_error,
 )
 from kubellm_runtime.openai.errors import ApiError
-from kubellm_runtime.openai.protocol import LoadLoraRequest, UnloadLoraRequest
 from kubellm_runtime.openai.routes import openai_router
 from kubellm_runtime.openai.service import OpenAIService
 from kubellm_runtime.settings import RuntimeSettings
-from kubellm_runtime.sources import SourceError, resolve
 
 log = structlog.get_logger("kubellm_runtime.app")
 
 
 @dataclass
 class EngineSlot:
-    """Holds the engine once it is loaded, or why it could not be."""
+    """Holds the engine (and its adapter set) once it is loaded, or why it could not be."""
 
     engine: Engine | None = None
     failure: str | None = None
+    adapters: Adapters | None = None
 
     def service(self) -> OpenAIService:
         if self.failure is not None:
@@ -54,6 +49,12 @@ class EngineSlot:
         if self.engine is None or not self.engine.ready():
             raise ApiError(503, "the model is still loading", type="service_unavailable")
         return OpenAIService(self.engine)
+
+    def loaded_adapters(self) -> Adapters:
+        self.service()  # 503 while loading or failed
+        if self.adapters is None:
+            raise ApiError(503, "the model is still loading", type="service_unavailable")
+        return self.adapters
 
 
 Hook = Callable[[EngineSlot], Awaitable[Any]]
@@ -125,18 +126,25 @@ def create_app(
         title="kubellm runtime", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     key = settings.api_key.get_secret_value().encode() if settings.api_key else None
+    admin = settings.admin_key.get_secret_value().encode() if settings.admin_key else None
 
     async def respond(error: ApiError, scope: Any, receive: Any, send: Any) -> None:
         await error_response(error)(scope, receive, send)
 
     # Added first, so it runs inside observe_requests: refused requests are counted too.
     app.add_middleware(
-        RequestGuard, api_key=key, max_body_bytes=settings.max_body_bytes, respond=respond
+        RequestGuard,
+        api_key=key,
+        admin_key=admin,
+        max_body_bytes=settings.max_body_bytes,
+        respond=respond,
     )
     app.middleware("http")(observe_requests)
     _describe(app)
     app.include_router(openai_router(slot.service, generations, jobs))
     app.include_router(compat_router(slot.service, generations, jobs))
+    if settings.admin_key is not None:  # local mode's runtime adapter loading
+        app.include_router(admin_router(slot.loaded_adapters))
 
     _map_errors(app, settings)
 
@@ -155,27 +163,5 @@ def create_app(
     @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
-
-    @app.post("/v1/load_lora_adapter")
-    async def load_lora(request: LoadLoraRequest) -> dict[str, str]:
-        engine = slot.service().engine
-        if request.lora_name == engine.model_name or request.lora_name in engine.adapters():
-            raise ApiError(400, f"`{request.lora_name}` is already served", param="lora_name")
-        try:
-            path = await asyncio.to_thread(resolve, request.lora_path, None, settings)
-            await engine.add_adapter(request.lora_name, str(path))
-        except (SourceError, AdapterLoadError) as exc:
-            raise ApiError(400, str(exc), param="lora_path") from exc
-        return {"status": "loaded", "lora_name": request.lora_name}
-
-    @app.post("/v1/unload_lora_adapter")
-    async def unload_lora(request: UnloadLoraRequest) -> dict[str, str]:
-        try:
-            await slot.service().engine.remove_adapter(request.lora_name)
-        except UnknownAdapterError as exc:
-            raise ApiError(
-                404, f"no adapter `{request.lora_name}` is loaded", param="lora_name"
-            ) from exc
-        return {"status": "unloaded", "lora_name": request.lora_name}
 
     return app

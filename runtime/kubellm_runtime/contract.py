@@ -48,25 +48,29 @@ class EngineArgs(_Contract):
 
 
 class AdapterArgs(_Contract):
-    """A LoRA adapter loaded at start, selectable by `model` name."""
+    """A LoRA adapter the deployment's spec lists, selectable by `model` name."""
 
     name: str
     uri: str
 
 
 class LoraArgs(_Contract):
-    """LoRA limits; adapters listed here are loaded when the engine starts."""
+    """LoRA support in the engine (a per-step cost) and its limits."""
 
     enabled: bool = False
-    """LoRA support in the engine (a per-step cost); on when adapters are listed or requested."""
-    adapters: tuple[AdapterArgs, ...] = ()
     max_loras: int = Field(default=4, ge=1)
     max_lora_rank: int = Field(default=16, ge=1)
 
-    @property
-    def active(self) -> bool:
-        """Whether the engine needs LoRA support: asked for, or adapters to load at start."""
-        return self.enabled or bool(self.adapters)
+
+class ReplicaConfig(_Contract):
+    """What a running replica applies live, without a restart: Ray Serve's ``user_config``
+    of the model deployment (a change reaches every replica through ``reconfigure``, and a
+    replica that starts later, or again, gets the current one)."""
+
+    adapters: tuple[AdapterArgs, ...] = ()
+    """The adapters to serve: every replica loads these and unloads the others."""
+    adapter_sources: tuple[str, ...] = ()
+    """URI prefixes a client may name an adapter from (e.g. /chat's adapter_path)."""
 
 
 class LimitsArgs(_Contract):

@@ -3,7 +3,8 @@
 * **Auth** when a key is configured: every route but the probes and the metrics needs
   ``Authorization: Bearer <key>``, and it is checked before the body is read, so a client
   without the key cannot make the replica receive or parse anything. A route added later is
-  protected unless it is named here (fails closed).
+  protected unless it is named here (fails closed). The adapter routes need the separate
+  admin key instead (when there is none, they are not served).
 * **Body size**: a declared ``Content-Length`` over the limit is refused at once (413); a
   chunked body is counted as it arrives and refused when it passes the limit.
 """
@@ -27,6 +28,8 @@ Respond = Callable[[ApiError, Scope, Receive, Send], Awaitable[None]]
 
 OPEN_PATHS = frozenset({"/health", "/ready", "/metrics"})
 """Probes (the kubelet and Ray Serve send no key) and the metrics scrape."""
+ADMIN_PATHS = frozenset({"/v1/load_lora_adapter", "/v1/unload_lora_adapter"})
+"""Changing what the replica serves: the admin key, never the inference key."""
 
 
 TOO_LARGE = 413
@@ -67,10 +70,17 @@ def authorized(scope: Scope, key: bytes) -> bool:
 
 class RequestGuard:
     def __init__(
-        self, app: ASGIApp, *, api_key: bytes | None, max_body_bytes: int, respond: Respond
+        self,
+        app: ASGIApp,
+        *,
+        api_key: bytes | None,
+        max_body_bytes: int,
+        respond: Respond,
+        admin_key: bytes | None = None,
     ) -> None:
         self.app = app
         self.api_key = api_key
+        self.admin_key = admin_key
         self.max_body_bytes = max_body_bytes
         self.respond = respond
 
@@ -79,11 +89,8 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         path = str(scope.get("path", "")).removeprefix(str(scope.get("root_path", ""))) or "/"
-        if (
-            self.api_key is not None
-            and path not in OPEN_PATHS
-            and not authorized(scope, self.api_key)
-        ):
+        key = self.admin_key if path in ADMIN_PATHS and self.admin_key else self.api_key
+        if key is not None and path not in OPEN_PATHS and not authorized(scope, key):
             await self.respond(unauthorized(), scope, receive, send)
             return
         declared = _header(scope, b"content-length")

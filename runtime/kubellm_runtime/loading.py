@@ -1,4 +1,4 @@
-"""Start-up of one replica: resolve the model, start the configured engine, load adapters.
+"""Start-up of one replica: resolve the model, start the configured engine.
 
 Shared by the Ray Serve deployment and local mode, so both load the same way and log the same
 progress. A failure raises with the reason; the caller decides whether that fails the
@@ -32,7 +32,7 @@ def _start(args: ServeArgs, model_path: str) -> Engine:
 
 
 async def load_engine(args: ServeArgs, settings: RuntimeSettings) -> Engine:
-    """The ready engine with the contract's adapters loaded."""
+    """The ready engine (adapters come after, from the replica's config: ``adapters``)."""
     started = time.monotonic()
     model = args.model
     log.info("resolving model", model=model.served_name, uri=model.uri)
@@ -42,9 +42,5 @@ async def load_engine(args: ServeArgs, settings: RuntimeSettings) -> Engine:
     )
     # In a thread: vLLM starts its output handler lazily on the loop that first generates.
     engine = await asyncio.to_thread(_start, args, str(path))
-    for adapter in args.lora.adapters:
-        adapter_path = await asyncio.to_thread(resolve, adapter.uri, None, settings)
-        await engine.add_adapter(adapter.name, str(adapter_path))
-        log.info("adapter loaded", model=model.served_name, adapter=adapter.name, uri=adapter.uri)
     log.info("model ready", model=model.served_name, seconds=round(time.monotonic() - started, 1))
     return engine

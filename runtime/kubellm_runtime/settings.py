@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kubellm_runtime.contract import LimitsArgs
@@ -48,6 +48,12 @@ class RuntimeSettings(BaseSettings):
     """Where the pod mounts PersistentVolumeClaims: pvc://claim/path is pvc_root/claim/path."""
     model_cache_dir: Path = Path("/var/cache/kubellm/models")
     """Where s3:// and gs:// sources are downloaded; shared per node, they download once."""
+    max_adapter_bytes: int = Field(default=2 * 1024**3, ge=1024)
+    """Largest LoRA adapter accepted (all its files): a bigger one is refused before download."""
+    admin_key: SecretStr | None = None
+    """Local mode only: with it, /v1/load_lora_adapter and /v1/unload_lora_adapter are served
+    to clients that send it (Authorization: Bearer); it must differ from the API key. On Ray
+    Serve adapters come from the LLMDeployment (spec.adapters) and these routes are not served."""
     download_timeout_s: float = Field(default=60.0, gt=0)
     """Connect and read timeout of each object-store request (a stalled transfer is resumed)."""
     download_attempts: int = Field(default=5, ge=1)
@@ -70,13 +76,25 @@ class RuntimeSettings(BaseSettings):
     """json: one object per line with request_id, model, adapter and job_id; console: for people."""
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    @field_validator("api_key", mode="before")
+    @field_validator("api_key", "admin_key", mode="before")
     @classmethod
-    def _strip_key(cls, value: object) -> object:
+    def _strip_key(cls, value: object, info: ValidationInfo) -> object:
         if value is None:
             return None
         raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-        return _usable_key(raw, "KUBELLM_API_KEY")
+        where = {"api_key": "KUBELLM_API_KEY", "admin_key": "KUBELLM_RUNTIME_ADMIN_KEY"}
+        return _usable_key(raw, where[str(info.field_name)])
+
+    @model_validator(mode="after")
+    def _distinct_keys(self) -> RuntimeSettings:
+        admin, api = self.admin_key, self.api_key
+        if (
+            admin is not None
+            and api is not None
+            and admin.get_secret_value() == api.get_secret_value()
+        ):
+            raise AuthConfigError("KUBELLM_RUNTIME_ADMIN_KEY must differ from the API key")
+        return self
 
     @field_validator("job_store_url")
     @classmethod

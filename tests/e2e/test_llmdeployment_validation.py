@@ -33,6 +33,16 @@ def manifest(**spec: Any) -> dict[str, Any]:
 
 INVALID = [
     ("uri-scheme", manifest(model={"uri": "ftp://host/model"}), ["spec.model.uri", "should match"]),
+    (
+        "uri-dot-segment",
+        manifest(model={"uri": "s3://bucket/models/../../../etc"}),
+        ["spec.model.uri", "should match"],
+    ),
+    (
+        "adapter-source-escape",
+        manifest(adapterSources=["pvc://claim/adapters/.."]),
+        ["spec.adapterSources[0]", "should match"],
+    ),
     ("no-model", {**manifest(), "spec": {"replicas": 1}}, ["spec.model", "Required value"]),
     ("unknown-field", manifest(replicaz=2), ['unknown field "spec.replicaz"']),
     ("negative-replicas", manifest(replicas=-1), ["spec.replicas", "greater than or equal to 0"]),

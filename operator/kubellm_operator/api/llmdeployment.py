@@ -203,9 +203,13 @@ class LLMDeploymentSpec(ApiModel):
     """Per-replica request limits; beyond them, 429 with Retry-After at once."""
     adapters: list[AdapterSpec] = Field(default_factory=list, max_length=64)
     """LoRA adapters to serve."""
+    adapter_sources: list[SourceUri] = Field(default_factory=list, max_length=16)
+    """URI prefixes clients may name adapters from (pvc://claim/dir, s3://bucket/prefix, ...),
+    e.g. /chat's adapter_path. Empty: clients cannot name adapter sources. The adapters listed
+    in `adapters` need no entry here. Changing adapters or this list restarts no replica."""
     enable_lora: bool | None = None
     """Serve LoRA adapters (it costs some speed on every step). Default: on when adapters are
-    listed; true also allows loading adapters at runtime (/v1/load_lora_adapter)."""
+    listed; set true to add adapters later without restarting replicas."""
     max_loras: int = Field(default=4, ge=1, le=64)
     """LoRA adapters active in one batch."""
     max_lora_rank: Literal[1, 8, 16, 32, 64, 128, 256, 320, 512] = 16

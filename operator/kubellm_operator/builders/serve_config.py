@@ -18,6 +18,7 @@ from kubellm_runtime.contract import (
     LimitsArgs,
     LoraArgs,
     ModelArgs,
+    ReplicaConfig,
     ServeArgs,
 )
 
@@ -32,7 +33,7 @@ class ResolvedAdapter:
     uri: str
 
 
-def serve_args(spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]) -> ServeArgs:
+def serve_args(spec: LLMDeploymentSpec) -> ServeArgs:
     model = spec.model
     return ServeArgs(
         model=ModelArgs(
@@ -54,8 +55,9 @@ def serve_args(spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]) -
             extra_args=dict(spec.engine.extra_args),
         ),
         lora=LoraArgs(
-            enabled=spec.enable_lora if spec.enable_lora is not None else bool(adapters),
-            adapters=tuple(AdapterArgs(name=a.name, uri=a.uri) for a in adapters),
+            # From the spec's list, not the resolved one: an adapter a FineTuneJob has yet to
+            # produce must not restart the replicas when it arrives.
+            enabled=spec.enable_lora if spec.enable_lora is not None else bool(spec.adapters),
             max_loras=spec.max_loras,
             max_lora_rank=spec.max_lora_rank,
         ),
@@ -67,9 +69,22 @@ def serve_args(spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]) -
     )
 
 
-def contract_args(spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]) -> dict[str, Any]:
-    """The application's ``args`` as written in serveConfigV2 (and as Ray reports them back)."""
-    return serve_args(spec, adapters).model_dump(mode="json", exclude_none=True)
+def contract_args(spec: LLMDeploymentSpec) -> dict[str, Any]:
+    """The application's ``args`` as written in serveConfigV2 (and as Ray reports them back).
+    A change restarts the replicas (the engine is built from them)."""
+    return serve_args(spec).model_dump(mode="json", exclude_none=True)
+
+
+def replica_config(
+    spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...]
+) -> dict[str, Any]:
+    """The model deployment's ``user_config``: what every replica applies live (Ray Serve
+    calls its ``reconfigure``), so adapter changes restart nothing."""
+    config = ReplicaConfig(
+        adapters=tuple(AdapterArgs(name=a.name, uri=a.uri) for a in adapters),
+        adapter_sources=tuple(spec.adapter_sources),
+    )
+    return config.model_dump(mode="json")
 
 
 def _backpressure(spec: LLMDeploymentSpec) -> dict[str, Any]:
@@ -145,12 +160,13 @@ def serve_config(
         "graceful_shutdown_timeout_s": config.graceful_shutdown_timeout_s,
         **_replicas(spec),
         **_replica_resources(spec),
+        "user_config": replica_config(spec, adapters),
     }
     application = {
         "name": names.SERVE_APP,
         "import_path": SERVE_IMPORT_PATH,
         "route_prefix": "/",
-        "args": contract_args(spec, adapters),
+        "args": contract_args(spec),
         "deployments": [deployment],
     }
     # Serve's declarative API listens on 0.0.0.0:8000 by default, which KubeRay's serve

@@ -21,8 +21,9 @@ CACHE_ENV = "KUBELLM_RUNTIME_MODEL_CACHE_DIR"
 
 
 def claims(spec: LLMDeploymentSpec) -> list[str]:
-    """PersistentVolumeClaims named by the model and adapter URIs, sorted, once each."""
-    uris = [spec.model.uri, *(a.uri for a in spec.adapters if a.uri)]
+    """PersistentVolumeClaims named by the model, adapter and adapter-source URIs, sorted,
+    once each."""
+    uris = [spec.model.uri, *(a.uri for a in spec.adapters if a.uri), *spec.adapter_sources]
     return sorted({urlsplit(u).netloc for u in uris if u.startswith("pvc://")})
 
 

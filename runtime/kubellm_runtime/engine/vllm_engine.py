@@ -49,7 +49,7 @@ def engine_args(args: ServeArgs, model_path: str) -> AsyncEngineArgs:
         gpu_memory_utilization=engine.gpu_memory_utilization,
         max_num_seqs=engine.max_num_seqs,
         enable_prefix_caching=engine.enable_prefix_caching,
-        enable_lora=lora.active,
+        enable_lora=lora.enabled,
         max_loras=lora.max_loras,
         max_lora_rank=cast(Any, lora.max_lora_rank),  # the API allows only vLLM's ranks
         **extra,
@@ -84,7 +84,7 @@ class VLLMEngine:
         log.info("loading model %s from %s", args.model.served_name, model_path)
         llm = AsyncLLM.from_engine_args(engine_args(args, model_path))
         log.info("model %s loaded", args.model.served_name)
-        return cls(llm, args.model.served_name, args.lora.active)
+        return cls(llm, args.model.served_name, args.lora.enabled)
 
     @property
     def model_name(self) -> str:

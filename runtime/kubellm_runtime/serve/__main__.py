@@ -9,8 +9,16 @@ from pathlib import Path
 import structlog
 import uvicorn
 
+from kubellm_runtime.adapters import Adapters
 from kubellm_runtime.app import EngineSlot, Hook, create_app
-from kubellm_runtime.contract import EngineArgs, LoraArgs, ModelArgs, ServeArgs
+from kubellm_runtime.contract import (
+    AdapterArgs,
+    EngineArgs,
+    LoraArgs,
+    ModelArgs,
+    ReplicaConfig,
+    ServeArgs,
+)
 from kubellm_runtime.engine.fake import FakeEngine
 from kubellm_runtime.loading import load_engine
 from kubellm_runtime.logs import configure
@@ -38,6 +46,20 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
         "--enable-lora", action="store_true", help="serve LoRA adapters (loaded at runtime)"
     )
     parser.add_argument(
+        "--adapter",
+        action="append",
+        default=[],
+        metavar="NAME=URI",
+        help="a LoRA adapter to serve from the start (implies --enable-lora)",
+    )
+    parser.add_argument(
+        "--adapter-source",
+        action="append",
+        default=[],
+        metavar="PREFIX",
+        help="a URI prefix clients may load adapters from (with KUBELLM_RUNTIME_ADMIN_KEY)",
+    )
+    parser.add_argument(
         "--engine-arg", action="append", default=[], metavar="KEY=VALUE", help="extra vLLM argument"
     )
     parser.add_argument(
@@ -57,7 +79,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
             dtype=ns.dtype,
             max_model_len=ns.max_model_len,
         ),
-        lora=LoraArgs(enabled=ns.enable_lora),
+        lora=LoraArgs(enabled=ns.enable_lora or bool(ns.adapter)),
         engine=EngineArgs(
             backend="transformers" if ns.engine == "transformers" else "vllm",
             extra_args=extra,
@@ -67,10 +89,21 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
     return args, ns
 
 
-async def load_in_background(slot: EngineSlot, args: ServeArgs, settings: RuntimeSettings) -> None:
+def replica_config(ns: argparse.Namespace) -> ReplicaConfig:
+    adapters = [AdapterArgs(name=n, uri=u) for n, u in (a.split("=", 1) for a in ns.adapter)]
+    return ReplicaConfig(adapters=tuple(adapters), adapter_sources=tuple(ns.adapter_source))
+
+
+async def load_in_background(
+    slot: EngineSlot, args: ServeArgs, config: ReplicaConfig, settings: RuntimeSettings
+) -> None:
     """/health answers at once; /ready once the model is loaded, or with why it failed."""
     try:
-        slot.engine = await load_engine(args, settings)
+        engine = await load_engine(args, settings)
+        adapters = Adapters(engine, settings, args.lora.enabled)
+        await adapters.apply(config)
+        slot.adapters = adapters
+        slot.engine = engine
     except SourceError as exc:
         slot.failure = str(exc)
         log.error("cannot load the model", reason=slot.failure)  # noqa: TRY400 - a reason, not a bug
@@ -81,18 +114,21 @@ async def load_in_background(slot: EngineSlot, args: ServeArgs, settings: Runtim
 
 def main(argv: list[str] | None = None) -> None:
     args, ns = parse_args(argv)
+    config = replica_config(ns)
     settings = RuntimeSettings()
     configure(settings.log_format, settings.log_level)
     slot = EngineSlot()
     tasks: set[asyncio.Task[None]] = set()
 
     async def start_loading(s: EngineSlot) -> None:
-        task = asyncio.create_task(load_in_background(s, args, settings))
+        task = asyncio.create_task(load_in_background(s, args, config, settings))
         tasks.add(task)
         task.add_done_callback(tasks.discard)
 
     if ns.engine == "fake":
         slot.engine = FakeEngine(model_name=args.model.served_name, token_delay=ns.fake_token_delay)
+        slot.adapters = Adapters(slot.engine, settings, lora_enabled=True)
+        slot.adapters.sources = config.adapter_sources
         hooks: list[Hook] = []
     else:
         hooks = [start_loading]

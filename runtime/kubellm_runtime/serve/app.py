@@ -13,8 +13,9 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
+from kubellm_runtime.adapters import Adapters
 from kubellm_runtime.app import EngineSlot, create_app
-from kubellm_runtime.contract import ServeArgs
+from kubellm_runtime.contract import ReplicaConfig, ServeArgs
 from kubellm_runtime.jobs import job_store
 from kubellm_runtime.loading import load_engine
 from kubellm_runtime.logs import configure
@@ -33,7 +34,17 @@ class LLMServer:
         settings = RuntimeSettings().with_limits(self.args.limits)
         self.settings = settings.with_auth(self.args.api_key_env)  # fails closed
         configure(self.settings.log_format, self.settings.log_level)
-        self.slot = EngineSlot(engine=await load_engine(self.args, self.settings))
+        engine = await load_engine(self.args, self.settings)
+        adapters = Adapters(engine, self.settings, self.args.lora.enabled)
+        self.slot = EngineSlot(engine=engine, adapters=adapters)
+
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Ray Serve calls this after the constructor and on every user_config change: the
+        adapters the LLMDeployment lists, applied live on every replica. A source that cannot
+        be loaded fails the update with its reason (shown on the LLMDeployment's status)."""
+        config = ReplicaConfig.model_validate(user_config)
+        assert self.slot.adapters is not None  # set by the constructor
+        await self.slot.adapters.apply(config)
 
     def __serve_build_asgi_app__(self) -> Any:
         # job_id and Idempotency-Key results are shared by every replica of the Ray cluster

@@ -50,12 +50,21 @@ class Fetched:
 
 
 def fetch_prefix(
-    uri: str, bucket: Bucket, root: Path, *, attempts: int = 5, lock_timeout_s: float = 3600
+    uri: str,
+    bucket: Bucket,
+    root: Path,
+    *,
+    attempts: int = 5,
+    lock_timeout_s: float = 3600,
+    max_bytes: int | None = None,
 ) -> Fetched:
-    """Make ``root`` hold every object under ``uri``'s prefix, downloading only what is missing."""
+    """Make ``root`` hold every object under ``uri``'s prefix, downloading only what is missing
+    (and nothing at all when the prefix holds more than ``max_bytes``)."""
     split = urlsplit(uri)
     prefix = split.path.lstrip("/").rstrip("/")
     target = root / split.scheme / split.netloc / prefix
+    if ".." in PurePosixPath(prefix).parts or not target.resolve().is_relative_to(root.resolve()):
+        raise SourceError(f"{uri}: refusing a prefix that leads outside the model cache")
     target.mkdir(parents=True, exist_ok=True)
     lock = FileLock(f"{target}.lock", timeout=lock_timeout_s)
     try:
@@ -70,12 +79,21 @@ def fetch_prefix(
                 f"for over {lock_timeout_s:.0f} s"
             ) from exc
     try:
-        return _fetch_locked(uri, bucket, target, f"{prefix}/" if prefix else "", attempts)
+        return _fetch_locked(
+            uri,
+            bucket,
+            target,
+            f"{prefix}/" if prefix else "",
+            attempts=attempts,
+            max_bytes=max_bytes,
+        )
     finally:
         lock.release()
 
 
-def _fetch_locked(uri: str, bucket: Bucket, target: Path, prefix: str, attempts: int) -> Fetched:
+def _fetch_locked(
+    uri: str, bucket: Bucket, target: Path, prefix: str, *, attempts: int, max_bytes: int | None
+) -> Fetched:
     manifest = _read_manifest(target)
     try:
         objects = bucket.list(prefix)
@@ -87,6 +105,8 @@ def _fetch_locked(uri: str, bucket: Bucket, target: Path, prefix: str, attempts:
     if not objects:
         raise SourceError(f"{uri}: no objects under this prefix")
     total = sum(obj.size for obj in objects)
+    if max_bytes is not None and total > max_bytes:
+        raise SourceError(f"{uri}: {total} bytes, more than the limit of {max_bytes}")
     log.info("fetching model files", uri=uri, files=len(objects), bytes=total, cache=str(target))
     downloaded = reused = 0
     for obj in objects:

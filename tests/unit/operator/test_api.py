@@ -40,6 +40,13 @@ def test_valid_specs_are_accepted(raw: dict[str, Any]) -> None:
     ("raw", "message"),
     [
         (spec(model={"uri": "ftp://x/y"}), "spec.model.uri: String should match pattern"),
+        (spec(model={"uri": "s3://b/../x"}), "spec.model.uri: String should match pattern"),
+        (spec(model={"uri": "pvc://c/a\\b"}), "spec.model.uri: String should match pattern"),
+        (
+            spec(adapters=[{"name": "a", "uri": "file:///m/./a"}]),
+            "spec.adapters.0.uri: String should match pattern",
+        ),
+        (spec(adapterSources=["s3://b/%2e%2e"]), "spec.adapterSources.0: String should match"),
         ({}, "spec.model: Field required"),
         (spec(replicaz=2), "spec.replicaz: Extra inputs are not permitted"),
         (spec(replicas=-1), "spec.replicas: Input should be greater than or equal to 0"),

@@ -16,7 +16,7 @@ from kubellm_operator.builders.rayservice import Owner, build_rayservice
 from kubellm_operator.builders.serve_config import ResolvedAdapter
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.parse import parse_spec
-from kubellm_runtime.contract import ServeArgs
+from kubellm_runtime.contract import ReplicaConfig, ServeArgs
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
@@ -173,8 +173,39 @@ def test_the_serve_contract_round_trips_through_serve_config_v2() -> None:
     (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
     args = ServeArgs.model_validate(app["args"])
     assert args.model.max_model_len == 4096
-    assert [(a.name, a.uri) for a in args.lora.adapters] == [("x", "s3://out/x")]
+    assert args.lora.enabled
+    (deployment,) = app["deployments"]
+    config = ReplicaConfig.model_validate(deployment["user_config"])
+    assert [(a.name, a.uri) for a in config.adapters] == [("x", "s3://out/x")]
     assert app["import_path"] == "kubellm_runtime.serve.app:build_app"
+
+
+def test_adapters_and_allowed_sources_change_only_the_live_user_config() -> None:
+    """Adding an adapter (or an allowed source) must restart no replica: only the model
+    deployment's user_config changes, which Ray Serve applies in place (reconfigure)."""
+    base = {"model": {"uri": "hf://a/b"}, "enableLora": True}
+    before = _serve_app(base, ())
+    after = _serve_app(
+        {**base, "adapters": [{"name": "x", "uri": "pvc://c/x"}], "adapterSources": ["s3://b/p"]},
+        (ResolvedAdapter("x", "pvc://c/x"),),
+    )
+    assert after["args"] == before["args"]
+    changed = {
+        k
+        for k in after["deployments"][0]
+        if after["deployments"][0][k] != before["deployments"][0].get(k)
+    }
+    assert changed == {"user_config"}
+    assert after["deployments"][0]["user_config"] == {
+        "adapters": [{"name": "x", "uri": "pvc://c/x"}],
+        "adapter_sources": ["s3://b/p"],
+    }
+
+
+def _serve_app(spec: dict[str, Any], adapters: tuple[ResolvedAdapter, ...]) -> dict[str, Any]:
+    rs = build_rayservice(Owner("m", "ns", UID), parse_spec(spec), CONFIG, adapters)
+    (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
+    return dict(app)
 
 
 def _built(spec: dict[str, Any]) -> dict[str, Any]:

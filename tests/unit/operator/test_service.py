@@ -160,7 +160,7 @@ def test_adapters_from_a_finetunejob_wait_for_its_adapter_uri() -> None:
     done = sync(ref(spec), cluster, OperatorConfig(), NOW)
     assert done.applied  # the serve config now carries the adapter
     serve = yaml.safe_load(cluster.rayservices[("ns", "m")]["spec"]["serveConfigV2"])
-    assert serve["applications"][0]["args"]["lora"]["adapters"] == [
+    assert serve["applications"][0]["deployments"][0]["user_config"]["adapters"] == [
         {"name": "tuned", "uri": "s3://out/job1"}
     ]
 

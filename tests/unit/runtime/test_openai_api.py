@@ -163,39 +163,3 @@ async def test_liveness_and_readiness() -> None:
         assert "no such directory" in failed.json()["reason"]
         slot.failure, slot.engine = None, FakeEngine()
         assert (await client.get("/ready")).json()["status"] == "ready"
-
-
-async def test_load_and_unload_an_adapter(api: httpx.AsyncClient, tmp_path: Any) -> None:
-    (tmp_path / "adapter_config.json").write_text("{}")
-    loaded = await api.post(
-        "/v1/load_lora_adapter", json={"lora_name": "new", "lora_path": str(tmp_path)}
-    )
-    assert loaded.status_code == 200
-    ids = [m["id"] for m in (await api.get("/v1/models")).json()["data"]]
-    assert "new" in ids
-    assert (await api.post("/v1/chat/completions", json=chat_body(model="new"))).status_code == 200
-    unloaded = await api.post("/v1/unload_lora_adapter", json={"lora_name": "new"})
-    assert unloaded.status_code == 200
-    assert (await api.post("/v1/chat/completions", json=chat_body(model="new"))).status_code == 404
-
-
-@pytest.mark.parametrize(
-    ("body", "status", "fragment"),
-    [
-        ({"lora_name": "x", "lora_path": "/nonexistent/adapter"}, 400, "no such model directory"),
-        ({"lora_name": "x", "lora_path": "ftp://host/a"}, 400, "unknown scheme ftp://"),
-        ({"lora_name": "tiny", "lora_path": "/tmp"}, 400, "already served"),
-    ],
-)
-async def test_a_bad_adapter_gets_a_clear_4xx_and_the_rest_keeps_serving(
-    api: httpx.AsyncClient, body: dict[str, Any], status: int, fragment: str
-) -> None:
-    reply = await api.post("/v1/load_lora_adapter", json=body)
-    assert reply.status_code == status
-    assert fragment in reply.json()["error"]["message"]
-    assert (await api.post("/v1/chat/completions", json=chat_body(model="sql"))).status_code == 200
-
-
-async def test_unloading_an_unknown_adapter_is_a_404(api: httpx.AsyncClient) -> None:
-    reply = await api.post("/v1/unload_lora_adapter", json={"lora_name": "ghost"})
-    assert reply.status_code == 404

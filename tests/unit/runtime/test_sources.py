@@ -55,9 +55,9 @@ def test_an_unreachable_hub_says_so_plainly(
 @pytest.mark.parametrize(
     ("uri", "fragment"),
     [
-        ("ftp://host/model", "unknown scheme ftp://"),
-        ("s3:///model", "no bucket named"),
-        ("gs://", "no bucket named"),
+        ("ftp://host/model", "unknown scheme"),
+        ("s3:///model", "not a valid bucket name"),
+        ("gs://", "not a valid bucket name"),
     ],
 )
 def test_unusable_uris_name_the_problem(uri: str, fragment: str) -> None:
