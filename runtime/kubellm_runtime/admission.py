@@ -15,23 +15,30 @@ class Admission:
         self.limit = limit
         self.inflight = 0
 
-    def acquire(self) -> None:
-        if self.inflight >= self.limit:
+    def acquire(self, slots: int = 1) -> None:
+        """``slots``: a batch takes one per prompt, all or none."""
+        if slots > self.limit:
+            raise ApiError(
+                400,
+                f"prompt: at most {self.limit} prompts in one request on this replica",
+                param="prompt",
+            )
+        if self.inflight + slots > self.limit:
             raise ApiError(
                 429,
                 f"this replica is at capacity ({self.limit} requests in flight); retry shortly",
                 type="rate_limit_exceeded",
                 code="overloaded",
             )
-        self.inflight += 1
+        self.inflight += slots
 
-    def release(self) -> None:
-        self.inflight -= 1
+    def release(self, slots: int = 1) -> None:
+        self.inflight -= slots
 
     @contextmanager
-    def admit(self) -> Iterator[None]:
-        self.acquire()
+    def admit(self, slots: int = 1) -> Iterator[None]:
+        self.acquire(slots)
         try:
             yield
         finally:
-            self.release()
+            self.release(slots)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from kubellm_runtime.engine.base import Engine, EngineError
 from kubellm_runtime.guard import RequestGuard
 from kubellm_runtime.jobs import JobStore, job_store
 from kubellm_runtime.middleware import (
+    CLIENT_CLOSED,
+    ClientGoneError,
     Generations,
     error_response,
     observe_requests,
@@ -91,6 +95,10 @@ def _map_errors(app: FastAPI, settings: RuntimeSettings) -> None:
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return error_response(validation_error(exc))
 
+    @app.exception_handler(ClientGoneError)
+    async def _gone(_: Request, __: ClientGoneError) -> Response:
+        return Response(status_code=CLIENT_CLOSED)  # nobody reads it: logged and counted
+
     @app.exception_handler(EngineError)
     async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
         # The detail is for the operator's logs; the client learns it may retry.
@@ -106,9 +114,11 @@ def create_app(
     lifespan_hooks: Sequence[Hook] = (),
     settings: RuntimeSettings | None = None,
     jobs: JobStore | None = None,
+    replica: str | None = None,
 ) -> FastAPI:
     """The ingress app. ``lifespan_hooks`` run at start-up (e.g. loading the engine);
-    ``jobs``: where job_id and Idempotency-Key results live (default: this process)."""
+    ``jobs``: where job_id and Idempotency-Key results live (default: this process);
+    ``replica``: this replica's id, sent with every answer (default: host:pid)."""
     settings = settings or RuntimeSettings()
     jobs = jobs or job_store(settings, scope="local")
     generations = Generations(settings)
@@ -125,6 +135,7 @@ def create_app(
     app = FastAPI(
         title="kubellm runtime", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
+    app.state.replica = replica or f"{socket.gethostname()}:{os.getpid()}"
     key = settings.api_key.get_secret_value().encode() if settings.api_key else None
     admin = settings.admin_key.get_secret_value().encode() if settings.admin_key else None
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import Request, Response
@@ -27,9 +28,11 @@ UNAVAILABLE = 503
 SERVER_ERROR = 500
 CLIENT_CLOSED = 499  # the client went away before the answer (nginx's convention)
 REQUEST_ID = "X-Request-ID"
+REPLICA = "X-Kubellm-Replica"  # which replica answered (Ray Serve's replica id, or host:pid)
 # A client's request id is kept only when it is short and plain: it is echoed on every log line.
 REQUEST_ID_FORM = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED = "unmatched"
+T = TypeVar("T")
 log = structlog.get_logger("kubellm_runtime.access")
 
 
@@ -117,6 +120,7 @@ async def observe_requests(
             done(SERVER_ERROR)
             raise
     response.headers[REQUEST_ID] = fields["request_id"]
+    response.headers[REPLICA] = request.app.state.replica
     inner = getattr(response, "body_iterator", None)
     if inner is None:
         done(response.status_code)
@@ -141,23 +145,47 @@ async def observe_requests(
     return response
 
 
+class ClientGoneError(Exception):
+    """The client disconnected before a non-stream answer was ready: generation stopped."""
+
+
+async def disconnected(request: Request) -> None:
+    """Returns once the client has gone (the body is read already: what follows is that)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
 class Generations:
-    """Runs generations under backpressure (429 beyond the limit) and a time limit (504)."""
+    """Runs generations under backpressure (429 beyond the limit) and a time limit (504).
+
+    Admission comes first: nothing is rendered or tokenized for a request that gets a 429.
+    """
 
     def __init__(self, settings: RuntimeSettings) -> None:
         self.settings = settings
         self.admission = Admission(settings.max_inflight)
 
-    async def once(self, work: Callable[[], Awaitable[Any]]) -> Any:
-        with self.admission.admit():
+    async def once(
+        self,
+        work: Callable[[], Awaitable[Any]],
+        slots: int = 1,
+        request: Request | None = None,
+    ) -> Any:
+        """``work``'s answer; with ``request``, a client that leaves stops the generation
+        (its engine requests are aborted and its slots freed at once)."""
+        with self.admission.admit(slots):
             try:
                 async with asyncio.timeout(self.settings.request_timeout_s):
-                    return await work()
+                    if request is None:
+                        return await work()
+                    return await _unless_gone(work(), request)
             except TimeoutError as exc:
                 raise ApiError(504, "the generation timed out", type="timeout") from exc
 
-    def stream(self, body: AsyncIterator[str]) -> StreamingResponse:
-        """Admitted (or 429) before the first byte; released when the stream ends or breaks."""
+    async def stream(
+        self, prepare: Callable[[], Awaitable[T]], body: Callable[[T], AsyncIterator[str]]
+    ) -> StreamingResponse:
+        """Admitted (or 429) before ``prepare``; released when the stream ends or breaks."""
         self.admission.acquire()
         released = False
 
@@ -167,10 +195,16 @@ class Generations:
                 released = True
                 self.admission.release()
 
+        try:
+            prepared = await prepare()
+        except BaseException:
+            release()
+            raise
+
         async def guarded() -> AsyncIterator[str]:
             try:
                 async with asyncio.timeout(self.settings.request_timeout_s):
-                    async for part in body:
+                    async for part in body(prepared):
                         yield part
             finally:
                 release()
@@ -179,3 +213,19 @@ class Generations:
         return StreamingResponse(
             guarded(), media_type="text/event-stream", background=BackgroundTask(release)
         )
+
+
+async def _unless_gone(work: Awaitable[Any], request: Request) -> Any:
+    job = asyncio.ensure_future(work)
+    gone = asyncio.ensure_future(disconnected(request))
+    try:
+        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        gone.cancel()
+        if not job.done():
+            job.cancel()  # the engine request is aborted on the way out
+            with contextlib.suppress(BaseException):
+                await job
+    if job.cancelled():
+        raise ClientGoneError
+    return job.result()

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
-from fastapi import APIRouter, Body
+from fastapi import APIRouter, Body, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ValidationError
 
@@ -22,8 +22,13 @@ from kubellm_runtime.compat.protocol import (
 from kubellm_runtime.jobs import JobKey, JobStore
 from kubellm_runtime.logs import annotate
 from kubellm_runtime.middleware import Generations
-from kubellm_runtime.openai.protocol import ChatCompletionRequest, CompletionRequest
-from kubellm_runtime.openai.service import OpenAIService
+from kubellm_runtime.openai.protocol import (
+    ChatCompletion,
+    ChatCompletionRequest,
+    Completion,
+    CompletionRequest,
+)
+from kubellm_runtime.openai.service import OpenAIService, Prepared
 from kubellm_runtime.openai.sse import DONE, sse
 
 Body_ = TypeVar("Body_", bound=BaseModel)
@@ -46,7 +51,7 @@ def compat_router(
         return adapter or svc.engine.model_name
 
     @router.post("/chat")
-    async def chat(body: ChatBody) -> dict[str, Any]:
+    async def chat(body: ChatBody, http: Request) -> dict[str, Any]:
         svc = service()
         request = ChatCompletionRequest(
             model=model_name(svc, body.adapter),
@@ -54,8 +59,11 @@ def compat_router(
             max_tokens=body.max_tokens,
             temperature=body.temperature,
         )
-        prepared = svc.prepare_chat(request, DEFAULT_MAX_TOKENS)
-        reply = await generations.once(lambda: svc.chat(prepared))
+
+        async def answer() -> ChatCompletion:
+            return await svc.chat(await svc.prepare_chat(request, DEFAULT_MAX_TOKENS, clamp=True))
+
+        reply = await generations.once(answer, request=http)
         return {
             "response": reply.choices[0].message.content,
             "model": reply.model,
@@ -63,7 +71,7 @@ def compat_router(
         }
 
     @router.post("/generate")
-    async def generate(raw: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
+    async def generate(http: Request, raw: dict[str, Any] = Body(...)) -> dict[str, Any]:  # noqa: B008
         svc = service()
         if "job_id" in raw:  # the job-keyed body shares this path
             job = _parse(JobGenerateBody, raw)
@@ -75,11 +83,13 @@ def compat_router(
                 temperature=job.meta.temperature,
                 stop=job.meta.stop_words or None,
             )
-            (prepared,) = svc.prepare_completion(request, DEFAULT_MAX_TOKENS)
+
+            async def generated() -> str:
+                batch = await svc.prepare_completion(request, DEFAULT_MAX_TOKENS, clamp=True)
+                return str((await svc.completion(batch)).choices[0].text)
 
             async def work() -> str:
-                reply = await generations.once(lambda: svc.completion([prepared]))
-                return str(reply.choices[0].text)
+                return str(await generations.once(generated))
 
             key = JobKey.of(job.job_id, "/generate", job.model_dump(mode="json"))
             return {"job_id": job.job_id, "content": await jobs.run_once(key, work)}
@@ -90,8 +100,12 @@ def compat_router(
             max_tokens=batch.max_tokens,
             temperature=batch.temperature,
         )
-        prepared_batch = svc.prepare_completion(request, DEFAULT_MAX_TOKENS)
-        reply = await generations.once(lambda: svc.completion(prepared_batch))
+
+        async def results() -> Completion:
+            batch = await svc.prepare_completion(request, DEFAULT_MAX_TOKENS, clamp=True)
+            return await svc.completion(batch)
+
+        reply = await generations.once(results, slots=len(batch.prompts), request=http)
         return {
             "results": [
                 {"prompt": p, "text": c.text, "finish_reason": c.finish_reason}
@@ -111,11 +125,13 @@ def compat_router(
             temperature=body.meta.temperature,
             stop=body.meta.stop_words or None,
         )
-        prepared = svc.prepare_chat(request, DEFAULT_MAX_TOKENS)
+
+        async def generated() -> str:
+            prepared = await svc.prepare_chat(request, DEFAULT_MAX_TOKENS, clamp=True)
+            return str((await svc.chat(prepared)).choices[0].message.content)
 
         async def work() -> str:
-            reply = await generations.once(lambda: svc.chat(prepared))
-            return str(reply.choices[0].message.content)
+            return str(await generations.once(generated))
 
         key = JobKey.of(body.job_id, "/chat_completion", body.model_dump(mode="json"))
         return {"job_id": body.job_id, "content": await jobs.run_once(key, work)}
@@ -129,9 +145,11 @@ def compat_router(
             max_tokens=body.max_tokens,
             temperature=body.temperature,
         )
-        (prepared,) = svc.prepare_completion(request, DEFAULT_MAX_TOKENS)
 
-        async def events() -> AsyncIterator[str]:
+        async def prepare() -> Prepared:
+            return (await svc.prepare_completion(request, DEFAULT_MAX_TOKENS, clamp=True))[0]
+
+        async def events(prepared: Prepared) -> AsyncIterator[str]:
             async with aclosing(svc.run(prepared)) as chunks:
                 async for chunk in chunks:
                     yield sse(
@@ -139,6 +157,6 @@ def compat_router(
                     )
             yield DONE
 
-        return generations.stream(events())
+        return await generations.stream(prepare, events)
 
     return router

@@ -63,6 +63,9 @@ class ChatCompletionRequest(SamplingFields):
     max_completion_tokens: Integer | None = Field(default=None, ge=1)
 
 
+MAX_PROMPTS = 256  # prompts in one /v1/completions batch (each takes an admission slot)
+
+
 class CompletionRequest(SamplingFields):
     prompt: str | list[str]
 
@@ -71,9 +74,14 @@ class CompletionRequest(SamplingFields):
     def _not_empty(cls, value: str | list[str]) -> str | list[str]:
         if isinstance(value, list) and not value:
             raise ValueError("prompt must not be an empty list")
+        if isinstance(value, list) and len(value) > MAX_PROMPTS:
+            raise ValueError(f"at most {MAX_PROMPTS} prompts in one request")
         if value == "" or (isinstance(value, list) and "" in value):
             raise ValueError("a prompt must not be empty")
         return value
+
+    def prompts(self) -> list[str]:
+        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
 
 
 class UsageInfo(BaseModel):

@@ -12,7 +12,7 @@ from kubellm_runtime.jobs import IDEMPOTENCY_KEY, JobKey, JobStore, idempotency_
 from kubellm_runtime.middleware import Generations
 from kubellm_runtime.openai.errors import ApiError
 from kubellm_runtime.openai.protocol import ChatCompletionRequest, CompletionRequest
-from kubellm_runtime.openai.service import OpenAIService
+from kubellm_runtime.openai.service import OpenAIService, Prepared
 
 
 def openai_router(
@@ -24,13 +24,16 @@ def openai_router(
     async def models() -> dict[str, Any]:
         return service().models().model_dump()
 
-    async def once(key: JobKey | None, work: Callable[[], Any]) -> Any:
-        """A non-stream answer; with an Idempotency-Key, generated once and replayed."""
+    async def once(
+        key: JobKey | None, http: Request, work: Callable[[], Any], slots: int = 1
+    ) -> Any:
+        """A non-stream answer; with an Idempotency-Key, generated once and replayed (the
+        generation is the store's then: a client leaving does not stop it)."""
         if key is None:
-            return await generations.once(work)
+            return await generations.once(work, slots, request=http)
 
         async def stored() -> str:
-            return json.dumps(await generations.once(work))
+            return json.dumps(await generations.once(work, slots))
 
         return Response(await jobs.run_once(key, stored), media_type="application/json")
 
@@ -38,28 +41,33 @@ def openai_router(
     async def chat(request: ChatCompletionRequest, http: Request) -> Any:
         svc = service()
         key = idempotency_key(http.headers.get(IDEMPOTENCY_KEY), "/v1/chat/completions", request)
-        prepared = svc.prepare_chat(request)
         if request.stream:
-            return generations.stream(svc.chat_stream(prepared))
+            return await generations.stream(lambda: svc.prepare_chat(request), svc.chat_stream)
 
         async def answer() -> dict[str, Any]:
+            prepared = await svc.prepare_chat(request)
             return (await svc.chat(prepared)).model_dump()
 
-        return await once(key, answer)
+        return await once(key, http, answer)
 
     @router.post("/v1/completions", response_model=None)
     async def completions(request: CompletionRequest, http: Request) -> Any:
         svc = service()
         key = idempotency_key(http.headers.get(IDEMPOTENCY_KEY), "/v1/completions", request)
-        batch = svc.prepare_completion(request)
+        prompts = request.prompts()
         if request.stream:
-            if len(batch) != 1:
+            if len(prompts) != 1:
                 raise ApiError(400, "streaming supports a single prompt", param="prompt")
-            return generations.stream(svc.completion_stream(batch[0]))
+
+            async def first() -> Prepared:
+                return (await svc.prepare_completion(request))[0]
+
+            return await generations.stream(first, svc.completion_stream)
 
         async def answer() -> dict[str, Any]:
+            batch = await svc.prepare_completion(request)
             return (await svc.completion(batch)).model_dump(exclude_none=True)
 
-        return await once(key, answer)
+        return await once(key, http, answer, slots=len(prompts))
 
     return router

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from kubellm_runtime import metrics
 from kubellm_runtime.engine.base import (
@@ -37,6 +41,20 @@ from kubellm_runtime.openai.protocol import (
     UsageInfo,
 )
 from kubellm_runtime.openai.sse import DONE, sse
+
+# Prompts longer than this are rendered and tokenized on one worker thread, off the event loop
+# (a 20 MB prompt took 15 s: /health and every stream would stall); shorter ones inline, where
+# the thread hop would cost more than the work.
+INLINE_CHARS = 16_384
+_TOKENIZER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubellm-tokenize")
+T = TypeVar("T")
+
+
+async def off_loop(size: int, fn: Callable[..., T], *args: Any) -> T:
+    if size <= INLINE_CHARS:
+        return fn(*args)
+    call = contextvars.copy_context().run
+    return await asyncio.get_running_loop().run_in_executor(_TOKENIZER, call, fn, *args)
 
 
 @dataclass(frozen=True)
@@ -74,7 +92,7 @@ class OpenAIService:
             404, f"The model `{model}` does not exist.", param="model", code="model_not_found"
         )
 
-    def prepare(
+    async def prepare(
         self,
         request: SamplingFields,
         prompt: str,
@@ -82,21 +100,27 @@ class OpenAIService:
         cap: int | None = None,
         *,
         chat: bool = False,
+        clamp: bool = False,
     ) -> Prepared:
         """Validated engine input. No max_tokens: the rest of the context, at most ``cap``.
 
         The prompt is tokenized once, here: a rendered chat prompt without special tokens (its
-        template wrote them), a completion prompt with them, as vLLM's own server does.
+        template wrote them), a completion prompt with them, as vLLM's own server does. The
+        caller has admitted the request already; a long prompt is tokenized off the loop.
         """
         annotate(model=self.engine.model_name)
         adapter = self._adapter_for(request.model)
         annotate(adapter=adapter)
-        prompt_token_ids = tuple(self.engine.tokenize(prompt, special_tokens=not chat))
+        prompt_token_ids = tuple(
+            await off_loop(len(prompt), self.engine.tokenize, prompt, not chat)
+        )
         prompt_tokens = len(prompt_token_ids)
         limit = self.engine.max_model_len
         room = limit - prompt_tokens
         if max_tokens is None:
             max_tokens = max(1, min(room, cap or room))
+        elif clamp and room >= 1:
+            max_tokens = min(max_tokens, room)  # the compatibility routes: a ceiling
         if room < 1 or max_tokens > room:
             raise ApiError(
                 400,
@@ -124,17 +148,22 @@ class OpenAIService:
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
         )
 
-    def prepare_chat(self, request: ChatCompletionRequest, cap: int | None = None) -> Prepared:
+    async def prepare_chat(
+        self, request: ChatCompletionRequest, cap: int | None = None, *, clamp: bool = False
+    ) -> Prepared:
         messages = [m.model_dump() for m in request.messages]
-        prompt = self.engine.render_chat(messages)
+        size = sum(len(m["content"]) for m in messages)
+        prompt = await off_loop(size, self.engine.render_chat, messages)
         limit = request.max_completion_tokens or request.max_tokens
-        return self.prepare(request, prompt, limit, cap, chat=True)
+        return await self.prepare(request, prompt, limit, cap, chat=True, clamp=clamp)
 
-    def prepare_completion(
-        self, request: CompletionRequest, cap: int | None = None
+    async def prepare_completion(
+        self, request: CompletionRequest, cap: int | None = None, *, clamp: bool = False
     ) -> list[Prepared]:
-        prompts = [request.prompt] if isinstance(request.prompt, str) else request.prompt
-        return [self.prepare(request, p, request.max_tokens, cap) for p in prompts]
+        return [
+            await self.prepare(request, p, request.max_tokens, cap, clamp=clamp)
+            for p in request.prompts()
+        ]
 
     async def run(self, prepared: Prepared, stream: bool = True) -> AsyncGenerator[Chunk, None]:
         """The engine's chunks; aborts the engine request if the consumer goes away.
@@ -241,10 +270,19 @@ class OpenAIService:
         yield DONE
 
     async def completion(self, batch: list[Prepared]) -> Completion:
+        """All prompts of a batch generate at once (the engine batches them), in order."""
         choices: list[CompletionChoice] = []
         prompt_tokens = completion_tokens = 0
-        for offset, prepared in enumerate(batch):
-            texts, reasons, produced = await self.collect(prepared)
+        running = [asyncio.ensure_future(self.collect(p)) for p in batch]
+        try:
+            collected = await asyncio.gather(*running)
+        except BaseException:
+            for task in running:  # one failed: the others stop (their engine requests abort)
+                task.cancel()
+            raise
+        for offset, (prepared, (texts, reasons, produced)) in enumerate(
+            zip(batch, collected, strict=True)
+        ):
             n = prepared.sampling.n
             choices += [
                 CompletionChoice(index=offset * n + i, text=texts[i], finish_reason=reasons[i])

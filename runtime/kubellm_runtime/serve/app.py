@@ -51,7 +51,8 @@ class LLMServer:
         # (or by every replica using the configured Redis).
         scope = self.settings.job_scope or self.args.model.served_name
         jobs = job_store(self.settings, scope=scope, on_ray=True)
-        return create_app(self.slot, settings=self.settings, jobs=jobs)
+        replica = serve.get_replica_context().replica_id.unique_id
+        return create_app(self.slot, settings=self.settings, jobs=jobs, replica=replica)
 
     async def check_health(self) -> None:
         """Ray Serve's health check: the engine must still be able to serve."""

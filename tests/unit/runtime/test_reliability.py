@@ -108,7 +108,7 @@ async def test_metrics_expose_the_documented_names_with_values() -> None:
 async def test_a_stream_abandoned_by_its_client_is_aborted_in_the_engine() -> None:
     engine = FakeEngine()
     service = OpenAIService(engine)
-    prepared = service.prepare_chat(
+    prepared = await service.prepare_chat(
         ChatCompletionRequest.model_validate({**CHAT, "max_tokens": 50})
     )
     stream = service.chat_stream(prepared)
@@ -121,7 +121,7 @@ async def test_a_stream_abandoned_by_its_client_is_aborted_in_the_engine() -> No
 async def test_a_finished_stream_is_not_aborted() -> None:
     engine = FakeEngine()
     service = OpenAIService(engine)
-    prepared = service.prepare_chat(ChatCompletionRequest.model_validate(CHAT))
+    prepared = await service.prepare_chat(ChatCompletionRequest.model_validate(CHAT))
     frames = [frame async for frame in service.chat_stream(prepared)]
     assert frames[-1] == "data: [DONE]\n\n"
     assert engine.aborted == set()
