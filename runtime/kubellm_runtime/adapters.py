@@ -11,6 +11,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -46,6 +49,7 @@ class Adapters:
         self.lora_enabled = lora_enabled
         self.sources: tuple[str, ...] = ()
         self.served: dict[str, str] = {}
+        self._recent: OrderedDict[str, None] = OrderedDict()  # loaded for requests, LRU
         self._lock = asyncio.Lock()
 
     async def _resolve(self, uri: str) -> Path:
@@ -98,6 +102,22 @@ class Adapters:
             self.served[name] = uri
             log.info("adapter loaded", adapter=name, uri=uri)
             return True
+
+    async def for_request(self, name: str | None, uri: str) -> str:
+        """The adapter a request names by source (/chat's adapter_path), loaded on demand
+        under ``name`` (or one derived from the source); the least recently used of these
+        is unloaded past ``settings.max_request_adapters``."""
+        name = name or f"path-{hashlib.sha256(uri.encode()).hexdigest()[:16]}"
+        if self.served.get(name) != uri:
+            await self.load(name, uri)
+        self._recent.pop(name, None)
+        self._recent[name] = None
+        while len(self._recent) > self.settings.max_request_adapters:
+            oldest = next(iter(self._recent))
+            del self._recent[oldest]
+            with contextlib.suppress(UnknownAdapterError):
+                await self.unload(oldest)
+        return name
 
     async def unload(self, name: str) -> None:
         async with self._lock:

@@ -17,10 +17,11 @@ from fastapi.responses import HTMLResponse, JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from kubellm_runtime.adapters import Adapters
+from kubellm_runtime.adapters import AdapterConflictError, Adapters
 from kubellm_runtime.admin import admin_router
+from kubellm_runtime.compat.demo_routes import demo_router
 from kubellm_runtime.compat.routes import compat_router
-from kubellm_runtime.engine.base import Engine, EngineError
+from kubellm_runtime.engine.base import AdapterLoadError, Engine, EngineError
 from kubellm_runtime.guard import RequestGuard
 from kubellm_runtime.jobs import JobStore, job_store
 from kubellm_runtime.middleware import (
@@ -35,6 +36,7 @@ from kubellm_runtime.openai.errors import ApiError
 from kubellm_runtime.openai.routes import openai_router
 from kubellm_runtime.openai.service import OpenAIService
 from kubellm_runtime.settings import RuntimeSettings
+from kubellm_runtime.sources import SourceError
 
 log = structlog.get_logger("kubellm_runtime.app")
 
@@ -53,6 +55,17 @@ class EngineSlot:
         if self.engine is None or not self.engine.ready():
             raise ApiError(503, "the model is still loading", type="service_unavailable")
         return OpenAIService(self.engine)
+
+    async def client_adapter(self, name: str | None, source: str) -> str:
+        """The adapter a request names by its source; a 400/409 naming the field if not."""
+        try:
+            return await self.loaded_adapters().for_request(name, source)
+        except AdapterConflictError as exc:
+            raise ApiError(
+                409, f"`{name}` is already served from another source", param="adapter"
+            ) from exc
+        except (SourceError, AdapterLoadError) as exc:
+            raise ApiError(400, str(exc), param="adapter_path") from exc
 
     def loaded_adapters(self) -> Adapters:
         self.service()  # 503 while loading or failed
@@ -153,7 +166,8 @@ def create_app(
     app.middleware("http")(observe_requests)
     _describe(app)
     app.include_router(openai_router(slot.service, generations, jobs))
-    app.include_router(compat_router(slot.service, generations, jobs))
+    app.include_router(compat_router(slot.service, generations, jobs, slot.client_adapter))
+    app.include_router(demo_router(slot.service, generations))
     if settings.admin_key is not None:  # local mode's runtime adapter loading
         app.include_router(admin_router(slot.loaded_adapters))
 

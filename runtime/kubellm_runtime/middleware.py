@@ -183,7 +183,10 @@ class Generations:
                 raise ApiError(504, "the generation timed out", type="timeout") from exc
 
     async def stream(
-        self, prepare: Callable[[], Awaitable[T]], body: Callable[[T], AsyncIterator[str]]
+        self,
+        prepare: Callable[[], Awaitable[T]],
+        body: Callable[[T], AsyncIterator[str]],
+        media_type: str = "text/event-stream",
     ) -> StreamingResponse:
         """Admitted (or 429) before ``prepare``; released when the stream ends or breaks."""
         self.admission.acquire()
@@ -211,7 +214,7 @@ class Generations:
 
         # The background task also releases a stream whose body never started (early disconnect).
         return StreamingResponse(
-            guarded(), media_type="text/event-stream", background=BackgroundTask(release)
+            guarded(), media_type=media_type, background=BackgroundTask(release)
         )
 
 

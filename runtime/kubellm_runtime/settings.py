@@ -50,6 +50,9 @@ class RuntimeSettings(BaseSettings):
     """Where s3:// and gs:// sources are downloaded; shared per node, they download once."""
     max_adapter_bytes: int = Field(default=2 * 1024**3, ge=1024)
     """Largest LoRA adapter accepted (all its files): a bigger one is refused before download."""
+    max_request_adapters: int = Field(default=8, ge=1)
+    """Adapters loaded on demand for requests (/chat's adapter_path) kept at once; the least
+    recently used is unloaded beyond it."""
     admin_key: SecretStr | None = None
     """Local mode only: with it, /v1/load_lora_adapter and /v1/unload_lora_adapter are served
     to clients that send it (Authorization: Bearer); it must differ from the API key. On Ray

@@ -7,7 +7,7 @@ from typing import Annotated
 from pydantic import ConfigDict, Field
 
 from kubellm_runtime.openai.protocol import ChatMessage
-from kubellm_runtime.openai.wire import ClientModel, Integer, Number
+from kubellm_runtime.openai.wire import ClientModel, Flag, Integer, Number
 
 # Unset max_tokens / tokens_limit: as the original services did, up to this many tokens, fewer
 # where the model's context leaves less room.
@@ -26,6 +26,31 @@ class ChatBody(_Body):
     max_tokens: Integer | None = Field(default=None, ge=1)
     temperature: Number = Field(default=0.7, ge=0, le=2)
     adapter: str | None = None
+    adapter_path: str | None = Field(default=None, min_length=1, max_length=2048)
+    """An adapter source to use for this request: loaded on demand, only from the
+    deployment's allowed prefixes (spec.adapterSources)."""
+
+
+class VllmGenerateBody(_Body):
+    """POST /generate_vllm: the body of vLLM's demo server (prompt + sampling options);
+    the answer's texts repeat the prompt, as that server's do."""
+
+    prompt: str = Field(min_length=1)
+    stream: Flag = False
+    max_tokens: Integer = Field(default=16, ge=1)
+    temperature: Number = Field(default=1.0, ge=0, le=2)
+    top_p: Number = Field(default=1.0, gt=0, le=1)
+    n: Integer = Field(default=1, ge=1, le=16)
+    stop: list[Text] = Field(default_factory=list, max_length=4)
+    seed: Integer | None = None
+
+
+class BasicGenerateBody(_Body):
+    """POST /basic_generate: a prompt in, its continuation out."""
+
+    prompt: str = Field(min_length=1)
+    max_tokens: Integer | None = Field(default=None, ge=1)
+    temperature: Number = Field(default=0.7, ge=0, le=2)
 
 
 class BatchGenerateBody(_Body):

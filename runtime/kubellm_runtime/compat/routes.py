@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from typing import Any, TypeVar
 
@@ -43,8 +43,12 @@ def _parse(model: type[Body_], raw: dict[str, Any]) -> Body_:
 
 
 def compat_router(
-    service: Callable[[], OpenAIService], generations: Generations, jobs: JobStore
+    service: Callable[[], OpenAIService],
+    generations: Generations,
+    jobs: JobStore,
+    adapter_from: Callable[[str | None, str], Awaitable[str]],
 ) -> APIRouter:
+    """``adapter_from``: the adapter to use for a request naming its source (adapter_path)."""
     router = APIRouter()  # behind the ingress's guard (auth before the body is read)
 
     def model_name(svc: OpenAIService, adapter: str | None) -> str:
@@ -53,8 +57,11 @@ def compat_router(
     @router.post("/chat")
     async def chat(body: ChatBody, http: Request) -> dict[str, Any]:
         svc = service()
+        adapter = body.adapter
+        if body.adapter_path is not None:
+            adapter = await adapter_from(adapter, body.adapter_path)
         request = ChatCompletionRequest(
-            model=model_name(svc, body.adapter),
+            model=model_name(svc, adapter),
             messages=[{"role": "user", "content": body.prompt}],
             max_tokens=body.max_tokens,
             temperature=body.temperature,
