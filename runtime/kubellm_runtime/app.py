@@ -22,12 +22,11 @@ from kubellm_runtime.admin import admin_router
 from kubellm_runtime.compat.demo_routes import demo_router
 from kubellm_runtime.compat.routes import compat_router
 from kubellm_runtime.engine.base import AdapterLoadError, Engine, EngineError
+from kubellm_runtime.generations import ClientGoneError, Generations
 from kubellm_runtime.guard import RequestGuard
 from kubellm_runtime.jobs import JobStore, job_store
 from kubellm_runtime.middleware import (
     CLIENT_CLOSED,
-    ClientGoneError,
-    Generations,
     error_response,
     observe_requests,
     validation_error,
@@ -99,8 +98,8 @@ def _map_errors(app: FastAPI, settings: RuntimeSettings) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        # 404, 405, 413 from routing and the guard: in OpenAI's shape like every other error.
-        code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}
+        # 404, 405, 408, 413 from routing and the guard: in OpenAI's shape like every other.
+        code = {404: "not_found", 405: "method_not_allowed", 408: "timeout", 413: "too_large"}
         error = ApiError(exc.status_code, str(exc.detail), code=code.get(exc.status_code))
         return error_response(error)
 
@@ -149,6 +148,7 @@ def create_app(
         title="kubellm runtime", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None
     )
     app.state.replica = replica or f"{socket.gethostname()}:{os.getpid()}"
+    app.state.generations = generations  # the server's SIGTERM handler starts the drain
     key = settings.api_key.get_secret_value().encode() if settings.api_key else None
     admin = settings.admin_key.get_secret_value().encode() if settings.admin_key else None
 
@@ -161,6 +161,7 @@ def create_app(
         api_key=key,
         admin_key=admin,
         max_body_bytes=settings.max_body_bytes,
+        body_timeout_s=settings.body_timeout_s,
         respond=respond,
     )
     app.middleware("http")(observe_requests)

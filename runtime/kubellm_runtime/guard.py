@@ -5,12 +5,14 @@
   without the key cannot make the replica receive or parse anything. A route added later is
   protected unless it is named here (fails closed). The adapter routes need the separate
   admin key instead (when there is none, they are not served).
-* **Body size**: a declared ``Content-Length`` over the limit is refused at once (413); a
-  chunked body is counted as it arrives and refused when it passes the limit.
+* **Body size and pace**: a declared ``Content-Length`` over the limit is refused at once
+  (413); a chunked body is counted as it arrives and refused when it passes the limit; a body
+  that stalls between two chunks past the body timeout is a 408.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
@@ -37,6 +39,13 @@ TOO_LARGE = 413
 
 def too_large(limit: int) -> ApiError:
     return ApiError(TOO_LARGE, f"the request body is larger than {limit} bytes", code="too_large")
+
+
+class BodyTimeoutError(HTTPException):
+    """The body stalled between two chunks for longer than the limit: a 408."""
+
+    def __init__(self, limit_s: float) -> None:
+        super().__init__(408, f"the request body stalled for more than {limit_s:g} s")
 
 
 class BodyTooLargeError(HTTPException):
@@ -77,10 +86,12 @@ class RequestGuard:
         max_body_bytes: int,
         respond: Respond,
         admin_key: bytes | None = None,
+        body_timeout_s: float = 30.0,
     ) -> None:
         self.app = app
         self.api_key = api_key
         self.admin_key = admin_key
+        self.body_timeout_s = body_timeout_s
         self.max_body_bytes = max_body_bytes
         self.respond = respond
 
@@ -102,14 +113,22 @@ class RequestGuard:
     def _counted(self, receive: Receive) -> Receive:
         seen = 0
         limit = self.max_body_bytes
+        complete = False
 
         async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
+            nonlocal seen, complete
+            if complete:  # what follows the body (a disconnect) may take any time
+                return await receive()
+            try:
+                async with asyncio.timeout(self.body_timeout_s):
+                    message = await receive()
+            except TimeoutError:
+                raise BodyTimeoutError(self.body_timeout_s) from None
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
                     raise BodyTooLargeError(limit)
+                complete = not message.get("more_body", False)
             return message
 
         return counted

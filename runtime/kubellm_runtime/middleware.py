@@ -1,27 +1,24 @@
-"""HTTP plumbing of the ingress: OpenAI-style errors, auth, metrics, admission and timeouts."""
+"""HTTP plumbing of the ingress: OpenAI-style errors, request ids, metrics and access logs."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 from starlette.routing import Match
 
 from kubellm_runtime import metrics
-from kubellm_runtime.admission import Admission
 from kubellm_runtime.logs import request_context
 from kubellm_runtime.openai.errors import ApiError
 from kubellm_runtime.openai.protocol import ErrorDetail, ErrorResponse
-from kubellm_runtime.settings import RuntimeSettings
 
 TOO_MANY_REQUESTS = 429
 UNAVAILABLE = 503
@@ -32,7 +29,6 @@ REPLICA = "X-Kubellm-Replica"  # which replica answered (Ray Serve's replica id,
 # A client's request id is kept only when it is short and plain: it is echoed on every log line.
 REQUEST_ID_FORM = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED = "unmatched"
-T = TypeVar("T")
 log = structlog.get_logger("kubellm_runtime.access")
 
 
@@ -131,7 +127,8 @@ async def observe_requests(
             async for part in inner:
                 yield part
         finally:
-            done(response.status_code)
+            # A stream cut by a timeout or the drain ends with an error frame: counted as that.
+            done(getattr(request.state, "stream_status", response.status_code))
 
     async def after() -> None:
         # A stream whose body never started (the client left first) ends here.
@@ -143,92 +140,3 @@ async def observe_requests(
     response.body_iterator = timed()  # type: ignore[attr-defined]
     response.background = BackgroundTask(after)
     return response
-
-
-class ClientGoneError(Exception):
-    """The client disconnected before a non-stream answer was ready: generation stopped."""
-
-
-async def disconnected(request: Request) -> None:
-    """Returns once the client has gone (the body is read already: what follows is that)."""
-    while (await request.receive())["type"] != "http.disconnect":
-        pass
-
-
-class Generations:
-    """Runs generations under backpressure (429 beyond the limit) and a time limit (504).
-
-    Admission comes first: nothing is rendered or tokenized for a request that gets a 429.
-    """
-
-    def __init__(self, settings: RuntimeSettings) -> None:
-        self.settings = settings
-        self.admission = Admission(settings.max_inflight)
-
-    async def once(
-        self,
-        work: Callable[[], Awaitable[Any]],
-        slots: int = 1,
-        request: Request | None = None,
-    ) -> Any:
-        """``work``'s answer; with ``request``, a client that leaves stops the generation
-        (its engine requests are aborted and its slots freed at once)."""
-        with self.admission.admit(slots):
-            try:
-                async with asyncio.timeout(self.settings.request_timeout_s):
-                    if request is None:
-                        return await work()
-                    return await _unless_gone(work(), request)
-            except TimeoutError as exc:
-                raise ApiError(504, "the generation timed out", type="timeout") from exc
-
-    async def stream(
-        self,
-        prepare: Callable[[], Awaitable[T]],
-        body: Callable[[T], AsyncIterator[str]],
-        media_type: str = "text/event-stream",
-    ) -> StreamingResponse:
-        """Admitted (or 429) before ``prepare``; released when the stream ends or breaks."""
-        self.admission.acquire()
-        released = False
-
-        def release() -> None:
-            nonlocal released
-            if not released:
-                released = True
-                self.admission.release()
-
-        try:
-            prepared = await prepare()
-        except BaseException:
-            release()
-            raise
-
-        async def guarded() -> AsyncIterator[str]:
-            try:
-                async with asyncio.timeout(self.settings.request_timeout_s):
-                    async for part in body(prepared):
-                        yield part
-            finally:
-                release()
-
-        # The background task also releases a stream whose body never started (early disconnect).
-        return StreamingResponse(
-            guarded(), media_type=media_type, background=BackgroundTask(release)
-        )
-
-
-async def _unless_gone(work: Awaitable[Any], request: Request) -> Any:
-    job = asyncio.ensure_future(work)
-    gone = asyncio.ensure_future(disconnected(request))
-    try:
-        await asyncio.wait({job, gone}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        gone.cancel()
-        if not job.done():
-            job.cancel()  # the engine request is aborted on the way out
-            with contextlib.suppress(BaseException):
-                await job
-    if job.cancelled():
-        raise ClientGoneError
-    return job.result()

@@ -38,6 +38,13 @@ class RuntimeSettings(BaseSettings):
     """A generation still running after this long is aborted (504)."""
     drain_seconds: float = Field(default=30.0, ge=0)
     """On SIGTERM: stop accepting, let in-flight requests finish for at most this long."""
+    keep_alive_s: float = Field(default=5.0, gt=0)
+    """Local mode: an idle keep-alive connection is closed after this long."""
+    header_timeout_s: float = Field(default=10.0, gt=0)
+    """Local mode: a connection whose request head is not complete this long after it opened
+    (or after its last answer) is closed: idle half-open connections cannot pile up."""
+    body_timeout_s: float = Field(default=30.0, gt=0)
+    """Local mode: a request whose body stalls this long between two chunks gets a 408."""
     retry_after_s: int = Field(default=1, ge=1)
     """Retry-After sent with 429."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)

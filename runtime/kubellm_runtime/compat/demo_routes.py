@@ -11,7 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from kubellm_runtime.compat.protocol import DEFAULT_MAX_TOKENS, BasicGenerateBody, VllmGenerateBody
-from kubellm_runtime.middleware import Generations
+from kubellm_runtime.generations import Generations
 from kubellm_runtime.openai.protocol import CompletionRequest
 from kubellm_runtime.openai.service import OpenAIService, Prepared
 
@@ -51,7 +51,15 @@ def demo_router(service: Callable[[], OpenAIService], generations: Generations) 
                         texts[chunk.index] += chunk.text
                         yield json.dumps({"text": texts}) + DELIMITER
 
-            return await generations.stream(prepare, cumulative, "application/octet-stream")
+            return await generations.stream(
+                prepare,
+                cumulative,
+                http,
+                media_type="application/octet-stream",
+                error_frame=lambda e: (
+                    json.dumps({"error": e.message, "code": e.status}) + DELIMITER
+                ),
+            )
 
         async def answer() -> dict[str, Any]:
             texts, _, _ = await svc.collect(await prepare())

@@ -19,9 +19,9 @@ from kubellm_runtime.compat.protocol import (
     JobGenerateBody,
     StreamBody,
 )
+from kubellm_runtime.generations import Generations
 from kubellm_runtime.jobs import JobKey, JobStore
 from kubellm_runtime.logs import annotate
-from kubellm_runtime.middleware import Generations
 from kubellm_runtime.openai.protocol import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -144,7 +144,7 @@ def compat_router(
         return {"job_id": body.job_id, "content": await jobs.run_once(key, work)}
 
     @router.post("/generate_stream", response_model=None)
-    async def generate_stream(body: StreamBody) -> Any:
+    async def generate_stream(body: StreamBody, http: Request) -> Any:
         svc = service()
         request = CompletionRequest(
             model=model_name(svc, body.adapter),
@@ -164,6 +164,6 @@ def compat_router(
                     )
             yield DONE
 
-        return await generations.stream(prepare, events)
+        return await generations.stream(prepare, events, http)
 
     return router

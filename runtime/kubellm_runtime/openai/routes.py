@@ -8,8 +8,8 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
+from kubellm_runtime.generations import Generations
 from kubellm_runtime.jobs import IDEMPOTENCY_KEY, JobKey, JobStore, idempotency_key
-from kubellm_runtime.middleware import Generations
 from kubellm_runtime.openai.errors import ApiError
 from kubellm_runtime.openai.protocol import ChatCompletionRequest, CompletionRequest
 from kubellm_runtime.openai.service import OpenAIService, Prepared
@@ -42,7 +42,9 @@ def openai_router(
         svc = service()
         key = idempotency_key(http.headers.get(IDEMPOTENCY_KEY), "/v1/chat/completions", request)
         if request.stream:
-            return await generations.stream(lambda: svc.prepare_chat(request), svc.chat_stream)
+            return await generations.stream(
+                lambda: svc.prepare_chat(request), svc.chat_stream, http
+            )
 
         async def answer() -> dict[str, Any]:
             prepared = await svc.prepare_chat(request)
@@ -62,7 +64,7 @@ def openai_router(
             async def first() -> Prepared:
                 return (await svc.prepare_completion(request))[0]
 
-            return await generations.stream(first, svc.completion_stream)
+            return await generations.stream(first, svc.completion_stream, http)
 
         async def answer() -> dict[str, Any]:
             batch = await svc.prepare_completion(request)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 from pathlib import Path
+from types import FrameType
 
 import structlog
 import uvicorn
@@ -20,8 +21,10 @@ from kubellm_runtime.contract import (
     ServeArgs,
 )
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.generations import Generations
 from kubellm_runtime.loading import load_engine
 from kubellm_runtime.logs import configure
+from kubellm_runtime.serve.protocol import head_deadline_protocol
 from kubellm_runtime.settings import RuntimeSettings
 from kubellm_runtime.sources import SourceError
 
@@ -133,15 +136,31 @@ def main(argv: list[str] | None = None) -> None:
     else:
         hooks = [start_loading]
     app = create_app(slot, hooks, settings)
-    # SIGTERM: uvicorn stops accepting and drains in-flight requests for up to drain_seconds.
-    uvicorn.run(
+    # SIGTERM: uvicorn stops accepting and drains in-flight requests for up to drain_seconds;
+    # streams still running near the end are cut with an error frame (Generations.begin_drain).
+    server = uvicorn.Config(
         app,
         host=ns.host,
         port=ns.port,
         log_config=None,  # keep our JSON handler
         access_log=False,  # the ingress logs each request itself, with its id
         timeout_graceful_shutdown=int(settings.drain_seconds),
+        timeout_keep_alive=int(settings.keep_alive_s),
+        http=head_deadline_protocol(settings.header_timeout_s),
     )
+    DrainingServer(server, app.state.generations).run()
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, telling the ingress when SIGTERM starts the drain."""
+
+    def __init__(self, config: uvicorn.Config, generations: Generations) -> None:
+        super().__init__(config)
+        self.generations = generations
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        self.generations.begin_drain()
+        super().handle_exit(sig, frame)
 
 
 if __name__ == "__main__":  # vLLM spawns processes: the guard is required

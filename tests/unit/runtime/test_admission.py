@@ -172,3 +172,22 @@ async def test_the_compatibility_routes_clamp_the_token_ceiling_to_the_context_l
         openai = await api.post("/v1/chat/completions", json={**CHAT, "max_tokens": 10_000})
     assert openai.status_code == 400  # the OpenAI routes keep their 400
     assert openai.json()["error"]["code"] == "context_length_exceeded"
+
+
+async def test_a_stream_cut_by_the_request_timeout_ends_with_an_error_frame_counted_504() -> None:
+    from .test_metrics import sample
+
+    engine = FakeEngine(model_name="base", token_delay=0.02)
+    settings = RuntimeSettings(request_timeout_s=0.2)
+    app = create_app(EngineSlot(engine=engine), settings=settings)
+    route = "/v1/chat/completions"
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://r") as c:
+        before = await sample(c, "llm_requests_total", route=route, status="504")
+        reply = await c.post(route, json={**CHAT, "max_tokens": 1000, "stream": True})
+        frames = [line for line in reply.text.splitlines() if line.startswith("data: ")]
+        after = await sample(c, "llm_requests_total", route=route, status="504")
+    assert reply.status_code == 200  # the stream had begun: the status line was sent
+    error = json.loads(frames[-1].removeprefix("data: "))["error"]
+    assert (error["type"], error["code"]) == ("timeout", "timeout")
+    assert "data: [DONE]" not in frames
+    assert after == before + 1
