@@ -29,6 +29,7 @@ REPLICA = "X-Kubellm-Replica"  # which replica answered (Ray Serve's replica id,
 # A client's request id is kept only when it is short and plain: it is echoed on every log line.
 REQUEST_ID_FORM = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED = "unmatched"
+NAMED = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*): ")
 log = structlog.get_logger("kubellm_runtime.access")
 
 
@@ -68,6 +69,8 @@ def validation_error(exc: RequestValidationError) -> ApiError:
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     param = ".".join(loc) or None
     message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+    if param is None and (named := NAMED.match(message)):  # a rule across fields names one
+        return ApiError(400, message, param=named.group(1))
     return ApiError(400, f"{param}: {message}" if param else message, param=param)
 
 

@@ -62,8 +62,8 @@ def demo_router(service: Callable[[], OpenAIService], generations: Generations) 
             )
 
         async def answer() -> dict[str, Any]:
-            texts, _, _ = await svc.collect(await prepare())
-            return {"text": [body.prompt + texts[i] for i in sorted(texts)]}
+            done = await svc.collect(await prepare())
+            return {"text": [body.prompt + done.texts[i] for i in sorted(done.texts)]}
 
         return await generations.once(answer, request=http)
 
@@ -76,8 +76,8 @@ def demo_router(service: Callable[[], OpenAIService], generations: Generations) 
 
         async def answer() -> dict[str, Any]:
             prepared = (await svc.prepare_completion(request, DEFAULT_MAX_TOKENS, clamp=True))[0]
-            texts, reasons, _ = await svc.collect(prepared)
-            return {"prompt": body.prompt, "text": texts[0], "finish_reason": reasons[0]}
+            done = await svc.collect(prepared)
+            return {"prompt": body.prompt, "text": done.texts[0], "finish_reason": done.reasons[0]}
 
         return dict(await generations.once(answer, request=http))
 

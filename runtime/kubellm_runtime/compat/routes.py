@@ -22,6 +22,7 @@ from kubellm_runtime.compat.protocol import (
 from kubellm_runtime.generations import Generations
 from kubellm_runtime.jobs import JobKey, JobStore
 from kubellm_runtime.logs import annotate
+from kubellm_runtime.openai import answers
 from kubellm_runtime.openai.protocol import (
     ChatCompletion,
     ChatCompletionRequest,
@@ -68,7 +69,9 @@ def compat_router(
         )
 
         async def answer() -> ChatCompletion:
-            return await svc.chat(await svc.prepare_chat(request, DEFAULT_MAX_TOKENS, clamp=True))
+            return await answers.chat(
+                svc, await svc.prepare_chat(request, DEFAULT_MAX_TOKENS, clamp=True)
+            )
 
         reply = await generations.once(answer, request=http)
         return {
@@ -93,7 +96,7 @@ def compat_router(
 
             async def generated() -> str:
                 batch = await svc.prepare_completion(request, DEFAULT_MAX_TOKENS, clamp=True)
-                return str((await svc.completion(batch)).choices[0].text)
+                return str((await answers.completion(svc, batch)).choices[0].text)
 
             async def work() -> str:
                 return str(await generations.once(generated))
@@ -110,7 +113,7 @@ def compat_router(
 
         async def results() -> Completion:
             batch = await svc.prepare_completion(request, DEFAULT_MAX_TOKENS, clamp=True)
-            return await svc.completion(batch)
+            return await answers.completion(svc, batch)
 
         reply = await generations.once(results, slots=len(batch.prompts), request=http)
         return {
@@ -135,7 +138,7 @@ def compat_router(
 
         async def generated() -> str:
             prepared = await svc.prepare_chat(request, DEFAULT_MAX_TOKENS, clamp=True)
-            return str((await svc.chat(prepared)).choices[0].message.content)
+            return str((await answers.chat(svc, prepared)).choices[0].message.content)
 
         async def work() -> str:
             return str(await generations.once(generated))

@@ -30,6 +30,14 @@ class AdapterLoadError(Exception):
 
 
 @dataclass(frozen=True)
+class Structured:
+    """Constrained output: any JSON object, or JSON matching ``schema`` (JSON text)."""
+
+    kind: Literal["json_object", "json_schema"]
+    schema: str | None = None
+
+
+@dataclass(frozen=True)
 class Sampling:
     """Sampling options of one request, already validated by the serving layer."""
 
@@ -39,6 +47,21 @@ class Sampling:
     stop: tuple[str, ...] = ()
     seed: int | None = None
     n: int = 1
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    logprobs: int | None = None
+    """None: none; k: each sampled token's log-probability and the k likeliest."""
+    structured: Structured | None = None
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """One sampled token: its text, log-probability and the likeliest alternatives."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -51,7 +74,6 @@ class GenerationRequest:
     """False: only the final text is wanted; an engine may send it as one chunk per choice."""
     prompt_token_ids: tuple[int, ...] = ()
     """The prompt as the serving layer tokenized it (engines use it instead of re-tokenizing)."""
-    """False: only the final text is wanted; an engine may send it as one chunk per choice."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +84,8 @@ class Chunk:
     text: str
     completion_tokens: int
     finish_reason: FinishReason | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+    """The new tokens' log-probabilities, when the request asked for them."""
 
 
 class Engine(Protocol):
@@ -80,6 +104,10 @@ class Engine(Protocol):
     def tokenize(self, text: str, special_tokens: bool) -> list[int]:
         """Token ids of ``text``; ``special_tokens`` adds BOS and the like (completions do,
         rendered chat prompts do not: their template already wrote them)."""
+
+    def supports(self, sampling: Sampling) -> None:
+        """Raise RequestRejectedError naming an option this engine cannot honour (checked
+        before a response starts, so a stream never begins with an impossible request)."""
 
     def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]: ...
 

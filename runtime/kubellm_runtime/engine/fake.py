@@ -10,11 +10,22 @@ from kubellm_runtime.engine.base import (
     AdapterLoadError,
     Chunk,
     GenerationRequest,
+    Sampling,
+    TokenLogprob,
     UnknownAdapterError,
 )
 
 RECENT = 256  # requests the engine remembers (for tests): it must not grow per request
 WORDS = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing", "elit")
+
+
+def _logprobs(request: GenerationRequest, delta: str) -> tuple[TokenLogprob, ...]:
+    """A fixed log-probability per word, with the next words as the alternatives."""
+    k = request.sampling.logprobs
+    if k is None:
+        return ()
+    top = tuple((w, -1.0 - rank) for rank, w in enumerate((delta, *WORDS)[:k]))
+    return (TokenLogprob(delta, -1.0, top),)
 
 
 class FakeEngine:
@@ -52,6 +63,9 @@ class FakeEngine:
         """One id per word (1, 2, ...), after a 0 standing for BOS when special tokens are on."""
         return [0] * special_tokens + list(range(1, len(text.split()) + 1))
 
+    def supports(self, sampling: Sampling) -> None:
+        return None  # every option (vLLM checks a schema when the request starts)
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         if request.adapter is not None and request.adapter not in self._adapters:
             raise UnknownAdapterError(request.adapter)
@@ -74,7 +88,9 @@ class FakeEngine:
                     break
                 text += delta
                 last = produced == request.sampling.max_tokens
-                yield Chunk(index, delta, produced, "length" if last else None)
+                yield Chunk(
+                    index, delta, produced, "length" if last else None, _logprobs(request, delta)
+                )
 
     async def abort(self, request_id: str) -> None:
         if len(self.aborted) >= RECENT:

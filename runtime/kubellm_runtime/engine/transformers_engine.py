@@ -28,6 +28,8 @@ from kubellm_runtime.engine.base import (
     EngineError,
     FinishReason,
     GenerationRequest,
+    RequestRejectedError,
+    Sampling,
     UnknownAdapterError,
 )
 from kubellm_runtime.engine.text import TextStream
@@ -62,6 +64,22 @@ class _Halted(StoppingCriteria):
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
         done = any(flag.is_set() for flag in self._flags)
         return torch.full((input_ids.shape[0],), done, dtype=torch.bool)
+
+
+def supported(s: Sampling) -> None:
+    """What this fallback cannot do is refused by name, never silently ignored."""
+    unsupported = {
+        "logprobs": s.logprobs is not None,
+        "response_format": s.structured is not None,
+        "logit_bias": bool(s.logit_bias),
+        "presence_penalty": s.presence_penalty != 0,
+        "frequency_penalty": s.frequency_penalty != 0,
+    }
+    for param, asked in unsupported.items():
+        if asked:
+            raise RequestRejectedError(
+                f"{param}: not supported by the transformers backend (use vllm)", param
+            )
 
 
 class TransformersEngine:
@@ -106,6 +124,9 @@ class TransformersEngine:
 
     def tokenize(self, text: str, special_tokens: bool) -> list[int]:
         return templates.tokenize(self._tokenizer, text, special_tokens)
+
+    def supports(self, sampling: Sampling) -> None:
+        supported(sampling)
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         if request.adapter is not None and request.adapter not in self._adapters:

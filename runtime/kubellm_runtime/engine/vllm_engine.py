@@ -11,7 +11,7 @@ from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMClientError, VLLMError
 from vllm.inputs import TokensPrompt
 from vllm.lora.request import LoRARequest
-from vllm.sampling_params import RequestOutputKind
+from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from kubellm_runtime.contract import ServeArgs
@@ -23,6 +23,9 @@ from kubellm_runtime.engine.base import (
     FinishReason,
     GenerationRequest,
     RequestRejectedError,
+    Sampling,
+    Structured,
+    TokenLogprob,
     UnknownAdapterError,
 )
 
@@ -103,6 +106,9 @@ class VLLMEngine:
     def tokenize(self, text: str, special_tokens: bool) -> list[int]:
         return templates.tokenize(self._tokenizer, text, special_tokens)
 
+    def supports(self, sampling: Sampling) -> None:
+        return None  # every option (vLLM checks a schema when the request starts)
+
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         lora = None
         if request.adapter is not None:
@@ -119,6 +125,11 @@ class VLLMEngine:
                 top_p=s.top_p,
                 stop=list(s.stop) or None,
                 seed=s.seed,
+                presence_penalty=s.presence_penalty,
+                frequency_penalty=s.frequency_penalty,
+                logit_bias=dict(s.logit_bias) or None,
+                logprobs=s.logprobs,
+                structured_outputs=_structured(s.structured),
                 output_kind=(
                     RequestOutputKind.DELTA if request.stream else RequestOutputKind.FINAL_ONLY
                 ),
@@ -134,7 +145,8 @@ class VLLMEngine:
                 for choice in output.outputs:
                     produced[choice.index] = produced.get(choice.index, 0) + len(choice.token_ids)
                     reason: FinishReason | None = _finish(choice.finish_reason)
-                    yield Chunk(choice.index, choice.text, produced[choice.index], reason)
+                    logprobs = _logprobs(choice, s.logprobs) if s.logprobs is not None else ()
+                    yield Chunk(choice.index, choice.text, produced[choice.index], reason, logprobs)
         except (VLLMClientError, ValueError) as exc:
             # What vLLM's own server answers 400: the request is at fault, not the engine.
             raise RequestRejectedError(str(exc), getattr(exc, "parameter", None)) from exc
@@ -169,6 +181,25 @@ class VLLMEngine:
 
     async def shutdown(self) -> None:
         self._llm.shutdown()
+
+
+def _structured(structured: Structured | None) -> StructuredOutputsParams | None:
+    if structured is None:
+        return None
+    if structured.kind == "json_object":
+        return StructuredOutputsParams(json_object=True)
+    return StructuredOutputsParams(json=structured.schema)
+
+
+def _logprobs(choice: Any, k: int) -> tuple[TokenLogprob, ...]:
+    """vLLM's per-token dicts (token id → Logprob with rank) as the engine protocol's."""
+    out = []
+    for token_id, candidates in zip(choice.token_ids, choice.logprobs or (), strict=False):
+        chosen = candidates[token_id]
+        ranked = sorted(candidates.values(), key=lambda c: c.rank or 0)
+        top = tuple((c.decoded_token or "", c.logprob) for c in ranked if (c.rank or 0) <= k)
+        out.append(TokenLogprob(chosen.decoded_token or "", chosen.logprob, top[:k]))
+    return tuple(out)
 
 
 def _finish(reason: str | None) -> FinishReason | None:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from kubellm_runtime.openai.logprobs import ChatLogprobs, CompletionLogprobs
+from kubellm_runtime.openai.options import (
+    MAX_TOOLS,
+    ResponseFormat,
+    TextPart,
+    Tool,
+    logit_bias_of,
+)
 from kubellm_runtime.openai.wire import ClientModel, Flag, Integer, Number
 
 MAX_STOP = 4
@@ -13,8 +21,14 @@ SEED_RANGE = 2**63  # the engines' generators take a signed 64-bit seed
 
 
 class _Request(ClientModel):
-    # Clients send fields we do not use (user, logprobs, ...): accepted and ignored.
+    # Fields no OpenAI API has are ignored (clients add their own); the OpenAI parameters the
+    # runtime does not implement are declared below and refused by name.
     model_config = ConfigDict(extra="ignore")
+
+
+def _refused(value: object, name: str, why: str) -> None:
+    if value not in (None, False):
+        raise ValueError(f"{name}: {why}")
 
 
 class StreamOptions(_Request):
@@ -31,6 +45,20 @@ class SamplingFields(_Request):
     seed: Integer | None = Field(default=None, ge=-SEED_RANGE, lt=SEED_RANGE)
     stream: Flag = False
     stream_options: StreamOptions | None = None
+    presence_penalty: Number = Field(default=0.0, ge=-2, le=2)
+    frequency_penalty: Number = Field(default=0.0, ge=-2, le=2)
+    logit_bias: dict[str, Number] | None = None
+    user: str | None = Field(default=None, max_length=256)
+    """The end user's id (OpenAI's abuse tracing): accepted, not used."""
+
+    @field_validator("logit_bias")
+    @classmethod
+    def _bias(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        logit_bias_of(value)
+        return value
+
+    def bias(self) -> tuple[tuple[int, float], ...]:
+        return logit_bias_of(self.logit_bias)
 
     @field_validator("stop")
     @classmethod
@@ -55,19 +83,72 @@ class SamplingFields(_Request):
 
 class ChatMessage(_Request):
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str
+    content: str | list[TextPart]
+    """Text, or OpenAI's list of parts (text parts; other kinds are refused by type)."""
+    name: str | None = Field(default=None, max_length=64)
+
+    @field_validator("content", mode="before")
+    @classmethod
+    def _text_parts_only(cls, value: object) -> object:
+        for part in value if isinstance(value, list) else ():
+            kind = part.get("type") if isinstance(part, dict) else None
+            if kind != "text":
+                raise ValueError(f"content part of type {kind!r}: this model reads text parts only")
+        return value
+
+    def text(self) -> str:
+        if isinstance(self.content, str):
+            return self.content
+        return "\n".join(part.text for part in self.content)  # as vLLM joins text parts
+
+
+MAX_TOP_LOGPROBS = 20
 
 
 class ChatCompletionRequest(SamplingFields):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: Integer | None = Field(default=None, ge=1)
+    logprobs: Flag = False
+    top_logprobs: Integer | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
+    response_format: ResponseFormat | None = None
+    tools: list[Tool] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_choice: Literal["none", "auto", "required"] | dict[str, Any] | None = None
+    parallel_tool_calls: Flag | None = None
+    functions: list[dict[str, Any]] | None = None
+    function_call: str | dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _options(self) -> ChatCompletionRequest:
+        if self.top_logprobs is not None and not self.logprobs:
+            raise ValueError("top_logprobs: needs logprobs: true")
+        _refused(self.functions, "functions", "deprecated by OpenAI: send tools instead")
+        _refused(self.function_call, "function_call", "deprecated by OpenAI: send tool_choice")
+        return self
+
+    def wanted_logprobs(self) -> int | None:
+        return (self.top_logprobs or 0) if self.logprobs else None
 
 
 MAX_PROMPTS = 256  # prompts in one /v1/completions batch (each takes an admission slot)
 
 
+MAX_COMPLETION_LOGPROBS = 5
+
+
 class CompletionRequest(SamplingFields):
     prompt: str | list[str]
+    logprobs: Integer | None = Field(default=None, ge=0, le=MAX_COMPLETION_LOGPROBS)
+    echo: Flag = False
+    suffix: str | None = None
+    best_of: Integer | None = None
+
+    @model_validator(mode="after")
+    def _options(self) -> CompletionRequest:
+        _refused(self.echo, "echo", "not supported by this runtime")
+        _refused(self.suffix, "suffix", "not supported by this runtime (no insertion models)")
+        if self.best_of not in (None, 1):
+            raise ValueError("best_of: not supported (vLLM dropped it): send n instead")
+        return self
 
     @field_validator("prompt")
     @classmethod
@@ -99,6 +180,7 @@ class ChatChoice(BaseModel):
     index: int
     message: ResponseMessage
     finish_reason: str | None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletion(BaseModel):
@@ -119,6 +201,7 @@ class ChatChunkChoice(BaseModel):
     index: int
     delta: DeltaMessage
     finish_reason: str | None = None
+    logprobs: ChatLogprobs | None = None
 
 
 class ChatCompletionChunk(BaseModel):
@@ -134,6 +217,7 @@ class CompletionChoice(BaseModel):
     index: int
     text: str
     finish_reason: str | None = None
+    logprobs: CompletionLogprobs | None = None
 
 
 class Completion(BaseModel):

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 
 from kubellm_runtime.generations import Generations
 from kubellm_runtime.jobs import IDEMPOTENCY_KEY, JobKey, JobStore, idempotency_key
+from kubellm_runtime.openai import answers
 from kubellm_runtime.openai.errors import ApiError
 from kubellm_runtime.openai.protocol import ChatCompletionRequest, CompletionRequest
 from kubellm_runtime.openai.service import OpenAIService, Prepared
@@ -43,12 +45,12 @@ def openai_router(
         key = idempotency_key(http.headers.get(IDEMPOTENCY_KEY), "/v1/chat/completions", request)
         if request.stream:
             return await generations.stream(
-                lambda: svc.prepare_chat(request), svc.chat_stream, http
+                lambda: svc.prepare_chat(request), partial(answers.chat_stream, svc), http
             )
 
         async def answer() -> dict[str, Any]:
             prepared = await svc.prepare_chat(request)
-            return (await svc.chat(prepared)).model_dump()
+            return (await answers.chat(svc, prepared)).model_dump()
 
         return await once(key, http, answer)
 
@@ -64,11 +66,11 @@ def openai_router(
             async def first() -> Prepared:
                 return (await svc.prepare_completion(request))[0]
 
-            return await generations.stream(first, svc.completion_stream, http)
+            return await generations.stream(first, partial(answers.completion_stream, svc), http)
 
         async def answer() -> dict[str, Any]:
             batch = await svc.prepare_completion(request)
-            return (await svc.completion(batch)).model_dump(exclude_none=True)
+            return (await answers.completion(svc, batch)).model_dump(exclude_none=True)
 
         return await once(key, http, answer, slots=len(prompts))
 

@@ -6,7 +6,7 @@ import asyncio
 import contextvars
 import time
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass
@@ -20,27 +20,19 @@ from kubellm_runtime.engine.base import (
     GenerationRequest,
     RequestRejectedError,
     Sampling,
+    Structured,
+    TokenLogprob,
     UnknownAdapterError,
 )
 from kubellm_runtime.logs import annotate
 from kubellm_runtime.openai.errors import ApiError
 from kubellm_runtime.openai.protocol import (
-    ChatChoice,
-    ChatChunkChoice,
-    ChatCompletion,
-    ChatCompletionChunk,
     ChatCompletionRequest,
-    Completion,
-    CompletionChoice,
     CompletionRequest,
-    DeltaMessage,
     ModelCard,
     ModelList,
-    ResponseMessage,
     SamplingFields,
-    UsageInfo,
 )
-from kubellm_runtime.openai.sse import DONE, sse
 
 # Prompts longer than this are rendered and tokenized on one worker thread, off the event loop
 # (a 20 MB prompt took 15 s: /health and every stream would stall); shorter ones inline, where
@@ -55,6 +47,16 @@ async def off_loop(size: int, fn: Callable[..., T], *args: Any) -> T:
         return fn(*args)
     call = contextvars.copy_context().run
     return await asyncio.get_running_loop().run_in_executor(_TOKENIZER, call, fn, *args)
+
+
+@dataclass
+class Collected:
+    """A whole answer: text, finish reason and log-probabilities per choice."""
+
+    texts: dict[int, str]
+    reasons: dict[int, str | None]
+    logprobs: dict[int, list[TokenLogprob]]
+    tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,16 @@ class OpenAIService:
             stop=request.stops(),
             seed=request.seed,
             n=request.n,
+            presence_penalty=request.presence_penalty,
+            frequency_penalty=request.frequency_penalty,
+            logit_bias=request.bias(),
+            logprobs=_wanted_logprobs(request),
+            structured=_structured(request),
         )
+        try:
+            self.engine.supports(sampling)
+        except RequestRejectedError as exc:
+            raise ApiError(400, str(exc), param=exc.param) from exc
         return Prepared(
             request_id=f"{uuid.uuid4().hex}",
             model=request.model,
@@ -151,7 +162,14 @@ class OpenAIService:
     async def prepare_chat(
         self, request: ChatCompletionRequest, cap: int | None = None, *, clamp: bool = False
     ) -> Prepared:
-        messages = [m.model_dump() for m in request.messages]
+        if request.tools and request.tool_choice != "none":
+            raise ApiError(
+                400,
+                "tools: this deployment parses no tool calls (it names no tool-call parser); "
+                'send tool_choice: "none" or no tools',
+                param="tools",
+            )
+        messages = [{"role": m.role, "content": m.text()} for m in request.messages]
         size = sum(len(m["content"]) for m in messages)
         prompt = await off_loop(size, self.engine.render_chat, messages)
         limit = request.max_completion_tokens or request.max_tokens
@@ -208,126 +226,33 @@ class OpenAIService:
                 # The client went away (or timed out): stop spending engine time on it.
                 await self.engine.abort(prepared.request_id)
 
-    async def collect(
-        self, prepared: Prepared
-    ) -> tuple[dict[int, str], dict[int, str | None], int]:
-        texts: dict[int, str] = {i: "" for i in range(prepared.sampling.n)}
-        reasons: dict[int, str | None] = {i: None for i in range(prepared.sampling.n)}
+    async def collect(self, prepared: Prepared) -> Collected:
+        n = prepared.sampling.n
+        done = Collected(
+            {i: "" for i in range(n)}, dict.fromkeys(range(n)), {i: [] for i in range(n)}
+        )
         tokens: dict[int, int] = {}
         async with aclosing(self.run(prepared, stream=False)) as chunks:
             async for chunk in chunks:
-                texts[chunk.index] += chunk.text
+                done.texts[chunk.index] += chunk.text
+                done.logprobs[chunk.index] += chunk.logprobs
                 tokens[chunk.index] = chunk.completion_tokens
                 if chunk.finish_reason:
-                    reasons[chunk.index] = chunk.finish_reason
-        return texts, reasons, sum(tokens.values())
-
-    async def chat(self, prepared: Prepared) -> ChatCompletion:
-        texts, reasons, completion_tokens = await self.collect(prepared)
-        return ChatCompletion(
-            id=f"chatcmpl-{prepared.request_id}",
-            created=int(time.time()),
-            model=prepared.model,
-            choices=[
-                ChatChoice(
-                    index=i, message=ResponseMessage(content=texts[i]), finish_reason=reasons[i]
-                )
-                for i in sorted(texts)
-            ],
-            usage=_usage(len(prepared.prompt_token_ids), completion_tokens),
-        )
-
-    async def chat_stream(self, prepared: Prepared) -> AsyncIterator[str]:
-        created = int(time.time())
-        ident = f"chatcmpl-{prepared.request_id}"
-
-        def frame(choices: list[ChatChunkChoice], usage: UsageInfo | None = None) -> str:
-            chunk = ChatCompletionChunk(
-                id=ident, created=created, model=prepared.model, choices=choices, usage=usage
-            )
-            return sse(chunk.model_dump_json(exclude_none=True))
-
-        yield frame(
-            [
-                ChatChunkChoice(index=i, delta=DeltaMessage(role="assistant", content=""))
-                for i in range(prepared.sampling.n)
-            ]
-        )
-        tokens: dict[int, int] = {}
-        async with aclosing(self.run(prepared)) as chunks:
-            async for chunk in chunks:
-                tokens[chunk.index] = chunk.completion_tokens
-                delta = DeltaMessage(content=chunk.text) if chunk.text else DeltaMessage()
-                yield frame(
-                    [
-                        ChatChunkChoice(
-                            index=chunk.index, delta=delta, finish_reason=chunk.finish_reason
-                        )
-                    ]
-                )
-        if prepared.include_usage:
-            yield frame([], _usage(len(prepared.prompt_token_ids), sum(tokens.values())))
-        yield DONE
-
-    async def completion(self, batch: list[Prepared]) -> Completion:
-        """All prompts of a batch generate at once (the engine batches them), in order."""
-        choices: list[CompletionChoice] = []
-        prompt_tokens = completion_tokens = 0
-        running = [asyncio.ensure_future(self.collect(p)) for p in batch]
-        try:
-            collected = await asyncio.gather(*running)
-        except BaseException:
-            for task in running:  # one failed: the others stop (their engine requests abort)
-                task.cancel()
-            raise
-        for offset, (prepared, (texts, reasons, produced)) in enumerate(
-            zip(batch, collected, strict=True)
-        ):
-            n = prepared.sampling.n
-            choices += [
-                CompletionChoice(index=offset * n + i, text=texts[i], finish_reason=reasons[i])
-                for i in sorted(texts)
-            ]
-            prompt_tokens += len(prepared.prompt_token_ids)
-            completion_tokens += produced
-        return Completion(
-            id=f"cmpl-{batch[0].request_id}",
-            created=int(time.time()),
-            model=batch[0].model,
-            choices=choices,
-            usage=_usage(prompt_tokens, completion_tokens),
-        )
-
-    async def completion_stream(self, prepared: Prepared) -> AsyncIterator[str]:
-        created = int(time.time())
-        tokens: dict[int, int] = {}
-        async with aclosing(self.run(prepared)) as chunks:
-            async for chunk in chunks:
-                tokens[chunk.index] = chunk.completion_tokens
-                body = Completion(
-                    id=f"cmpl-{prepared.request_id}",
-                    created=created,
-                    model=prepared.model,
-                    choices=[
-                        CompletionChoice(
-                            index=chunk.index, text=chunk.text, finish_reason=chunk.finish_reason
-                        )
-                    ],
-                )
-                yield sse(body.model_dump_json(exclude_none=True))
-        if prepared.include_usage:
-            usage = Completion(
-                id=f"cmpl-{prepared.request_id}",
-                created=created,
-                model=prepared.model,
-                choices=[],
-                usage=_usage(len(prepared.prompt_token_ids), sum(tokens.values())),
-            )
-            yield sse(usage.model_dump_json(exclude_none=True))
-        yield DONE
+                    done.reasons[chunk.index] = chunk.finish_reason
+        done.tokens = sum(tokens.values())
+        return done
 
 
-def _usage(prompt: int, completion: int) -> UsageInfo:
-    return UsageInfo(
-        prompt_tokens=prompt, completion_tokens=completion, total_tokens=prompt + completion
-    )
+def _wanted_logprobs(request: SamplingFields) -> int | None:
+    if isinstance(request, ChatCompletionRequest):
+        return request.wanted_logprobs()
+    if isinstance(request, CompletionRequest):
+        return request.logprobs
+    return None
+
+
+def _structured(request: SamplingFields) -> Structured | None:
+    fmt = request.response_format if isinstance(request, ChatCompletionRequest) else None
+    if fmt is None or fmt.type == "text":
+        return None
+    return Structured(fmt.type, fmt.schema_text())

@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.contract import LimitsArgs
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.openai import answers
 from kubellm_runtime.openai.protocol import ChatCompletionRequest
 from kubellm_runtime.openai.service import OpenAIService
 from kubellm_runtime.settings import RuntimeSettings
@@ -111,7 +112,7 @@ async def test_a_stream_abandoned_by_its_client_is_aborted_in_the_engine() -> No
     prepared = await service.prepare_chat(
         ChatCompletionRequest.model_validate({**CHAT, "max_tokens": 50})
     )
-    stream = service.chat_stream(prepared)
+    stream = answers.chat_stream(service, prepared)
     await anext(stream)  # the role frame
     await anext(stream)  # one token
     await stream.aclose()  # what Starlette does when the client disconnects
@@ -122,7 +123,7 @@ async def test_a_finished_stream_is_not_aborted() -> None:
     engine = FakeEngine()
     service = OpenAIService(engine)
     prepared = await service.prepare_chat(ChatCompletionRequest.model_validate(CHAT))
-    frames = [frame async for frame in service.chat_stream(prepared)]
+    frames = [frame async for frame in answers.chat_stream(service, prepared)]
     assert frames[-1] == "data: [DONE]\n\n"
     assert engine.aborted == set()
 
