@@ -72,8 +72,18 @@ def vllm_runtime(
         tiny_model_dir,
         "tiny",
         tmp_path_factory.mktemp("runtime-logs"),
-        ("--max-model-len", "256", "--enable-lora", *VLLM_ARGS),
+        (
+            "--max-model-len",
+            "256",
+            "--enable-lora",
+            # Clients (with the admin key) may load adapters from the tests' own files and
+            # from the S3 prefix the tests upload to; nothing else.
+            *("--adapter-source", f"file://{tmp_path_factory.getbasetemp()}"),
+            *("--adapter-source", "s3://models/adapters"),
+            *VLLM_ARGS,
+        ),
         env={
+            "KUBELLM_RUNTIME_ADMIN_KEY": ADMIN_KEY,
             **stores.env,
             "KUBELLM_RUNTIME_MODEL_CACHE_DIR": str(tmp_path_factory.mktemp("model-cache")),
             # Small enough that the overload test reaches it with a few dozen streams.
@@ -94,6 +104,8 @@ def tiny_adapter_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFact
 
 
 MAX_INFLIGHT = 8
+ADMIN_KEY = "integration-admin-key"
+ADMIN = {"Authorization": f"Bearer {ADMIN_KEY}"}
 
 
 def metric(base_url: str, name: str) -> float:

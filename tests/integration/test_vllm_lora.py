@@ -9,7 +9,7 @@ import httpx
 import openai
 import pytest
 
-from .conftest import RuntimeServer
+from .conftest import ADMIN, RuntimeServer
 from .object_stores import ObjectStores
 
 pytestmark = pytest.mark.integration
@@ -25,10 +25,11 @@ def test_an_adapter_is_loaded_selected_and_unloaded(
     vllm_runtime: RuntimeServer, tiny_adapter_dir: Path
 ) -> None:
     client = openai.OpenAI(base_url=f"{vllm_runtime.base_url}/v1", api_key="x", max_retries=0)
-    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False)
+    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False, headers=ADMIN)
 
     loaded = http.post(
-        "/v1/load_lora_adapter", json={"lora_name": "tuned", "lora_path": str(tiny_adapter_dir)}
+        "/v1/load_lora_adapter",
+        json={"lora_name": "tuned", "lora_path": f"file://{tiny_adapter_dir}"},
     )
     assert loaded.status_code == 200, loaded.text
     assert [m.id for m in client.models.list()] == ["tiny", "tuned"]
@@ -46,12 +47,15 @@ def test_a_malformed_adapter_is_a_400_and_the_model_keeps_serving(
     vllm_runtime: RuntimeServer, tmp_path: Path
 ) -> None:
     (tmp_path / "adapter_config.json").write_text(json.dumps({"r": 8, "peft_type": "LORA"}))
-    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False)
+    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False, headers=ADMIN)
     reply = http.post(
-        "/v1/load_lora_adapter", json={"lora_name": "broken", "lora_path": str(tmp_path)}
+        "/v1/load_lora_adapter", json={"lora_name": "broken", "lora_path": f"file://{tmp_path}"}
     )
     assert reply.status_code == 400
-    assert "broken" in reply.json()["error"]["message"]
+    error = reply.json()["error"]
+    assert error["param"] == "lora_path"
+    assert "is not a LoRA adapter this model can serve" in error["message"]
+    assert str(tmp_path) not in error["message"].replace(f"file://{tmp_path}", "")
     client = openai.OpenAI(base_url=f"{vllm_runtime.base_url}/v1", api_key="x", max_retries=0)
     assert greedy(client, "tiny")
     assert [m.id for m in client.models.list()] == ["tiny"]
@@ -62,9 +66,9 @@ def test_an_adapter_from_s3_is_downloaded_and_served(
 ) -> None:
     stores.upload(tiny_adapter_dir, "adapters/tiny-lora")
     client = openai.OpenAI(base_url=f"{vllm_runtime.base_url}/v1", api_key="x", max_retries=0)
-    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False)
+    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False, headers=ADMIN)
     for name, path in (
-        ("local", str(tiny_adapter_dir)),
+        ("local", f"file://{tiny_adapter_dir}"),
         ("remote", "s3://models/adapters/tiny-lora"),
     ):
         reply = http.post("/v1/load_lora_adapter", json={"lora_name": name, "lora_path": path})
@@ -77,9 +81,26 @@ def test_an_adapter_from_s3_is_downloaded_and_served(
 
 
 def test_an_adapter_missing_from_s3_is_a_400_naming_it(vllm_runtime: RuntimeServer) -> None:
-    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False)
+    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False, headers=ADMIN)
     reply = http.post(
         "/v1/load_lora_adapter", json={"lora_name": "gone", "lora_path": "s3://models/no/such"}
     )
     assert reply.status_code == 400
-    assert "s3://models/no/such: no objects under this prefix" in reply.json()["error"]["message"]
+    message = reply.json()["error"]["message"]
+    assert message.startswith("adapter source `s3://models/no/such` is not available")
+
+
+def test_adapter_routes_need_the_admin_key(
+    vllm_runtime: RuntimeServer, tiny_adapter_dir: Path
+) -> None:
+    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False)
+    body = {"lora_name": "x", "lora_path": f"file://{tiny_adapter_dir}"}
+    assert http.post("/v1/load_lora_adapter", json=body).status_code == 401
+
+
+def test_a_source_outside_the_allowed_prefixes_is_refused(vllm_runtime: RuntimeServer) -> None:
+    http = httpx.Client(base_url=vllm_runtime.base_url, timeout=120, trust_env=False, headers=ADMIN)
+    for source in ("file:///etc", "s3://models/../../../x", "hf://a/b/c", "pvc://claim/x"):
+        reply = http.post("/v1/load_lora_adapter", json={"lora_name": "x", "lora_path": source})
+        assert reply.status_code == 400, (source, reply.text)
+        assert reply.json()["error"]["param"] == "lora_path"

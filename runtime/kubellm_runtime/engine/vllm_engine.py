@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any, cast
 
 from vllm import SamplingParams
+from vllm.config import StructuredOutputsConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
 from vllm.exceptions import VLLMClientError, VLLMError
 from vllm.inputs import TokensPrompt
@@ -39,6 +40,12 @@ def engine_args(args: ServeArgs, model_path: str) -> AsyncEngineArgs:
     extra: dict[str, Any] = {
         key.replace("-", "_"): _coerce(value) for key, value in engine.extra_args.items()
     }
+    # Compact JSON under response_format (no free whitespace): a model cannot spend its
+    # tokens on blank lines inside the grammar and be cut before the object closes.
+    extra.setdefault(
+        "structured_outputs_config",
+        StructuredOutputsConfig(backend="xgrammar", disable_any_whitespace=True),
+    )
     return AsyncEngineArgs(
         model=model_path,
         served_model_name=[args.model.served_name],
