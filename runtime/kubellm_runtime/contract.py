@@ -44,6 +44,9 @@ class EngineArgs(_Contract):
     gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
     max_num_seqs: int | None = Field(default=None, ge=1)
     enable_prefix_caching: bool = True
+    tool_call_parser: str | None = None
+    """vLLM's tool-call parser for the model family (hermes, llama3_json, mistral, ...):
+    tool_choice "auto" reads calls from the model's text with it."""
     extra_args: dict[str, str] = Field(default_factory=dict)
 
 

@@ -69,8 +69,9 @@ def validation_error(exc: RequestValidationError) -> ApiError:
     loc = [str(p) for p in first.get("loc", ()) if p != "body"]
     param = ".".join(loc) or None
     message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
-    if param is None and (named := NAMED.match(message)):  # a rule across fields names one
-        return ApiError(400, message, param=named.group(1))
+    if named := NAMED.match(message):  # a rule across fields names the field it is about
+        param = f"{param}.{named.group(1)}" if param else named.group(1)
+        message = message[named.end() :]
     return ApiError(400, f"{param}: {message}" if param else message, param=param)
 
 

@@ -148,3 +148,47 @@ def test_a_lone_surrogate_is_a_400_naming_where_it_is(vllm_runtime: RuntimeServe
     )
     assert reply.status_code == 400
     assert "messages.0.content" in reply.json()["error"]["message"]
+
+
+WEATHER: Any = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string", "maxLength": 8}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+
+
+def test_required_tools_give_a_call_from_the_real_engine(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(
+        model="tiny",
+        messages=MESSAGES,
+        max_tokens=64,
+        temperature=0,
+        tools=[WEATHER],
+        tool_choice="required",
+    )
+    choice = reply.choices[0]
+    assert choice.finish_reason == "tool_calls", choice
+    (call,) = choice.message.tool_calls or []
+    assert call.function.name == "get_weather"
+    assert set(json.loads(call.function.arguments)) == {"city"}
+
+
+def test_a_named_function_gets_arguments_matching_its_schema(client: openai.OpenAI) -> None:
+    reply = client.chat.completions.create(
+        model="tiny",
+        messages=MESSAGES,
+        max_tokens=64,
+        temperature=0,
+        tools=[WEATHER],
+        tool_choice={"type": "function", "function": {"name": "get_weather"}},
+    )
+    (call,) = reply.choices[0].message.tool_calls or []
+    arguments = json.loads(call.function.arguments)
+    assert isinstance(arguments["city"], str)

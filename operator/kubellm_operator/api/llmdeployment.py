@@ -132,6 +132,10 @@ class EngineSpec(ApiModel):
     """Most sequences batched together."""
     enable_prefix_caching: bool = True
     """Reuse KV cache across requests that share a prefix."""
+    tool_call_parser: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,64}$")] | None = None
+    """vLLM's tool-call parser for the model family (hermes, llama3_json, mistral, ...), so
+    tool_choice "auto" reads calls from the model's text. Without it, requests with tools
+    need tool_choice "required" or a named function (constrained output, any model)."""
     extra_args: dict[
         Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)], str
     ] = Field(default_factory=dict, max_length=64)

@@ -52,6 +52,7 @@ def serve_args(spec: LLMDeploymentSpec) -> ServeArgs:
             gpu_memory_utilization=spec.engine.gpu_memory_utilization,
             max_num_seqs=spec.engine.max_num_seqs,
             enable_prefix_caching=spec.engine.enable_prefix_caching,
+            tool_call_parser=spec.engine.tool_call_parser,
             extra_args=dict(spec.engine.extra_args),
         ),
         lora=LoraArgs(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 FinishReason = Literal["stop", "length", "abort"]
 
@@ -77,6 +77,22 @@ class GenerationRequest:
 
 
 @dataclass(frozen=True)
+class ToolCall:
+    """A function the model calls: its name and its arguments as JSON text."""
+
+    name: str
+    arguments: str
+
+
+@dataclass(frozen=True)
+class ParsedTools:
+    """An answer read for tool calls: the text left (None if all of it was calls)."""
+
+    content: str | None
+    calls: tuple[ToolCall, ...]
+
+
+@dataclass(frozen=True)
 class Chunk:
     """New text of one choice; the last chunk of a choice carries its finish reason."""
 
@@ -99,7 +115,17 @@ class Engine(Protocol):
 
     def ready(self) -> bool: ...
 
-    def render_chat(self, messages: Sequence[dict[str, str]]) -> str: ...
+    def render_chat(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
+    ) -> str:
+        """The model's chat template, ending where the assistant's turn begins; ``tools`` in
+        OpenAI's shape, for templates that take them."""
+
+    def parses_tools(self) -> bool:
+        """Whether this deployment reads tool calls from free text (a tool-call parser)."""
+
+    def tool_calls(self, text: str, tools: Sequence[dict[str, Any]]) -> ParsedTools:
+        """The calls in ``text`` by the deployment's tool-call parser."""
 
     def tokenize(self, text: str, special_tokens: bool) -> list[int]:
         """Token ids of ``text``; ``special_tokens`` adds BOS and the like (completions do,

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from kubellm_runtime.engine.base import (
     AdapterLoadError,
     Chunk,
     GenerationRequest,
+    ParsedTools,
     Sampling,
     TokenLogprob,
+    ToolCall,
     UnknownAdapterError,
 )
 
@@ -37,11 +40,13 @@ class FakeEngine:
         max_model_len: int = 2048,
         adapters: Sequence[str] = (),
         token_delay: float = 0.0,
+        tool_parser: bool = False,
     ) -> None:
         self._model_name = model_name
         self._max_model_len = max_model_len
         self._adapters = list(adapters)
         self.token_delay = token_delay
+        self.tool_parser = tool_parser
         self.aborted: set[str] = set()
         self.started: list[GenerationRequest] = []
 
@@ -56,8 +61,23 @@ class FakeEngine:
     def ready(self) -> bool:
         return True
 
-    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
-        return "".join(f"<|{m['role']}|>{m['content']}\n" for m in messages) + "<|assistant|>"
+    def render_chat(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
+    ) -> str:
+        names = ",".join(t["function"]["name"] for t in tools or ())
+        head = f"<|tools|>{names}\n" if names else ""
+        body = "".join(f"<|{m['role']}|>{m.get('content') or ''}\n" for m in messages)
+        return head + body + "<|assistant|>"
+
+    def parses_tools(self) -> bool:
+        return self.tool_parser
+
+    def tool_calls(self, text: str, tools: Sequence[dict[str, Any]]) -> ParsedTools:
+        """The fake parser: a line ``CALL name {json}`` is a call."""
+        calls = [line.split(" ", 2) for line in text.splitlines() if line.startswith("CALL ")]
+        found = tuple(ToolCall(c[1], c[2] if len(c) > 2 else "{}") for c in calls)  # noqa: PLR2004
+        rest = "\n".join(line for line in text.splitlines() if not line.startswith("CALL "))
+        return ParsedTools(rest or None, found) if found else ParsedTools(text, ())
 
     def tokenize(self, text: str, special_tokens: bool) -> list[int]:
         """One id per word (1, 2, ...), after a 0 standing for BOS when special tokens are on."""

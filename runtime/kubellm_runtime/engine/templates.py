@@ -6,9 +6,18 @@ from collections.abc import Sequence
 from typing import Any
 
 
-def render_chat(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
+def render_chat(
+    tokenizer: Any,
+    messages: Sequence[dict[str, Any]],
+    tools: Sequence[dict[str, Any]] | None = None,
+) -> str:
     """The model's own chat template, ending where the assistant's turn begins."""
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    text = tokenizer.apply_chat_template(
+        list(messages),
+        tools=list(tools) if tools else None,
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     return str(text)
 
 

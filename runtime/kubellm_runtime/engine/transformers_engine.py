@@ -28,6 +28,7 @@ from kubellm_runtime.engine.base import (
     EngineError,
     FinishReason,
     GenerationRequest,
+    ParsedTools,
     RequestRejectedError,
     Sampling,
     UnknownAdapterError,
@@ -119,8 +120,16 @@ class TransformersEngine:
     def ready(self) -> bool:
         return True
 
-    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
-        return templates.render_chat(self._tokenizer, messages)
+    def render_chat(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
+    ) -> str:
+        return templates.render_chat(self._tokenizer, messages, tools)
+
+    def parses_tools(self) -> bool:
+        return False  # no tool-call parser on this fallback
+
+    def tool_calls(self, text: str, tools: Sequence[dict[str, Any]]) -> ParsedTools:
+        return ParsedTools(text, ())
 
     def tokenize(self, text: str, special_tokens: bool) -> list[int]:
         return templates.tokenize(self._tokenizer, text, special_tokens)

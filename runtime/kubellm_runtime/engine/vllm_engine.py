@@ -9,10 +9,12 @@ from typing import Any, cast
 from vllm import SamplingParams
 from vllm.config import StructuredOutputsConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
+from vllm.entrypoints.openai.chat_completion.protocol import ChatCompletionRequest
 from vllm.exceptions import VLLMClientError, VLLMError
 from vllm.inputs import TokensPrompt
 from vllm.lora.request import LoRARequest
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
+from vllm.tool_parsers.abstract_tool_parser import ToolParserManager
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from kubellm_runtime.contract import ServeArgs
@@ -23,10 +25,12 @@ from kubellm_runtime.engine.base import (
     EngineError,
     FinishReason,
     GenerationRequest,
+    ParsedTools,
     RequestRejectedError,
     Sampling,
     Structured,
     TokenLogprob,
+    ToolCall,
     UnknownAdapterError,
 )
 
@@ -81,8 +85,13 @@ def _coerce(value: str) -> Any:
 class VLLMEngine:
     """Engine protocol over vLLM's AsyncLLM, with a registry of LoRA adapters by name."""
 
-    def __init__(self, llm: AsyncLLM, served_name: str, lora_enabled: bool) -> None:
+    def __init__(
+        self, llm: AsyncLLM, served_name: str, lora_enabled: bool, tool_parser: str | None = None
+    ) -> None:
         self._llm = llm
+        self._tool_parser = (
+            ToolParserManager.get_tool_parser(tool_parser) if tool_parser is not None else None
+        )
         self._served_name = served_name
         self._lora_enabled = lora_enabled
         self._tokenizer = llm.get_tokenizer()
@@ -94,7 +103,7 @@ class VLLMEngine:
         log.info("loading model %s from %s", args.model.served_name, model_path)
         llm = AsyncLLM.from_engine_args(engine_args(args, model_path))
         log.info("model %s loaded", args.model.served_name)
-        return cls(llm, args.model.served_name, args.lora.enabled)
+        return cls(llm, args.model.served_name, args.lora.enabled, args.engine.tool_call_parser)
 
     @property
     def model_name(self) -> str:
@@ -107,8 +116,25 @@ class VLLMEngine:
     def ready(self) -> bool:
         return not self._llm.errored
 
-    def render_chat(self, messages: Sequence[dict[str, str]]) -> str:
-        return templates.render_chat(self._tokenizer, messages)
+    def render_chat(
+        self, messages: Sequence[dict[str, Any]], tools: Sequence[dict[str, Any]] | None = None
+    ) -> str:
+        return templates.render_chat(self._tokenizer, messages, tools)
+
+    def parses_tools(self) -> bool:
+        return self._tool_parser is not None
+
+    def tool_calls(self, text: str, tools: Sequence[dict[str, Any]]) -> ParsedTools:
+        """vLLM's own parser for the model family the deployment names."""
+        if self._tool_parser is None:
+            return ParsedTools(text, ())
+        request = ChatCompletionRequest(model=self._served_name, messages=[], tools=list(tools))
+        parser = self._tool_parser(self._tokenizer, cast(Any, request.tools))
+        found = parser.extract_tool_calls(text, request)
+        if not found.tools_called:
+            return ParsedTools(text, ())
+        calls = tuple(ToolCall(c.function.name, c.function.arguments) for c in found.tool_calls)
+        return ParsedTools(found.content or None, calls)
 
     def tokenize(self, text: str, special_tokens: bool) -> list[int]:
         return templates.tokenize(self._tokenizer, text, special_tokens)

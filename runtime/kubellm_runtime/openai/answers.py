@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
-from kubellm_runtime.openai.logprobs import chat_logprobs, completion_logprobs
+from kubellm_runtime.openai.logprobs import ChatLogprobs, chat_logprobs, completion_logprobs
 from kubellm_runtime.openai.protocol import (
     ChatChoice,
     ChatChunkChoice,
@@ -21,6 +21,7 @@ from kubellm_runtime.openai.protocol import (
 )
 from kubellm_runtime.openai.service import OpenAIService, Prepared
 from kubellm_runtime.openai.sse import DONE, sse
+from kubellm_runtime.openai.tools import tool_calls_out
 
 
 async def chat(service: OpenAIService, prepared: Prepared) -> ChatCompletion:
@@ -31,11 +32,11 @@ async def chat(service: OpenAIService, prepared: Prepared) -> ChatCompletion:
         created=int(time.time()),
         model=prepared.model,
         choices=[
-            ChatChoice(
-                index=i,
-                message=ResponseMessage(content=done.texts[i]),
-                finish_reason=done.reasons[i],
-                logprobs=chat_logprobs(done.logprobs[i]) if wanted else None,
+            _choice(
+                _message(service, prepared, done.texts[i]),
+                i,
+                done.reasons[i],
+                chat_logprobs(done.logprobs[i]) if wanted else None,
             )
             for i in sorted(done.texts)
         ],
@@ -142,6 +143,25 @@ async def completion_stream(service: OpenAIService, prepared: Prepared) -> Async
         )
         yield sse(usage.model_dump_json(exclude_none=True))
     yield DONE
+
+
+def _message(service: OpenAIService, prepared: Prepared, text: str) -> ResponseMessage:
+    """The assistant's message; with tools, the calls read from the text."""
+    use = prepared.tools
+    if use is None:
+        return ResponseMessage(content=text)
+    parsed = service.engine.tool_calls(text, use.tools) if use.mode == "auto" else None
+    read = use.read(text, parsed)
+    return ResponseMessage(content=read.content, tool_calls=tool_calls_out(read.calls) or None)
+
+
+def _choice(
+    message: ResponseMessage, index: int, reason: str | None, logprobs: ChatLogprobs | None
+) -> ChatChoice:
+    """``tool_calls`` is the finish reason of an answer that ended by calling tools."""
+    if message.tool_calls and reason == "stop":
+        reason = "tool_calls"
+    return ChatChoice(index=index, message=message, finish_reason=reason, logprobs=logprobs)
 
 
 def _usage(prompt: int, completion: int) -> UsageInfo:

@@ -69,6 +69,30 @@ class Tool(_Option):
     function: FunctionSpec
 
 
+class CalledFunction(_Option):
+    name: str = Field(max_length=64)
+    arguments: str = Field(max_length=MAX_SCHEMA_BYTES)
+
+
+class ToolCallIn(_Option):
+    """A call an earlier assistant turn made (sent back with the conversation)."""
+
+    id: str = Field(max_length=256)
+    type: Literal["function"] = "function"
+    function: CalledFunction
+
+    def for_template(self) -> dict[str, Any]:
+        try:
+            arguments: Any = json.loads(self.function.arguments)
+        except ValueError:
+            arguments = self.function.arguments
+        return {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.function.name, "arguments": arguments},
+        }
+
+
 def logit_bias_of(value: dict[str, Number] | None) -> tuple[tuple[int, float], ...]:
     """OpenAI's logit_bias (token id as a string → bias) as pairs, checked."""
     if not value:

@@ -12,8 +12,10 @@ from kubellm_runtime.openai.options import (
     ResponseFormat,
     TextPart,
     Tool,
+    ToolCallIn,
     logit_bias_of,
 )
+from kubellm_runtime.openai.tools import ToolCallOut
 from kubellm_runtime.openai.wire import ClientModel, Flag, Integer, Number
 
 MAX_STOP = 4
@@ -83,9 +85,12 @@ class SamplingFields(_Request):
 
 class ChatMessage(_Request):
     role: Literal["system", "user", "assistant", "tool", "developer"]
-    content: str | list[TextPart]
-    """Text, or OpenAI's list of parts (text parts; other kinds are refused by type)."""
+    content: str | list[TextPart] | None = None
+    """Text, or OpenAI's list of parts (text parts; other kinds are refused by type). None
+    only on an assistant turn that called tools."""
     name: str | None = Field(default=None, max_length=64)
+    tool_calls: list[ToolCallIn] | None = Field(default=None, max_length=MAX_TOOLS)
+    tool_call_id: str | None = Field(default=None, max_length=256)
 
     @field_validator("content", mode="before")
     @classmethod
@@ -96,10 +101,31 @@ class ChatMessage(_Request):
                 raise ValueError(f"content part of type {kind!r}: this model reads text parts only")
         return value
 
+    @model_validator(mode="after")
+    def _has_content(self) -> ChatMessage:
+        if self.content is None and not (self.role == "assistant" and self.tool_calls):
+            raise ValueError("content: required (but on an assistant turn with tool_calls)")
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("tool_call_id: required on a tool message")
+        return self
+
     def text(self) -> str:
+        if self.content is None:
+            return ""
         if isinstance(self.content, str):
             return self.content
         return "\n".join(part.text for part in self.content)  # as vLLM joins text parts
+
+    def for_template(self) -> dict[str, Any]:
+        """The message as chat templates take it (a call's arguments as an object)."""
+        message: dict[str, Any] = {"role": self.role, "content": self.text()}
+        if self.tool_calls:
+            message["tool_calls"] = [c.for_template() for c in self.tool_calls]
+        if self.tool_call_id:
+            message["tool_call_id"] = self.tool_call_id
+        if self.name:
+            message["name"] = self.name
+        return message
 
 
 MAX_TOP_LOGPROBS = 20
@@ -173,7 +199,8 @@ class UsageInfo(BaseModel):
 
 class ResponseMessage(BaseModel):
     role: Literal["assistant"] = "assistant"
-    content: str
+    content: str | None
+    tool_calls: list[ToolCallOut] | None = None
 
 
 class ChatChoice(BaseModel):

@@ -50,7 +50,7 @@ def openai_router(
 
         async def answer() -> dict[str, Any]:
             prepared = await svc.prepare_chat(request)
-            return (await answers.chat(svc, prepared)).model_dump()
+            return (await answers.chat(svc, prepared)).model_dump(exclude_none=True)
 
         return await once(key, http, answer)
 

@@ -33,6 +33,7 @@ from kubellm_runtime.openai.protocol import (
     ModelList,
     SamplingFields,
 )
+from kubellm_runtime.openai.tools import ToolUse, tool_use
 
 # Prompts longer than this are rendered and tokenized on one worker thread, off the event loop
 # (a 20 MB prompt took 15 s: /health and every stream would stall); shorter ones inline, where
@@ -70,6 +71,8 @@ class Prepared:
     prompt_token_ids: tuple[int, ...]
     sampling: Sampling
     include_usage: bool
+    tools: ToolUse | None = None
+    """How the answer is read for tool calls (None: plain text)."""
 
 
 class OpenAIService:
@@ -103,6 +106,7 @@ class OpenAIService:
         *,
         chat: bool = False,
         clamp: bool = False,
+        tools: ToolUse | None = None,
     ) -> Prepared:
         """Validated engine input. No max_tokens: the rest of the context, at most ``cap``.
 
@@ -143,7 +147,7 @@ class OpenAIService:
             frequency_penalty=request.frequency_penalty,
             logit_bias=request.bias(),
             logprobs=_wanted_logprobs(request),
-            structured=_structured(request),
+            structured=tools.structured() if tools else _structured(request),
         )
         try:
             self.engine.supports(sampling)
@@ -157,23 +161,26 @@ class OpenAIService:
             prompt_token_ids=prompt_token_ids,
             sampling=sampling,
             include_usage=bool(request.stream_options and request.stream_options.include_usage),
+            tools=tools,
         )
 
     async def prepare_chat(
         self, request: ChatCompletionRequest, cap: int | None = None, *, clamp: bool = False
     ) -> Prepared:
-        if request.tools and request.tool_choice != "none":
-            raise ApiError(
-                400,
-                "tools: this deployment parses no tool calls (it names no tool-call parser); "
-                'send tool_choice: "none" or no tools',
-                param="tools",
-            )
-        messages = [{"role": m.role, "content": m.text()} for m in request.messages]
+        tools = tool_use(
+            request.tools,
+            request.tool_choice,
+            stream=request.stream,
+            has_format=request.response_format is not None,
+            parses=self.engine.parses_tools(),
+        )
+        messages = [m.for_template() for m in request.messages]
         size = sum(len(m["content"]) for m in messages)
-        prompt = await off_loop(size, self.engine.render_chat, messages)
+        prompt = await off_loop(
+            size, self.engine.render_chat, messages, tools.tools if tools else None
+        )
         limit = request.max_completion_tokens or request.max_tokens
-        return await self.prepare(request, prompt, limit, cap, chat=True, clamp=clamp)
+        return await self.prepare(request, prompt, limit, cap, chat=True, clamp=clamp, tools=tools)
 
     async def prepare_completion(
         self, request: CompletionRequest, cap: int | None = None, *, clamp: bool = False

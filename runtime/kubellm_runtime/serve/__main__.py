@@ -63,6 +63,9 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
         help="a URI prefix clients may load adapters from (with KUBELLM_RUNTIME_ADMIN_KEY)",
     )
     parser.add_argument(
+        "--tool-call-parser", help="vLLM's tool-call parser (tool_choice auto), e.g. hermes"
+    )
+    parser.add_argument(
         "--engine-arg", action="append", default=[], metavar="KEY=VALUE", help="extra vLLM argument"
     )
     parser.add_argument(
@@ -87,6 +90,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[ServeArgs, argparse.Names
             backend="transformers" if ns.engine == "transformers" else "vllm",
             extra_args=extra,
             gpu_memory_utilization=ns.gpu_memory_utilization,
+            tool_call_parser=ns.tool_call_parser,
         ),
     )
     return args, ns
