@@ -173,6 +173,7 @@ class OpenAIService:
             stream=request.stream,
             has_format=request.response_format is not None,
             parses=self.engine.parses_tools(),
+            parallel=request.parallel_tool_calls is not False,
         )
         messages = [m.for_template() for m in request.messages]
         size = sum(len(m["content"]) for m in messages)

@@ -35,10 +35,15 @@ class ToolUse:
     """As the chat template and the parser take them (OpenAI's shape)."""
     name: str | None = None
     """The function a named tool_choice forces."""
+    parallel: bool = True
+    """parallel_tool_calls: false allows one call per answer."""
 
     def structured(self) -> Structured | None:
         if self.mode == "required":
-            return Structured("json_schema", json.dumps(_calls_schema(self.tools)))
+            schema = _calls_schema(self.tools)
+            if not self.parallel:
+                schema["maxItems"] = 1
+            return Structured("json_schema", json.dumps(schema))
         if self.mode == "named":
             function = next(t["function"] for t in self.tools if t["function"]["name"] == self.name)
             schema = function.get("parameters") or {"type": "object"}
@@ -70,6 +75,7 @@ def tool_use(
     stream: bool,
     has_format: bool,
     parses: bool,
+    parallel: bool = True,
 ) -> ToolUse | None:
     """The request's tool use, or a 400 naming what cannot be honoured."""
     if not tools or choice == "none":
@@ -89,9 +95,9 @@ def tool_use(
                 'send tool_choice: "required", a named function, or "none"',
                 param="tools",
             )
-        return ToolUse("auto", wire)
+        return ToolUse("auto", wire, parallel=parallel)
     if choice == "required":
-        return ToolUse("required", wire)
+        return ToolUse("required", wire, parallel=parallel)
     name = _named(choice)
     if name not in {t.function.name for t in tools}:
         raise ApiError(400, f"tool_choice: no tool named {name!r}", param="tool_choice")

@@ -70,6 +70,7 @@ async def test_required_tools_constrain_the_output_and_read_it_back_as_calls() -
     schema = json.loads(structured.schema or "")
     names = [item["properties"]["name"]["const"] for item in schema["items"]["anyOf"]]
     assert (schema["type"], names) == ("array", ["get_weather", "get_time"])
+    assert "maxItems" not in schema  # parallel calls allowed unless the client says not
     assert "<|tools|>get_weather,get_time" in engine.started[-1].prompt  # the template saw them
 
 
@@ -176,3 +177,19 @@ async def test_an_answer_that_is_not_a_call_stays_text() -> None:
     assert reply.choices[0].message.content == "not json at all"
     assert not reply.choices[0].message.tool_calls
     assert reply.choices[0].finish_reason == "stop"
+
+
+async def test_parallel_tool_calls_false_allows_one_call() -> None:
+    engine = ScriptedEngine('[{"name": "get_time", "parameters": {}}]')
+    client, http = await client_for(engine)
+    async with http:
+        await client.chat.completions.create(
+            model="base",
+            messages=MESSAGES,
+            tools=[WEATHER, TIME],
+            tool_choice="required",
+            parallel_tool_calls=False,
+        )
+    structured = engine.started[-1].sampling.structured
+    assert structured is not None
+    assert json.loads(structured.schema or "")["maxItems"] == 1
