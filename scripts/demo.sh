@@ -53,7 +53,7 @@ in_cluster python - <<'PY'
 import openai
 
 client = openai.OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")
-question = "What is the capital of France?"
+question = "What is the capital of France? Answer in one word."
 reply = client.chat.completions.create(
     model="smollm2", messages=[{"role": "user", "content": question}], max_tokens=40, temperature=0
 )

@@ -176,7 +176,11 @@ def smollm2_runtime(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runtim
         smollm2.convert(),
         "smollm2",
         tmp_path_factory.mktemp("smollm2-logs"),
-        ("--max-model-len", "1024", *VLLM_ARGS),
+        (
+            *("--max-model-len", "1024", *VLLM_ARGS),
+            *("--adapter-source", f"file://{tmp_path_factory.getbasetemp()}"),
+        ),
+        env={"KUBELLM_RUNTIME_ADMIN_KEY": ADMIN_KEY},
     )
     try:
         yield server

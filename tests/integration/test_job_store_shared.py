@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from kubellm_dev.procs import Supervisor
+from kubellm_dev.procs import Supervisor, port_free
+from kubellm_dev.ray_head import RayPorts
+from kubellm_dev.waiting import wait_for
 from kubellm_runtime.jobs import JobKey, JobStore
 from kubellm_runtime.jobs.backends import Backend, RayBackend
 from kubellm_runtime.jobs.redis_backend import RedisBackend
@@ -69,6 +71,9 @@ def ray_cluster() -> Iterator[None]:
         yield
     finally:
         ray.shutdown()
+        # Its GCS outlives shutdown() for a moment on Ray's default port, which the next
+        # module's Ray head needs: wait (with a deadline) until it is free.
+        wait_for(lambda: port_free(RayPorts().gcs), bool, timeout=60, what="Ray's GCS port")
 
 
 def two_replicas(backends: tuple[Backend, Backend]) -> tuple[JobStore, JobStore]:

@@ -11,7 +11,7 @@ import pytest
 
 from kubellm_dev import netns
 
-from .conftest import RuntimeServer, _unavailable, serve_locally
+from .conftest import ADMIN, ADMIN_KEY, RuntimeServer, _unavailable, serve_locally
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +26,11 @@ def runtime(
         tiny_model_dir,
         "tiny",
         tmp_path_factory.mktemp("transformers-logs"),
-        ("--engine", "transformers", "--max-model-len", "256"),
+        (
+            *("--engine", "transformers", "--max-model-len", "256", "--enable-lora"),
+            *("--adapter-source", f"file://{tmp_path_factory.getbasetemp()}"),
+        ),
+        env={"KUBELLM_RUNTIME_ADMIN_KEY": ADMIN_KEY},
     )
     try:
         yield server
@@ -98,10 +102,11 @@ def test_n_samples_with_a_seed_are_reproducible(client: openai.OpenAI) -> None:
 def test_a_peft_adapter_is_loaded_selected_and_unloaded(
     runtime: RuntimeServer, client: openai.OpenAI, tiny_adapter_dir: Path
 ) -> None:
-    http = httpx.Client(base_url=runtime.base_url, timeout=120, trust_env=False)
+    http = httpx.Client(base_url=runtime.base_url, timeout=120, trust_env=False, headers=ADMIN)
     base = complete(client).choices[0].text
     loaded = http.post(
-        "/v1/load_lora_adapter", json={"lora_name": "tuned", "lora_path": str(tiny_adapter_dir)}
+        "/v1/load_lora_adapter",
+        json={"lora_name": "tuned", "lora_path": f"file://{tiny_adapter_dir}"},
     )
     assert loaded.status_code == 200, loaded.text
     assert [m.id for m in client.models.list()] == ["tiny", "tuned"]
