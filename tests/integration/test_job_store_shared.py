@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from kubellm_dev.procs import Supervisor, port_free
-from kubellm_dev.ray_head import RayPorts
-from kubellm_dev.waiting import wait_for
+from kubellm_dev.procs import Supervisor
+from kubellm_dev.ray_head import RayPorts, start_ray_head
 from kubellm_runtime.jobs import JobKey, JobStore
 from kubellm_runtime.jobs.backends import Backend, RayBackend
 from kubellm_runtime.jobs.redis_backend import RedisBackend
@@ -60,20 +59,23 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def ray_cluster() -> Iterator[None]:
-    ray = pytest.importorskip("ray")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A real Ray head (stopped by process group afterwards), this test process its driver."""
+    import ray
+
     from kubellm_dev import netns
 
     if not netns.loopback_only():
         _unavailable("Ray runs only in a loopback-only namespace here: use `make test`")
-    ray.init(num_cpus=1, include_dashboard=False, namespace="kubellm-test")
+    ports = RayPorts()
+    supervisor = Supervisor(tmp_path_factory.mktemp("ray-logs"))
     try:
+        start_ray_head(supervisor, tmp_path_factory.mktemp("ray-temp"), ports)
+        ray.init(address=f"127.0.0.1:{ports.gcs}", namespace="kubellm-test")
         yield
     finally:
         ray.shutdown()
-        # Its GCS outlives shutdown() for a moment on Ray's default port, which the next
-        # module's Ray head needs: wait (with a deadline) until it is free.
-        wait_for(lambda: port_free(RayPorts().gcs), bool, timeout=60, what="Ray's GCS port")
+        supervisor.stop_all()
 
 
 def two_replicas(backends: tuple[Backend, Backend]) -> tuple[JobStore, JobStore]:
