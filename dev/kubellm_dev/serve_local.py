@@ -103,10 +103,13 @@ class LocalServe:
 
 @contextmanager
 def local_serve(
-    spec: LLMDeploymentSpec, logs: Path, env: dict[str, str] | None = None
+    spec: LLMDeploymentSpec,
+    logs: Path,
+    env: dict[str, str] | None = None,
+    ports: RayPorts | None = None,
 ) -> Iterator[LocalServe]:
     """A Ray head with the operator's serve config for ``spec`` RUNNING."""
-    ports = RayPorts()
+    ports = ports or RayPorts()
     supervisor = Supervisor(logs)
     temp = Path(tempfile.gettempdir()) / "kubellm-local-serve"
     try:

@@ -67,7 +67,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     if not netns.loopback_only():
         _unavailable("Ray runs only in a loopback-only namespace here: use `make test`")
-    ports = RayPorts()
+    # Ray's control ports on free ones: an earlier tier's head may still hold the defaults.
+    ports = RayPorts(gcs=free_port(), dashboard=free_port(), serve=free_port(), client=free_port())
     supervisor = Supervisor(tmp_path_factory.mktemp("ray-logs"))
     try:
         start_ray_head(supervisor, tmp_path_factory.mktemp("ray-temp"), ports)

@@ -15,12 +15,13 @@ from typing import Any
 import pytest
 
 from kubellm_dev import netns
+from kubellm_dev.ray_head import RayPorts
 from kubellm_dev.serve_local import LocalServe, local_serve
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_operator.builders.serve_config import ResolvedAdapter, replica_config
 from kubellm_operator.parse import parse_spec
 
-from .conftest import _unavailable
+from .conftest import _unavailable, free_port
 
 pytestmark = pytest.mark.integration
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -45,7 +46,10 @@ def spec(model: Path, **extra: Any) -> LLMDeploymentSpec:
 def serve(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServe]:
     if not netns.loopback_only():
         _unavailable("Ray Serve runs only in a loopback-only namespace here: use `make test`")
-    with local_serve(spec(tiny_model_dir), tmp_path_factory.mktemp("serve-logs")) as running:
+    # Ray's control ports on free ones: an earlier tier's head may still hold the defaults.
+    ports = RayPorts(gcs=free_port(), dashboard=free_port(), client=free_port())
+    logs = tmp_path_factory.mktemp("serve-logs")
+    with local_serve(spec(tiny_model_dir), logs, ports=ports) as running:
         yield running
 
 
