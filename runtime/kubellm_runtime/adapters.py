@@ -14,17 +14,21 @@ import asyncio
 import contextlib
 import hashlib
 from collections import OrderedDict
-from collections.abc import Sequence
 from pathlib import Path
 
 import structlog
 
-from kubellm_runtime.contract import AdapterArgs, ReplicaConfig
+from kubellm_runtime.contract import ReplicaConfig
 from kubellm_runtime.engine.base import AdapterLoadError, Engine, UnknownAdapterError
 from kubellm_runtime.settings import RuntimeSettings
 from kubellm_runtime.sources import SourceError, resolve
 from kubellm_runtime.sources.local import local_path
-from kubellm_runtime.sources.policy import SourceNotAvailableError, client_source, inside
+from kubellm_runtime.sources.policy import (
+    SourceNotAvailableError,
+    allowed,
+    client_source,
+    inside,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -74,9 +78,6 @@ class Adapters:
                 await self.engine.add_adapter(name, str(path))
                 self.served[name] = desired[name]
                 log.info("adapter loaded", adapter=name, uri=desired[name])
-
-    async def apply_list(self, adapters: Sequence[AdapterArgs]) -> None:
-        await self.apply(ReplicaConfig(adapters=tuple(adapters), adapter_sources=self.sources))
 
     async def load(self, name: str, uri: str) -> bool:
         """A client-named adapter; False if it was already served from this source."""
@@ -134,7 +135,7 @@ class Adapters:
         roots = [
             local_path(p, self.settings.pvc_root)
             for p in self.sources
-            if p.startswith(("file://", "pvc://")) and uri.startswith(p.rstrip("/"))
+            if p.startswith(("file://", "pvc://")) and allowed(uri, (p,))
         ]
         if not any(inside(path, root) for root in roots):
             raise SourceNotAvailableError(uri)

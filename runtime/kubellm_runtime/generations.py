@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from fastapi import Request
@@ -15,14 +16,15 @@ from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from kubellm_runtime.admission import Admission
+from kubellm_runtime.middleware import error_body
 from kubellm_runtime.openai.errors import ApiError
-from kubellm_runtime.openai.protocol import ErrorDetail, ErrorResponse
 from kubellm_runtime.openai.sse import sse
 from kubellm_runtime.settings import RuntimeSettings
 
 T = TypeVar("T")
 
 TIMED_OUT = ApiError(504, "the generation timed out", type="timeout", code="timeout")
+"""The answer to a generation past the request timeout (raised as a copy, or a stream's frame)."""
 DRAINED = ApiError(
     503, "the server is shutting down; retry", type="service_unavailable", code="shutting_down"
 )
@@ -30,8 +32,7 @@ DRAIN_MARGIN_S = 1.0  # streams are cut this long before the server's own drain 
 
 
 def sse_error(error: ApiError) -> str:
-    detail = ErrorDetail(message=error.message, type=error.type, param=error.param, code=error.code)
-    return sse(ErrorResponse(error=detail).model_dump_json())
+    return sse(error_body(error).model_dump_json())
 
 
 class ClientGoneError(Exception):
@@ -73,7 +74,7 @@ class Generations:
                         return await work()
                     return await _unless_gone(work(), request)
             except TimeoutError as exc:
-                raise ApiError(504, "the generation timed out", type="timeout") from exc
+                raise replace(TIMED_OUT) from exc
 
     async def stream(
         self,

@@ -51,12 +51,14 @@ def client_request_id(request: Request) -> str | None:
     return given if given is not None and REQUEST_ID_FORM.fullmatch(given) else None
 
 
+def error_body(error: ApiError) -> ErrorResponse:
+    """OpenAI's error shape, for answers and for a stream's last frame alike."""
+    detail = ErrorDetail(message=error.message, type=error.type, param=error.param, code=error.code)
+    return ErrorResponse(error=detail)
+
+
 def error_response(error: ApiError, retry_after_s: int = 1) -> JSONResponse:
-    body = ErrorResponse(
-        error=ErrorDetail(
-            message=error.message, type=error.type, param=error.param, code=error.code
-        )
-    )
+    body = error_body(error)
     retry = error.status in {TOO_MANY_REQUESTS, UNAVAILABLE}
     headers = {"Retry-After": str(retry_after_s)} if retry else None
     return JSONResponse(body.model_dump(), status_code=error.status, headers=headers)

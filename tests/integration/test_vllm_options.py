@@ -22,6 +22,13 @@ def client(vllm_runtime: RuntimeServer) -> openai.OpenAI:
     return openai.OpenAI(base_url=f"{vllm_runtime.base_url}/v1", api_key="x", max_retries=0)
 
 
+def greedy(client: openai.OpenAI, **options: Any) -> Any:
+    """A greedy chat completion of MESSAGES with room for a small JSON answer."""
+    return client.chat.completions.create(
+        model="tiny", messages=MESSAGES, temperature=0, **{"max_tokens": 48, **options}
+    )
+
+
 def test_chat_logprobs_come_from_the_engine(client: openai.OpenAI) -> None:
     reply = client.chat.completions.create(
         model="tiny", messages=MESSAGES, max_tokens=5, temperature=0, logprobs=True, top_logprobs=3
@@ -79,11 +86,8 @@ SCHEMA = {
 
 
 def test_json_schema_output_parses_and_matches(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(
-        model="tiny",
-        messages=MESSAGES,
-        max_tokens=48,
-        temperature=0,
+    reply = greedy(
+        client,
         response_format={
             "type": "json_schema",
             "json_schema": {"name": "answer", "schema": SCHEMA, "strict": True},
@@ -95,13 +99,7 @@ def test_json_schema_output_parses_and_matches(client: openai.OpenAI) -> None:
 
 
 def test_json_object_output_is_an_object(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(
-        model="tiny",
-        messages=MESSAGES,
-        max_tokens=48,
-        temperature=0,
-        response_format={"type": "json_object"},
-    )
+    reply = greedy(client, response_format={"type": "json_object"})
     assert reply.choices[0].finish_reason == "stop"
     assert isinstance(json.loads(reply.choices[0].message.content or ""), dict)
 
@@ -165,11 +163,9 @@ WEATHER: Any = {
 
 
 def test_required_tools_give_a_call_from_the_real_engine(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(
-        model="tiny",
-        messages=MESSAGES,
+    reply = greedy(
+        client,
         max_tokens=64,
-        temperature=0,
         tools=[WEATHER],
         tool_choice="required",
         parallel_tool_calls=False,  # one call: the random model would go on calling
@@ -182,11 +178,9 @@ def test_required_tools_give_a_call_from_the_real_engine(client: openai.OpenAI) 
 
 
 def test_a_named_function_gets_arguments_matching_its_schema(client: openai.OpenAI) -> None:
-    reply = client.chat.completions.create(
-        model="tiny",
-        messages=MESSAGES,
+    reply = greedy(
+        client,
         max_tokens=64,
-        temperature=0,
         tools=[WEATHER],
         tool_choice={"type": "function", "function": {"name": "get_weather"}},
     )

@@ -52,6 +52,14 @@ def compat_router(
     """``adapter_from``: the adapter to use for a request naming its source (adapter_path)."""
     router = APIRouter()  # behind the ingress's guard (auth before the body is read)
 
+    async def job_once(key: JobKey, generated: Callable[[], Awaitable[str]]) -> str:
+        """A job's text, generated once under admission by the store (not the caller)."""
+
+        async def admitted() -> str:
+            return str(await generations.once(generated))
+
+        return await jobs.run_once(key, admitted)
+
     def model_name(svc: OpenAIService, adapter: str | None) -> str:
         return adapter or svc.engine.model_name
 
@@ -95,14 +103,11 @@ def compat_router(
             )
 
             async def generated() -> str:
-                batch = await svc.prepare_completion(request, DEFAULT_MAX_TOKENS, clamp=True)
-                return str((await answers.completion(svc, batch)).choices[0].text)
-
-            async def work() -> str:
-                return str(await generations.once(generated))
+                prepared = await svc.prepare_completion(request, DEFAULT_MAX_TOKENS, clamp=True)
+                return str((await answers.completion(svc, prepared)).choices[0].text)
 
             key = JobKey.of(job.job_id, "/generate", job.model_dump(mode="json"))
-            return {"job_id": job.job_id, "content": await jobs.run_once(key, work)}
+            return {"job_id": job.job_id, "content": await job_once(key, generated)}
         batch = _parse(BatchGenerateBody, raw)
         request = CompletionRequest(
             model=model_name(svc, batch.adapter),
@@ -112,8 +117,8 @@ def compat_router(
         )
 
         async def results() -> Completion:
-            batch = await svc.prepare_completion(request, DEFAULT_MAX_TOKENS, clamp=True)
-            return await answers.completion(svc, batch)
+            prepared = await svc.prepare_completion(request, DEFAULT_MAX_TOKENS, clamp=True)
+            return await answers.completion(svc, prepared)
 
         reply = await generations.once(results, slots=len(batch.prompts), request=http)
         return {
@@ -140,11 +145,8 @@ def compat_router(
             prepared = await svc.prepare_chat(request, DEFAULT_MAX_TOKENS, clamp=True)
             return str((await answers.chat(svc, prepared)).choices[0].message.content)
 
-        async def work() -> str:
-            return str(await generations.once(generated))
-
         key = JobKey.of(body.job_id, "/chat_completion", body.model_dump(mode="json"))
-        return {"job_id": body.job_id, "content": await jobs.run_once(key, work)}
+        return {"job_id": body.job_id, "content": await job_once(key, generated)}
 
     @router.post("/generate_stream", response_model=None)
     async def generate_stream(body: StreamBody, http: Request) -> Any:

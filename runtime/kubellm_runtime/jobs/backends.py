@@ -41,25 +41,6 @@ class LocalBackend:
         self.table.release(job_id, fingerprint)
 
 
-class JobTableActor:
-    """A job table as a Ray actor: calls run one at a time, so each is atomic."""
-
-    def __init__(self, max_entries: int, max_bytes: int, ttl_s: float) -> None:
-        self.table = JobTable(max_entries, max_bytes, ttl_s)
-
-    def claim(self, job_id: str, route: str, fingerprint: str, lease_s: float) -> Held | None:
-        return self.table.claim(job_id, route, fingerprint, lease_s)
-
-    def peek(self, job_id: str) -> Held | None:
-        return self.table.peek(job_id)
-
-    def finish(self, job_id: str, fingerprint: str, result: str) -> bool:
-        return self.table.finish(job_id, fingerprint, result)
-
-    def release(self, job_id: str, fingerprint: str) -> None:
-        self.table.release(job_id, fingerprint)
-
-
 class RayBackend:
     """The job table every replica in one Ray cluster shares: a named, detached actor that the
     first replica creates and the others find (created again if its node went away)."""
@@ -73,7 +54,8 @@ class RayBackend:
         import ray  # noqa: PLC0415 - only replicas on Ray Serve use this backend
 
         if self._actor is None or fresh:
-            actor = ray.remote(num_cpus=0, max_restarts=-1)(JobTableActor)
+            # The table itself is the actor: its calls run one at a time, so each is atomic.
+            actor = ray.remote(num_cpus=0, max_restarts=-1)(JobTable)
             self._actor = actor.options(
                 name=self.name, namespace="kubellm", lifetime="detached", get_if_exists=True
             ).remote(*self._bounds)

@@ -17,7 +17,7 @@ from kubellm_runtime.jobs.table import Done, Held, Pending
 
 _FINISH = """
 local entry, index, sizes, total = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
-local id, fp, done, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[9]
+local id, fp, result, prefix = ARGV[1], ARGV[2], ARGV[3], ARGV[9]
 local ttl_ms, now_ms = tonumber(ARGV[4]), tonumber(ARGV[5])
 local max_entries, max_bytes, size = tonumber(ARGV[6]), tonumber(ARGV[7]), tonumber(ARGV[8])
 local current = redis.call('GET', entry)
@@ -34,7 +34,8 @@ local function drop(old)
   redis.call('ZREM', index, old)
 end
 for _, old in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', now_ms - ttl_ms)) do drop(old) end
-redis.call('SET', entry, done, 'PX', ttl_ms)
+held.state, held.result = 'done', result
+redis.call('SET', entry, cjson.encode(held), 'PX', ttl_ms)
 redis.call('ZADD', index, now_ms, id)
 redis.call('HSET', sizes, id, size)
 redis.call('INCRBY', total, size)
@@ -93,9 +94,6 @@ class RedisBackend:
         return _held(await self.redis.get(self._key(job_id)))
 
     async def finish(self, job_id: str, fingerprint: str, result: str) -> bool:
-        held = await self.peek(job_id)
-        route = held.route if held is not None else ""
-        done = json.dumps({"state": "done", "route": route, "fp": fingerprint, "result": result})
         keys = [
             self._key(job_id),
             f"{self.prefix}index",
@@ -105,7 +103,7 @@ class RedisBackend:
         args: list[str | int] = [
             job_id,
             fingerprint,
-            done,
+            result,
             self.ttl_ms,
             int(time.time() * 1000),
             self.max_entries,

@@ -67,7 +67,6 @@ class JobStore:
         self.wait_s = wait_s
         """How long a duplicate waits for another replica's generation (then 504)."""
         self._running: dict[str, tuple[JobKey, asyncio.Task[str]]] = {}
-        self.generations = 0  # how many times work actually ran here
 
     async def run_once(self, key: JobKey, work: Callable[[], Awaitable[str]]) -> str:
         try:
@@ -104,7 +103,6 @@ class JobStore:
             ) from exc
 
     def _start(self, key: JobKey, work: Callable[[], Awaitable[str]]) -> asyncio.Task[str]:
-        self.generations += 1
         task = asyncio.create_task(self._generate(key, work))
         self._running[key.job_id] = (key, task)
         task.add_done_callback(_retrieved)
