@@ -63,6 +63,10 @@ class LocalServe:
         """PUT the operator's serve config for ``spec``, as KubeRay does on a spec change;
         returns the model deployment's config as written."""
         config = yaml.safe_load(serve_config(spec, adapters, OperatorConfig()))
+        # The operator's config leaves Serve's proxy on its default port (KubeRay's serve
+        # Service targets it); here it goes where this head's ports say.
+        port = int(self.proxy.rsplit(":", 1)[1])
+        config["http_options"] = {"host": "127.0.0.1", "port": port}
         status, body = request(f"{self.dashboard}{APPS}", "PUT", json.dumps(config).encode())
         if status != 200:  # noqa: PLR2004
             raise RuntimeError(f"serve deploy refused ({status}): {body[:500]!r}")

@@ -67,7 +67,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     if not netns.loopback_only():
         _unavailable("Ray runs only in a loopback-only namespace here: use `make test`")
-    # Ray's control ports on free ones: an earlier tier's head may still hold the defaults.
+    # Free ports: the e2e tier's cluster (a session fixture) keeps its Ray head on the
+    # defaults until the whole run ends.
     ports = RayPorts(gcs=free_port(), dashboard=free_port(), serve=free_port(), client=free_port())
     supervisor = Supervisor(tmp_path_factory.mktemp("ray-logs"))
     try:

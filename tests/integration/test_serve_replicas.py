@@ -46,8 +46,9 @@ def spec(model: Path, **extra: Any) -> LLMDeploymentSpec:
 def serve(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServe]:
     if not netns.loopback_only():
         _unavailable("Ray Serve runs only in a loopback-only namespace here: use `make test`")
-    # Ray's control ports on free ones: an earlier tier's head may still hold the defaults.
-    ports = RayPorts(gcs=free_port(), dashboard=free_port(), client=free_port())
+    # Free ports: the e2e tier's cluster (a session fixture) keeps its Ray head on the
+    # defaults until the whole run ends.
+    ports = RayPorts(gcs=free_port(), dashboard=free_port(), serve=free_port(), client=free_port())
     logs = tmp_path_factory.mktemp("serve-logs")
     with local_serve(spec(tiny_model_dir), logs, ports=ports) as running:
         yield running
