@@ -7,6 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 
+from kubellm_runtime.engine.base import Chunk
 from kubellm_runtime.openai.logprobs import ChatLogprobs, chat_logprobs, completion_logprobs
 from kubellm_runtime.openai.protocol import (
     ChatChoice,
@@ -21,7 +22,7 @@ from kubellm_runtime.openai.protocol import (
 )
 from kubellm_runtime.openai.service import OpenAIService, Prepared
 from kubellm_runtime.openai.sse import DONE, sse
-from kubellm_runtime.openai.tools import tool_calls_out
+from kubellm_runtime.openai.tools import tool_call_deltas, tool_calls_out
 
 
 async def chat(service: OpenAIService, prepared: Prepared) -> ChatCompletion:
@@ -61,9 +62,16 @@ async def chat_stream(service: OpenAIService, prepared: Prepared) -> AsyncIterat
         ]
     )
     tokens: dict[int, int] = {}
+    held: dict[int, list[Chunk]] = {}
     async with aclosing(service.run(prepared)) as chunks:
         async for chunk in chunks:
             tokens[chunk.index] = chunk.completion_tokens
+            if prepared.tools is not None:  # calls are read from the whole answer
+                held.setdefault(chunk.index, []).append(chunk)
+                if chunk.finish_reason is None:
+                    continue
+                yield frame([_held_choice(service, prepared, held.pop(chunk.index))])
+                continue
             delta = DeltaMessage(content=chunk.text) if chunk.text else DeltaMessage()
             logprobs = chat_logprobs(chunk.logprobs) if chunk.logprobs else None
             choice = ChatChunkChoice(
@@ -153,6 +161,28 @@ def _message(service: OpenAIService, prepared: Prepared, text: str) -> ResponseM
     parsed = service.engine.tool_calls(text, use.tools) if use.mode == "auto" else None
     read = use.read(text, parsed)
     return ResponseMessage(content=read.content, tool_calls=tool_calls_out(read.calls) or None)
+
+
+def _held_choice(
+    service: OpenAIService, prepared: Prepared, chunks: list[Chunk]
+) -> ChatChunkChoice:
+    """A tool-using choice, streamed once it has ended: its calls, or its text."""
+    message = _message(service, prepared, "".join(c.text for c in chunks))
+    whole = _choice(
+        message,
+        chunks[-1].index,
+        chunks[-1].finish_reason,
+        chat_logprobs([t for c in chunks for t in c.logprobs])
+        if prepared.sampling.logprobs is not None
+        else None,
+    )
+    delta = DeltaMessage(
+        content=message.content,
+        tool_calls=tool_call_deltas(message.tool_calls) if message.tool_calls else None,
+    )
+    return ChatChunkChoice(
+        index=whole.index, delta=delta, finish_reason=whole.finish_reason, logprobs=whole.logprobs
+    )
 
 
 def _choice(

@@ -15,7 +15,7 @@ from kubellm_runtime.openai.options import (
     ToolCallIn,
     logit_bias_of,
 )
-from kubellm_runtime.openai.tools import ToolCallOut
+from kubellm_runtime.openai.tools import ToolCallDelta, ToolCallOut
 from kubellm_runtime.openai.wire import ClientModel, Flag, Integer, Number
 
 MAX_STOP = 4
@@ -222,6 +222,7 @@ class ChatCompletion(BaseModel):
 class DeltaMessage(BaseModel):
     role: Literal["assistant"] | None = None
     content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
 
 
 class ChatChunkChoice(BaseModel):

@@ -170,7 +170,6 @@ class OpenAIService:
         tools = tool_use(
             request.tools,
             request.tool_choice,
-            stream=request.stream,
             has_format=request.response_format is not None,
             parses=self.engine.parses_tools(),
             parallel=request.parallel_tool_calls is not False,

@@ -8,6 +8,10 @@ back from its text.
 * ``"auto"`` (the default with tools): the model decides; the deployment's tool-call parser
   (``spec.engine.toolCallParser``, vLLM's parsers) reads the calls from its text. Without one,
   a 400 naming ``tools``.
+
+Streamed, a tool-using choice's text is held back until it ends (calls can only be read from
+a whole answer); its calls then arrive as ``tool_calls`` deltas, or its text as one content
+delta when it holds no call.
 """
 
 from __future__ import annotations
@@ -72,7 +76,6 @@ def tool_use(
     tools: list[Tool] | None,
     choice: str | dict[str, Any] | None,
     *,
-    stream: bool,
     has_format: bool,
     parses: bool,
     parallel: bool = True,
@@ -81,8 +84,6 @@ def tool_use(
     if not tools or choice == "none":
         return None
     wire = tuple(t.model_dump(mode="json", exclude_none=True) for t in tools)
-    if stream:
-        raise ApiError(400, "stream: tool calls are answered whole (stream: false)", param="stream")
     if has_format:
         raise ApiError(
             400, "response_format: cannot be combined with tools", param="response_format"
@@ -149,6 +150,12 @@ class ToolCallOut(BaseModel):
     function: FunctionOut
 
 
+class ToolCallDelta(ToolCallOut):
+    """A call in a stream: its position among the choice's calls, sent whole."""
+
+    index: int
+
+
 def tool_calls_out(calls: tuple[ToolCall, ...]) -> list[ToolCallOut]:
     return [
         ToolCallOut(
@@ -157,3 +164,7 @@ def tool_calls_out(calls: tuple[ToolCall, ...]) -> list[ToolCallOut]:
         )
         for c in calls
     ]
+
+
+def tool_call_deltas(calls: list[ToolCallOut]) -> list[ToolCallDelta]:
+    return [ToolCallDelta(index=i, **call.model_dump()) for i, call in enumerate(calls)]

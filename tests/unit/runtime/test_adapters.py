@@ -28,10 +28,13 @@ class CountingEngine(FakeEngine):
     def __init__(self) -> None:
         super().__init__(model_name="base", adapters=[])
         self.loads: list[tuple[str, str]] = []
+        self.started, self.finish = asyncio.Event(), asyncio.Event()
+        self.finish.set()  # loads end at once unless a test holds them
 
     async def add_adapter(self, name: str, path: str) -> None:
         self.loads.append((name, path))
-        await asyncio.sleep(0.01)  # a load takes a while: concurrent ones overlap
+        self.started.set()
+        await self.finish.wait()
         await super().add_adapter(name, path)
 
 
@@ -180,11 +183,30 @@ async def test_concurrent_loads_of_one_adapter_load_it_once(
     admin: tuple[httpx.AsyncClient, EngineSlot], roots: dict[str, Path]
 ) -> None:
     client, slot = admin
+    engine, adapters = slot.engine, slot.adapters
+    assert isinstance(engine, CountingEngine)
+    assert adapters is not None
+    entered, arrived = 0, asyncio.Event()
+    original = adapters.load
+
+    async def counted(name: str, uri: str) -> bool:
+        nonlocal entered
+        entered += 1
+        if entered == 5:
+            arrived.set()
+        return await original(name, uri)  # the later ones wait on the first one's lock
+
+    adapters.load = counted  # type: ignore[method-assign]
+    engine.finish.clear()  # the first load holds until all five have arrived
     uri = f"file://{roots['allowed']}/sql"
-    replies = await asyncio.gather(*(load(client, "sql", uri) for _ in range(5)))
-    assert [r.status_code for r in replies] == [200] * 5
-    assert isinstance(slot.engine, CountingEngine)
-    assert len(slot.engine.loads) == 1
+    replies = asyncio.gather(*(load(client, "sql", uri) for _ in range(5)))
+    async with asyncio.timeout(10):
+        await arrived.wait()
+        await engine.started.wait()
+    assert len(engine.loads) == 1
+    engine.finish.set()
+    assert [r.status_code for r in await replies] == [200] * 5
+    assert len(engine.loads) == 1
     other = await load(client, "sql", "pvc://claim/adapters/chat")
     assert other.status_code == 409
     assert other.json()["error"]["param"] == "lora_name"

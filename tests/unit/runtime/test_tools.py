@@ -41,7 +41,9 @@ class ScriptedEngine(FakeEngine):
 
     async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         self.started.append(request)
-        yield Chunk(0, self.text, 5, "stop")
+        pieces = [self.text[i : i + 4] for i in range(0, len(self.text), 4)]  # token-sized
+        for n, piece in enumerate(pieces, 1):
+            yield Chunk(0, piece, n, "stop" if n == len(pieces) else None)
 
 
 async def client_for(engine: FakeEngine) -> tuple[openai.AsyncOpenAI, httpx.AsyncClient]:
@@ -138,7 +140,6 @@ async def test_a_conversation_with_earlier_calls_and_their_results_is_rendered()
     ("options", "param"),
     [
         ({"tools": [WEATHER]}, "tools"),  # auto, and this deployment names no parser
-        ({"tools": [WEATHER], "tool_choice": "required", "stream": True}, "stream"),
         (
             {
                 "tools": [WEATHER],
@@ -193,3 +194,42 @@ async def test_parallel_tool_calls_false_allows_one_call() -> None:
     structured = engine.started[-1].sampling.structured
     assert structured is not None
     assert json.loads(structured.schema or "")["maxItems"] == 1
+
+
+async def streamed(engine: FakeEngine, **options: Any) -> list[Any]:
+    client, http = await client_for(engine)
+    async with http:
+        stream = await client.chat.completions.create(
+            model="base", messages=MESSAGES, tools=[WEATHER, TIME], stream=True, **options
+        )
+        return [chunk.choices[0] async for chunk in stream if chunk.choices]
+
+
+async def test_streamed_calls_arrive_as_tool_call_deltas_once_the_answer_ends() -> None:
+    text = json.dumps(
+        [
+            {"name": "get_weather", "parameters": {"city": "Paris"}},
+            {"name": "get_time", "parameters": {}},
+        ]
+    )
+    choices = await streamed(ScriptedEngine(text), tool_choice="required")
+    assert choices[0].delta.role == "assistant"
+    assert not any(c.delta.content for c in choices)  # no JSON leaks out as text
+    (last,) = [c for c in choices if c.delta.tool_calls]
+    assert last is choices[-1]
+    assert last.finish_reason == "tool_calls"
+    calls = last.delta.tool_calls or []
+    assert [(c.index, c.type, c.function.name) for c in calls] == [
+        (0, "function", "get_weather"),
+        (1, "function", "get_time"),
+    ]
+    assert json.loads(calls[0].function.arguments or "") == {"city": "Paris"}
+    assert len({c.id for c in calls}) == 2
+    assert all((c.id or "").startswith("call_") for c in calls)
+
+
+async def test_a_streamed_answer_that_is_not_a_call_arrives_as_its_text() -> None:
+    choices = await streamed(ScriptedEngine("not json at all"), tool_choice="required")
+    assert "".join(c.delta.content or "" for c in choices) == "not json at all"
+    assert not any(c.delta.tool_calls for c in choices)
+    assert choices[-1].finish_reason == "stop"
