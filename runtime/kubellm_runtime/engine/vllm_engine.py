@@ -89,12 +89,10 @@ class VLLMEngine:
         self, llm: AsyncLLM, served_name: str, lora_enabled: bool, tool_parser: str | None = None
     ) -> None:
         self._llm = llm
-        self._tool_parser = (
-            ToolParserManager.get_tool_parser(tool_parser) if tool_parser is not None else None
-        )
         self._served_name = served_name
         self._lora_enabled = lora_enabled
         self._tokenizer = llm.get_tokenizer()
+        self._tool_parser = _tool_parser(tool_parser, self._tokenizer)
         self._loras: dict[str, LoRARequest] = {}
         self._next_lora_id = 1
 
@@ -239,3 +237,20 @@ def _finish(reason: str | None) -> FinishReason | None:
     if reason is None:
         return None
     return "length" if reason == "length" else ("abort" if reason == "abort" else "stop")
+
+
+def _tool_parser(name: str | None, tokenizer: Any) -> Any:
+    """vLLM's parser class, tried once on the model's tokenizer: a parser that needs tokens
+    the model lacks fails the start with its reason, not every request that uses tools."""
+    if name is None:
+        return None
+    try:
+        parser = ToolParserManager.get_tool_parser(name)
+    except KeyError:
+        known = ", ".join(sorted(ToolParserManager.list_registered()))
+        raise ValueError(f"engine.toolCallParser {name!r} is not one of vLLM's: {known}") from None
+    try:
+        parser(tokenizer, [])
+    except RuntimeError as exc:
+        raise ValueError(f"engine.toolCallParser {name!r} does not fit this model: {exc}") from None
+    return parser
