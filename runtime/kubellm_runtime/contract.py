@@ -1,4 +1,5 @@
-"""The operator/runtime contract: serve arguments carried in a RayService's serveConfigV2.
+"""The operator/runtime contract: serve arguments carried in a RayService's serveConfigV2, and
+train arguments carried in a RayJob's entrypoint.
 
 The operator builds these, serializes them into the Ray Serve application's ``args``, and the
 runtime validates them again when the application starts. Only pydantic and the standard
@@ -97,3 +98,78 @@ class ServeArgs(_Contract):
     api_key_env: str | None = Field(
         default=None, description="Environment variable holding the API key, if auth is on"
     )
+
+
+# The training entrypoint a RayJob runs (its arguments: --args-json TrainArgs).
+TRAIN_MODULE = "kubellm_runtime.train"
+
+
+class BaseModelArgs(_Contract):
+    """The model a run fine-tunes."""
+
+    uri: str
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+
+class DatasetArgs(_Contract):
+    """Training records and how to read them."""
+
+    uri: str
+    format: Literal["text", "instruction", "chat"] = "text"
+    text_field: str = "text"
+    prompt_field: str = "instruction"
+    response_field: str = "response"
+    messages_field: str = "messages"
+    validation_split: float = Field(default=0.1, ge=0, le=0.5)
+
+
+class HyperparameterArgs(_Contract):
+    """LoRA and optimizer settings, as the FineTuneJob gives them."""
+
+    lora_r: int = Field(default=16, ge=1)
+    lora_alpha: int = Field(default=32, ge=1)
+    lora_dropout: float = Field(default=0.05, ge=0, lt=1)
+    target_modules: tuple[str, ...] = ()
+    learning_rate: float = Field(default=2e-4, gt=0)
+    num_epochs: int = Field(default=3, ge=1)
+    max_steps: int | None = Field(default=None, ge=1)
+    batch_size: int = Field(default=4, ge=1)
+    gradient_accumulation_steps: int = Field(default=4, ge=1)
+    max_seq_length: int = Field(default=512, ge=8)
+    warmup_ratio: float = Field(default=0.0, ge=0, lt=1)
+    fp16: bool = True
+    bf16: bool = False
+    gradient_checkpointing: bool = True
+    seed: int = Field(default=42, ge=0)
+
+
+class StatusTarget(_Contract):
+    """The FineTuneJob whose status the trainer writes progress to (through the Kubernetes
+    API, with the identity of the pods it runs in: it may patch this object's status only)."""
+
+    namespace: str
+    name: str
+    uid: str
+    """The object the run belongs to: a write to a re-created namesake is refused."""
+    interval_s: float = Field(default=10.0, ge=0)
+    """At most one progress write in this time (the final one is always written)."""
+
+
+class TrainArgs(_Contract):
+    """Everything the trainer needs to run one FineTuneJob."""
+
+    contract_version: Literal["v1"] = CONTRACT_VERSION
+    base_model: BaseModelArgs
+    dataset: DatasetArgs
+    method: Literal["lora", "qlora"] = "lora"
+    hyperparameters: HyperparameterArgs = HyperparameterArgs()
+    workers: int = Field(default=1, ge=1)
+    gpus_per_worker: int = Field(default=0, ge=0)
+    output_uri: str
+    """The adapter's final location; written whole or not at all."""
+    checkpoint_uri: str
+    """Where checkpoints are kept, so a retry or a resume after suspend continues."""
+    adapter_name: str
+    status: StatusTarget | None = None
+    """None: progress goes to the log only (local runs, benchmarks)."""

@@ -9,10 +9,12 @@ TransientSourceError (a timeout or a dropped connection: retry, resuming).
 from __future__ import annotations
 
 import base64
+import contextlib
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, BinaryIO, Literal, Protocol
 
 from kubellm_runtime.sources.errors import SourceError
@@ -42,6 +44,12 @@ class Bucket(Protocol):
 
     def fetch(self, key: str, start: int, sink: BinaryIO) -> None:
         """Write the object's bytes from ``start`` to its end into ``sink``."""
+
+    def put(self, key: str, path: Path) -> None:
+        """Upload the file at ``path`` as the object ``key`` (the trainer's adapter)."""
+
+    def delete(self, key: str) -> None:
+        """Remove the object ``key`` (missing is fine)."""
 
 
 class S3Bucket:
@@ -91,6 +99,14 @@ class S3Bucket:
             ]
             for chunk in body.iter_chunks(_CHUNK):
                 sink.write(chunk)
+
+    def put(self, key: str, path: Path) -> None:
+        with self._errors(key):
+            self._client.upload_file(str(path), self.name, key)
+
+    def delete(self, key: str) -> None:
+        with self._errors(key):
+            self._client.delete_object(Bucket=self.name, Key=key)
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -160,6 +176,16 @@ class GCSBucket:
             self._bucket.blob(key).download_to_file(
                 sink, start=start, checksum=None, retry=None, timeout=self._timeout
             )
+
+    def put(self, key: str, path: Path) -> None:
+        with self._errors(key):
+            self._bucket.blob(key).upload_from_filename(str(path), timeout=self._timeout)
+
+    def delete(self, key: str) -> None:
+        from google.api_core.exceptions import NotFound  # noqa: PLC0415
+
+        with self._errors(key), contextlib.suppress(NotFound):
+            self._bucket.blob(key).delete(timeout=self._timeout)
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:

@@ -117,7 +117,7 @@ def _fetch_locked(
             reused += obj.size
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        downloaded += _download(uri, bucket, obj, dest, attempts)
+        downloaded += download(uri, bucket, obj, dest, attempts)
         manifest[name] = entry
         _write_manifest(target, manifest)
         log.info("fetched", uri=uri, file=name, bytes=obj.size, done=downloaded + reused, of=total)
@@ -131,7 +131,7 @@ def _relative(uri: str, key: str, prefix: str) -> str:
     return str(name)
 
 
-def _download(uri: str, bucket: Bucket, obj: RemoteObject, dest: Path, attempts: int) -> int:
+def download(uri: str, bucket: Bucket, obj: RemoteObject, dest: Path, attempts: int) -> int:
     """Fetch ``obj`` into ``dest`` through ``dest.part``; returns the bytes moved."""
     part = dest.with_name(dest.name + ".part")
     moved = 0
