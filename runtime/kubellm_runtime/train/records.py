@@ -127,8 +127,8 @@ def examples(
 
 def tokenize(pieces: Sequence[Segment], tokenizer: Any, max_len: int) -> Example:
     """Token ids of the pieces, in order, with the untrained pieces' labels masked; an end
-    of sequence is appended when the text ends on a trained piece (so the model learns to
-    stop)."""
+    of sequence is appended when the text ends on a trained piece that does not already end
+    its turn (so the model learns to stop)."""
     ids: list[int] = []
     labels: list[int] = []
     bos = getattr(tokenizer, "bos_token_id", None)
@@ -141,7 +141,8 @@ def tokenize(pieces: Sequence[Segment], tokenizer: Any, max_len: int) -> Example
         ids += piece_ids
         labels += piece_ids if piece.trained else [IGNORE] * len(piece_ids)
     eos = getattr(tokenizer, "eos_token_id", None)
-    if eos is not None and pieces and pieces[-1].trained:
+    ended = str(getattr(tokenizer, "eos_token", None)) in (pieces[-1].text if pieces else "")
+    if eos is not None and pieces and pieces[-1].trained and not ended:
         ids.append(eos)
         labels.append(eos)
     return Example(tuple(ids[:max_len]), tuple(labels[:max_len]))
