@@ -82,6 +82,17 @@ class OperatorConfig(BaseSettings):
     """Where workers keep s3:// and gs:// downloads: per pod, or per node (downloaded once)."""
     model_cache_host_path: str = "/var/cache/kubellm/models"
     """The node directory used when model_cache is hostPath."""
+    rayjob_submission_mode: Literal["K8sJobMode", "HTTPMode", "SidecarMode"] = "K8sJobMode"
+    """How KubeRay submits a FineTuneJob's training run: a submitter Job (K8sJobMode), from
+    the KubeRay operator itself (HTTPMode), or a sidecar of the Ray head (SidecarMode)."""
+    rayjob_pre_running_deadline_s: int | None = Field(default=1800, ge=1)
+    """A training run whose workers are not running after this long fails with reason
+    PreRunningDeadlineExceeded (no GPUs to be had) instead of waiting forever; unset: wait."""
+    rayjob_deletion_rules: bool = False
+    """Clean up finished training clusters with KubeRay's deletionRules (needs KubeRay's
+    RayJobDeletionPolicy feature gate) instead of shutdownAfterJobFinishes and its TTL."""
+    train_status_interval_s: float = Field(default=10.0, ge=0)
+    """The trainer writes progress to a FineTuneJob's status at most this often."""
 
 
 @cache

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from kubellm_operator import names
+from kubellm_operator.api.finetunejob import FineTuneJobSpec, FineTuneJobStatus
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec, LLMDeploymentStatus
 from kubellm_operator.crd import PrinterColumn, ResourceDefinition, render
 
@@ -33,7 +34,27 @@ LLMDEPLOYMENT = ResourceDefinition(
     ),
 )
 
-RESOURCES = (LLMDEPLOYMENT,)
+FINETUNEJOB = ResourceDefinition(
+    kind=names.FINETUNEJOB_KIND,
+    plural=names.FINETUNEJOB_PLURAL,
+    short_names=("ftj",),
+    description=(
+        "FineTuneJob fine-tunes a model with LoRA or QLoRA as a KubeRay RayJob, reports its "
+        "progress, and can hand the adapter to an LLMDeployment, verified served."
+    ),
+    spec=FineTuneJobSpec,
+    status=FineTuneJobStatus,
+    columns=(
+        PrinterColumn("Phase", "string", ".status.phase", "Pending, Running, Suspended, ..."),
+        PrinterColumn("Model", "string", ".spec.baseModel.uri", "Base model"),
+        PrinterColumn("Progress", "integer", ".status.progress.percent", "Percent of steps done"),
+        PrinterColumn("Loss", "number", ".status.progress.loss", "Latest training loss"),
+        PrinterColumn("ETA", "string", ".status.progress.eta", "Time left at the current pace"),
+        PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Age"),
+    ),
+)
+
+RESOURCES = (LLMDEPLOYMENT, FINETUNEJOB)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TARGETS = (REPO_ROOT / "crds", REPO_ROOT / "charts" / "kubellm" / "crds")
 

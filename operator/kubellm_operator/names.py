@@ -11,6 +11,8 @@ API_VERSION: Final = f"{GROUP}/{VERSION}"
 
 LLMDEPLOYMENT_KIND: Final = "LLMDeployment"
 LLMDEPLOYMENT_PLURAL: Final = "llmdeployments"
+FINETUNEJOB_KIND: Final = "FineTuneJob"
+FINETUNEJOB_PLURAL: Final = "finetunejobs"
 
 RAY_GROUP: Final = "ray.io"
 RAY_VERSION: Final = "v1"
@@ -18,12 +20,15 @@ RAY_API_VERSION: Final = f"{RAY_GROUP}/{RAY_VERSION}"
 RAYSERVICE_KIND: Final = "RayService"
 RAYSERVICE_PLURAL: Final = "rayservices"
 RAYCLUSTER_PLURAL: Final = "rayclusters"
+RAYJOB_KIND: Final = "RayJob"
+RAYJOB_PLURAL: Final = "rayjobs"
 
 # Labels on every child (and on the Ray pods, through the pod templates).
 LABEL_NAME: Final = "app.kubernetes.io/name"
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
 LABEL_COMPONENT: Final = "app.kubernetes.io/component"
 LABEL_LLMDEPLOYMENT: Final = f"{GROUP}/llmdeployment"
+LABEL_FINETUNEJOB: Final = f"{GROUP}/finetunejob"
 APP_NAME: Final = "kubellm"
 MANAGER: Final = "kubellm-operator"  # also the server-side apply field manager
 
@@ -34,6 +39,10 @@ SERVE_PORT: Final = 8000
 
 # KubeRay refuses RayService names longer than this (MaxRayServiceNameLength = 53 - 6).
 MAX_RAYSERVICE_NAME: Final = 47
+# ... and RayJob names likewise (MaxRayJobNameLength = 53 - 6).
+MAX_RAYJOB_NAME: Final = 47
+# ServiceAccounts, Roles and RoleBindings: DNS subdomains, but kept to a label's 63 for tools.
+MAX_IDENTITY_NAME: Final = 63
 _HASH_LEN: Final = 8
 
 
@@ -48,6 +57,23 @@ def child_name(parent: str, limit: int) -> str:
 
 def rayservice_name(llmdeployment: str) -> str:
     return child_name(llmdeployment, MAX_RAYSERVICE_NAME)
+
+
+def rayjob_name(finetunejob: str) -> str:
+    return child_name(finetunejob, MAX_RAYJOB_NAME)
+
+
+def trainer_identity_name(finetunejob: str) -> str:
+    """The ServiceAccount, Role and RoleBinding a job's trainer writes its status with."""
+    return f"{child_name(finetunejob, MAX_IDENTITY_NAME - len('-trainer'))}-trainer"
+
+
+def job_labels(finetunejob: str) -> dict[str, str]:
+    return {
+        LABEL_NAME: APP_NAME,
+        LABEL_MANAGED_BY: MANAGER,
+        LABEL_FINETUNEJOB: finetunejob,
+    }
 
 
 def serve_service_name(rayservice: str) -> str:

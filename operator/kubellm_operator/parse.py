@@ -1,13 +1,17 @@
-"""Parses a raw LLMDeployment spec into the strict model, with errors that name the field."""
+"""Parses a raw LLMDeployment or FineTuneJob spec into the strict model, with errors that name
+the field."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
+from kubellm_operator.api.finetunejob import FineTuneJobSpec
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
+
+Spec = TypeVar("Spec", bound=BaseModel)
 
 
 class InvalidSpecError(ValueError):
@@ -28,8 +32,16 @@ def _message(error: ValidationError) -> str:
     return "; ".join(problems)
 
 
-def parse_spec(raw: Mapping[str, Any] | None) -> LLMDeploymentSpec:
+def _parse(model: type[Spec], raw: Mapping[str, Any] | None) -> Spec:
     try:
-        return LLMDeploymentSpec.model_validate(dict(raw or {}))
+        return model.model_validate(dict(raw or {}))
     except ValidationError as exc:
         raise InvalidSpecError(_message(exc)) from exc
+
+
+def parse_spec(raw: Mapping[str, Any] | None) -> LLMDeploymentSpec:
+    return _parse(LLMDeploymentSpec, raw)
+
+
+def parse_job_spec(raw: Mapping[str, Any] | None) -> FineTuneJobSpec:
+    return _parse(FineTuneJobSpec, raw)

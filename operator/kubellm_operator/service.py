@@ -13,7 +13,8 @@ from typing import Any
 from kubellm_operator import names
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import AdapterStatus, LLMDeploymentSpec, LLMDeploymentStatus
-from kubellm_operator.builders.rayservice import Owner, build_rayservice
+from kubellm_operator.builders.owner import Owner
+from kubellm_operator.builders.rayservice import build_rayservice
 from kubellm_operator.builders.serve_config import ResolvedAdapter, contract_args, replica_config
 from kubellm_operator.children import DeployedApp, PodView, RayClusterView, RayServiceView
 from kubellm_operator.config import OperatorConfig

@@ -24,7 +24,7 @@ def test_the_runtime_image_runs_the_ray_version_the_operator_writes() -> None:
     assert re.search(
         rf"^ARG RAY_IMAGE=rayproject/ray:{re.escape(ray)}-py311-gpu$", dockerfile, re.M
     )
-    assert f'"ray[serve]=={ray}"' in dockerfile
+    assert f'"ray[serve,train]=={ray}"' in dockerfile
 
 
 def test_the_runtime_image_installs_the_vllm_release_the_tests_run() -> None:

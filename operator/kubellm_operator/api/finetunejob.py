@@ -135,6 +135,29 @@ class OutputSpec(ApiModel):
     """Name the adapter is served under (default: the job's name)."""
 
 
+# What a run is made of cannot change once it exists (a change would mix two runs in one
+# adapter); suspend, deployTo, the deadline, retries and the TTL can.
+IMMUTABLE = (
+    "baseModel",
+    "dataset",
+    "method",
+    "hyperparameters",
+    "resources",
+    "placement",
+    "output",
+    "image",
+    "env",
+    "rayVersion",
+)
+
+
+def _unchanged(field: str) -> str:
+    return (
+        f"(has(self.{field}) == has(oldSelf.{field}))"
+        f" && (!has(self.{field}) || self.{field} == oldSelf.{field})"
+    )
+
+
 class FineTuneJobSpec(ApiModel):
     """Desired state of a FineTuneJob."""
 
@@ -180,6 +203,15 @@ class FineTuneJobSpec(ApiModel):
             message="qlora needs GPU workers (resources.gpusPerWorker > 0)",
             check=lambda s: s.method != "qlora" or s.resources.gpus_per_worker > 0,
             field_path=".method",
+        ),
+        *(
+            Rule(
+                cel=_unchanged(field),
+                message=f"{field} cannot change once the job exists (create a new job)",
+                check=lambda _: True,  # a transition rule: only the API server sees oldSelf
+                field_path=f".{field}",
+            )
+            for field in IMMUTABLE
         ),
         Rule(
             cel="!self.output.uri.startsWith('hf://')",

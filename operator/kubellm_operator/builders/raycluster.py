@@ -5,9 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from kubellm_operator import names
-from kubellm_operator.api.common import Toleration
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
-from kubellm_operator.builders import storage
+from kubellm_operator.builders import placement, storage
 from kubellm_operator.builders.serve_config import API_KEY_ENV
 from kubellm_operator.config import OperatorConfig
 
@@ -90,21 +89,6 @@ def head_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) -> d
     }
 
 
-def _worker_tolerations(spec: LLMDeploymentSpec, config: OperatorConfig) -> list[dict[str, Any]]:
-    defaults = [Toleration.model_validate(t) for t in config.default_gpu_tolerations]
-    merged = {t.model_dump_json(): t for t in [*defaults, *spec.placement.tolerations]}
-    return [merged[key].to_wire() for key in sorted(merged)]
-
-
-def _worker_node_selector(spec: LLMDeploymentSpec, config: OperatorConfig) -> dict[str, str]:
-    selector = dict(spec.placement.node_selector)
-    if spec.placement.node_pool:
-        selector[config.node_pool_label] = spec.placement.node_pool
-    if spec.resources.gpu_type:
-        selector[config.gpu_product_label] = spec.resources.gpu_type
-    return dict(sorted(selector.items()))
-
-
 def worker_pod_counts(spec: LLMDeploymentSpec, config: OperatorConfig) -> tuple[int, int, int]:
     """(initial, min, max) worker pods: one pod per pipeline stage of each model replica.
 
@@ -139,17 +123,9 @@ def worker_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) ->
         "containers": [container],
         "volumes": [*_shm(config), *storage.model_volumes(spec, config)],
     }
-    selector = _worker_node_selector(spec, config)
-    if selector:
-        pod["nodeSelector"] = selector
-    if gpus_per_pod:
-        pod["tolerations"] = _worker_tolerations(spec, config)
-    elif spec.placement.tolerations:
-        pod["tolerations"] = [t.to_wire() for t in spec.placement.tolerations]
-    if spec.placement.affinity:
-        pod["affinity"] = spec.placement.affinity
-    if spec.placement.priority_class_name:
-        pod["priorityClassName"] = spec.placement.priority_class_name
+    pod |= placement.worker_pod_fields(
+        spec.placement, res.gpu_type, config, gpus=bool(gpus_per_pod)
+    )
     replicas, minimum, maximum = worker_pod_counts(spec, config)
     return {
         "groupName": "gpu" if gpus_per_pod else "cpu",

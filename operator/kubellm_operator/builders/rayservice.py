@@ -2,34 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from kubellm_operator import names
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
+from kubellm_operator.builders.owner import Owner, owner_reference
 from kubellm_operator.builders.raycluster import ray_cluster_config
 from kubellm_operator.builders.serve_config import ResolvedAdapter, serve_config
 from kubellm_operator.config import OperatorConfig
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The parent object, as the builder needs it for names and the owner reference."""
-
-    name: str
-    namespace: str
-    uid: str
-
-
-def owner_reference(owner: Owner) -> dict[str, Any]:
-    return {
-        "apiVersion": names.API_VERSION,
-        "kind": names.LLMDEPLOYMENT_KIND,
-        "name": owner.name,
-        "uid": owner.uid,
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def build_rayservice(

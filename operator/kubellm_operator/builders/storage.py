@@ -27,7 +27,7 @@ def claims(spec: LLMDeploymentSpec) -> list[str]:
     return sorted({urlsplit(u).netloc for u in uris if u.startswith("pvc://")})
 
 
-def _volume_name(claim: str) -> str:
+def volume_name(claim: str) -> str:
     name = f"pvc-{claim}"
     if len(name) <= 63:  # noqa: PLR2004 - a DNS-1123 label
         return name
@@ -35,14 +35,9 @@ def _volume_name(claim: str) -> str:
 
 
 def model_volumes(spec: LLMDeploymentSpec, config: OperatorConfig) -> list[dict[str, Any]]:
-    cache: dict[str, Any] = (
-        {"hostPath": {"path": config.model_cache_host_path, "type": "DirectoryOrCreate"}}
-        if config.model_cache == "hostPath"
-        else {"emptyDir": {}}
-    )
-    volumes = [{"name": CACHE_VOLUME, **cache}]
+    volumes = [cache_volume(config)]
     volumes += [
-        {"name": _volume_name(c), "persistentVolumeClaim": {"claimName": c, "readOnly": True}}
+        {"name": volume_name(c), "persistentVolumeClaim": {"claimName": c, "readOnly": True}}
         for c in claims(spec)
     ]
     return volumes
@@ -51,7 +46,35 @@ def model_volumes(spec: LLMDeploymentSpec, config: OperatorConfig) -> list[dict[
 def model_mounts(spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [{"name": CACHE_VOLUME, "mountPath": CACHE_DIR}]
     mounts += [
-        {"name": _volume_name(c), "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True}
+        {"name": volume_name(c), "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True}
         for c in claims(spec)
     ]
     return mounts
+
+
+def cache_volume(config: OperatorConfig) -> dict[str, Any]:
+    cache: dict[str, Any] = (
+        {"hostPath": {"path": config.model_cache_host_path, "type": "DirectoryOrCreate"}}
+        if config.model_cache == "hostPath"
+        else {"emptyDir": {}}
+    )
+    return {"name": CACHE_VOLUME, **cache}
+
+
+def claim_volumes(
+    read_only: list[str], writable: list[str]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes and mounts for the claims named (a claim both read and written is mounted
+    writable, once)."""
+    modes = {c: True for c in read_only} | {c: False for c in writable}
+    volumes, mounts = [], []
+    for claim in sorted(modes):
+        name, ro = volume_name(claim), modes[claim]
+        volumes.append(
+            {"name": name, "persistentVolumeClaim": {"claimName": claim, "readOnly": ro}}
+        )
+        mount: dict[str, Any] = {"name": name, "mountPath": f"{PVC_ROOT}/{claim}"}
+        if ro:
+            mount["readOnly"] = True
+        mounts.append(mount)
+    return volumes, mounts

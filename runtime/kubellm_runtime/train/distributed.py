@@ -8,6 +8,7 @@ retry of the whole RayJob (it finds the run's earlier checkpoints there).
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,15 +19,15 @@ from ray.train.torch import TorchTrainer
 
 from kubellm_runtime.contract import TrainArgs
 from kubellm_runtime.settings import RuntimeSettings
-from kubellm_runtime.sources import resolve
-from kubellm_runtime.sources.files import resolve_file
 from kubellm_runtime.sources.local import local_path
-from kubellm_runtime.train.loop import Outcome, load_data, train_worker
-from kubellm_runtime.train.progress import Reporter
+from kubellm_runtime.train.errors import TrainError
+from kubellm_runtime.train.loop import Outcome, train_worker
+from kubellm_runtime.train.progress import LogSink, Reporter
 from kubellm_runtime.train.sinks import sink_for
 
 RUN_NAME = "run"
 WORKER_RETRIES = 3
+ENV_PREFIXES = ("KUBELLM_RUNTIME_", "KUBELLM_TRAIN_")
 
 
 def storage(args: TrainArgs, settings: RuntimeSettings) -> str:
@@ -39,29 +40,33 @@ def storage(args: TrainArgs, settings: RuntimeSettings) -> str:
 
 
 def per_worker(config: dict[str, Any]) -> None:
-    """What every rank runs (Ray Train calls it again after a restart)."""
-    from transformers import AutoTokenizer  # noqa: PLC0415
-
-    from kubellm_runtime.train.run import publish  # noqa: PLC0415 - avoids an import cycle
+    """What every rank runs (Ray Train calls it again after a restart). Inputs at fault are
+    reported, not raised: Ray Train would retry them, and no retry can fix them."""
+    from kubellm_runtime.train.run import check, publish  # noqa: PLC0415 - an import cycle
 
     args = TrainArgs.model_validate(config["args"])
     settings = RuntimeSettings.model_validate(config["settings"])
     rank = ray.train.get_context().get_world_rank()
-    model_path = resolve(args.base_model.uri, args.base_model.revision, settings)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    data = load_data(args, tokenizer, resolve_file(args.dataset.uri, settings))
-    reporter = Reporter(sink_for(args.status), args.status.interval_s if args.status else 10.0)
+    interval = args.status.interval_s if args.status else 10.0
+    reporter = Reporter(sink_for(args.status) if rank == 0 else LogSink(), interval)
+    try:
+        checked = check(args, settings, output=rank == 0)
+    except TrainError as exc:
+        if rank == 0:
+            reporter.write({"error": exc.as_status()})
+        ray.train.report({"error": exc.as_status()})
+        return
     work = Path(tempfile.mkdtemp(prefix="kubellm-train-"))
     outcome = train_worker(
         args,
-        model_path,
-        data=data,
+        checked.model_path,
+        data=checked.data,
         reporter=reporter,
         work_dir=work,
         use_gpu=args.gpus_per_worker > 0,
     )
     if rank == 0:
-        publish(args, settings, data, outcome, reporter)
+        publish(args, settings, checked.data, outcome, reporter)
     ray.train.report(
         {
             "steps": outcome.steps,
@@ -72,8 +77,17 @@ def per_worker(config: dict[str, Any]) -> None:
     )
 
 
+def passed_on() -> dict[str, str]:
+    """The driver's kubellm settings, for every worker (in a pod they come from its spec;
+    elsewhere, from whoever started the driver)."""
+    return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+
+
 def fit(args: TrainArgs, settings: RuntimeSettings) -> Outcome:
+    """Train on ``args.workers`` ranks; a TrainError when the inputs are at fault."""
     use_gpu = args.gpus_per_worker > 0
+    if not ray.is_initialized():
+        ray.init(runtime_env={"env_vars": passed_on()})
     trainer = TorchTrainer(
         per_worker,
         train_loop_config={
@@ -94,6 +108,8 @@ def fit(args: TrainArgs, settings: RuntimeSettings) -> Outcome:
     )
     result = trainer.fit()
     metrics = result.metrics or {}
+    if "error" in metrics:
+        raise TrainError(**metrics["error"])
     return Outcome(
         rank=0,
         adapter=None,

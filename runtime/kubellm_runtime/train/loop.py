@@ -134,7 +134,6 @@ class ProgressCallback(TrainerCallback):
         self.tokens_per_epoch = tokens_per_epoch
         self.loss: float | None = None
         self.eval_loss: float | None = None
-        self.eval_step: int | None = None
         self._started = time.monotonic()
         self._first_step: int | None = None
         self._first_epoch = 0.0
@@ -171,7 +170,7 @@ class ProgressCallback(TrainerCallback):
     def on_evaluate(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         metrics = kwargs.get("metrics") or {}
         if "eval_loss" in metrics:
-            self.eval_loss, self.eval_step = float(metrics["eval_loss"]), state.global_step
+            self.eval_loss = float(metrics["eval_loss"])
             self.reporter.report(self.snapshot(state), force=True)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -246,8 +245,10 @@ def train_worker(
     with _resume_point(work_dir, context) as resume:
         log.info("training", rank=rank, total_steps=run.total_steps, resume=str(resume or ""))
         result = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
-    if evaluate and progress.eval_step != trainer.state.global_step:
-        progress.eval_loss = float(trainer.evaluate()["eval_loss"])  # the final adapter's
+    if evaluate and not _evaluated_at(trainer.state.log_history, trainer.state.global_step):
+        # The final adapter's loss. Every rank decides alike (from the log every rank
+        # keeps): evaluation is a collective.
+        progress.eval_loss = float(trainer.evaluate()["eval_loss"])
     adapter = None
     if rank == 0:
         adapter = work_dir / "adapter"
@@ -260,6 +261,10 @@ def train_worker(
         steps=trainer.state.global_step,
         trained_tokens=round(float(trainer.state.epoch or 0.0) * data.tokens_per_epoch),
     )
+
+
+def _evaluated_at(history: list[dict[str, Any]], step: int) -> bool:
+    return any("eval_loss" in entry and entry.get("step") == step for entry in history)
 
 
 def _pad_id(tokenizer: Any) -> int:

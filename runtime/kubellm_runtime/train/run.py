@@ -1,6 +1,6 @@
 """One FineTuneJob run, as the RayJob's entrypoint drives it.
 
-Everything a user can get wrong is checked before any worker starts: the base model loads,
+Everything a user can get wrong is checked before training starts: the base model loads,
 every dataset record is well-formed, the output can be written. Those failures are final
 (retrying cannot fix them) and say what to fix. Then the workers train (Ray Train: one rank
 per worker, restarted from the last checkpoint when one dies), rank 0 publishes the adapter
@@ -39,8 +39,9 @@ class Checked:
     data: Data
 
 
-def check(args: TrainArgs, settings: RuntimeSettings) -> Checked:
-    """The run's inputs, or the TrainError that says which one is at fault and why."""
+def check(args: TrainArgs, settings: RuntimeSettings, *, output: bool = True) -> Checked:
+    """The run's inputs, or the TrainError that says which one is at fault and why
+    (``output``: whether this process writes the adapter, and so checks where it goes)."""
     try:
         model_path = resolve(args.base_model.uri, args.base_model.revision, settings)
     except SourceError as exc:
@@ -61,7 +62,8 @@ def check(args: TrainArgs, settings: RuntimeSettings) -> Checked:
     except SourceError as exc:
         raise TrainError("InvalidDataset", str(exc), field="spec.dataset.uri") from None
     data = load_data(args, tokenizer, dataset_path)
-    Output(args.output_uri, settings).check_writable()
+    if output:
+        Output(args.output_uri, settings).check_writable()
     return Checked(model_path, dataset_path, data)
 
 
@@ -89,12 +91,9 @@ def metadata(args: TrainArgs, data: Data, outcome: Outcome) -> dict[str, Any]:
 
 
 def run(args: TrainArgs, settings: RuntimeSettings, reporter: Reporter, *, ray: bool) -> Outcome:
-    """Check, train, publish; a TrainError is written to the status before it is raised."""
-    try:
-        checked = check(args, settings)
-    except TrainError as exc:
-        reporter.write({"error": exc.as_status()})
-        raise
+    """Check, train, publish; a TrainError is on the status before it is raised. On Ray
+    the workers check the inputs (where the model, data and output are mounted), not the
+    driver."""
     if (done := Output(args.output_uri, settings).published()) is not None:
         log.info("adapter already published; nothing to train", uri=args.output_uri)
         reporter.write({"adapterUri": args.output_uri})
@@ -103,6 +102,11 @@ def run(args: TrainArgs, settings: RuntimeSettings, reporter: Reporter, *, ray: 
         from kubellm_runtime.train.distributed import fit  # noqa: PLC0415 - Ray only here
 
         return fit(args, settings)
+    try:
+        checked = check(args, settings)
+    except TrainError as exc:
+        reporter.write({"error": exc.as_status()})
+        raise
     work = local_path(args.checkpoint_uri, settings.pvc_root)
     work.mkdir(parents=True, exist_ok=True)
     outcome = train_worker(

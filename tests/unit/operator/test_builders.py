@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import random
 from pathlib import Path
 from typing import Any
@@ -12,15 +11,16 @@ import yaml
 from ray.serve.schema import ServeDeploySchema
 
 from kubellm_operator import yamlio
-from kubellm_operator.builders.rayservice import Owner, build_rayservice
+from kubellm_operator.builders.owner import Owner
+from kubellm_operator.builders.rayservice import build_rayservice
 from kubellm_operator.builders.serve_config import ResolvedAdapter
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.parse import parse_spec
 from kubellm_runtime.contract import ReplicaConfig, ServeArgs
+from tests.unit.operator.goldens import assert_golden, shuffled
 
 REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
-GOLDEN = Path(__file__).parent / "golden"
 CONFIG = OperatorConfig()
 UID = "5b3c7c1e-0000-4000-8000-000000000001"
 
@@ -33,22 +33,7 @@ def build_example(path: Path, config: OperatorConfig = CONFIG) -> dict[str, Any]
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_every_sample_builds_its_golden_rayservice(example: Path) -> None:
-    golden = GOLDEN / f"{example.stem}.rayservice.yaml"
-    rendered = yamlio.dump(build_example(example))
-    if os.environ.get("KUBELLM_UPDATE_GOLDEN") == "1":
-        golden.write_text(rendered)
-    assert golden.is_file(), f"missing {golden}: run with KUBELLM_UPDATE_GOLDEN=1"
-    assert rendered == golden.read_text()
-
-
-def _shuffled(value: Any, rng: random.Random) -> Any:
-    if isinstance(value, dict):
-        items = list(value.items())
-        rng.shuffle(items)
-        return {k: _shuffled(v, rng) for k, v in items}
-    if isinstance(value, list):
-        return [_shuffled(v, rng) for v in value]
-    return value
+    assert_golden(f"{example.stem}.rayservice.yaml", yamlio.dump(build_example(example)))
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
@@ -57,7 +42,7 @@ def test_output_is_byte_identical_whatever_the_input_key_order(example: Path) ->
     owner = Owner(name=doc["metadata"]["name"], namespace="default", uid=UID)
     outputs = set()
     for seed in range(5):
-        spec = parse_spec(_shuffled(doc["spec"], random.Random(seed)))
+        spec = parse_spec(shuffled(doc["spec"], random.Random(seed)))
         outputs.add(yamlio.dump(build_rayservice(owner, spec, CONFIG)))
     assert len(outputs) == 1
 
