@@ -1,4 +1,5 @@
-"""Kopf handlers: they only put the LLMDeployment a change concerns on the work queue.
+"""Kopf handlers: they only put the LLMDeployment or FineTuneJob a change concerns on its
+work queue.
 
 Every reconcile (a spec change, an operator restart, KubeRay's status, a Ray pod the scheduler
 refuses) then takes the one retried path: workqueue → reconciler → service.sync. Only event
@@ -19,6 +20,7 @@ from kubernetes import config as kube_config
 
 from kubellm_operator import metrics, names
 from kubellm_operator.config import load_config
+from kubellm_operator.job_reconciler import JobReconciler
 from kubellm_operator.kube import EventPoster, Kube
 from kubellm_operator.rayhead import RayHead
 from kubellm_operator.reconciler import Key, Reconciler
@@ -26,6 +28,8 @@ from kubellm_operator.watched import WatchedCluster, WatchedStore, key_of
 from kubellm_operator.workqueue import Backoff, WorkQueue
 
 LLMD = (names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL)
+FTJ = (names.GROUP, names.VERSION, names.FINETUNEJOB_PLURAL)
+RAYJOBS = (names.RAY_GROUP, names.RAY_VERSION, names.RAYJOB_PLURAL)
 RAYSERVICES = (names.RAY_GROUP, names.RAY_VERSION, names.RAYSERVICE_PLURAL)
 RAYCLUSTERS = (names.RAY_GROUP, names.RAY_VERSION, names.RAYCLUSTER_PLURAL)
 OURS = {names.LABEL_MANAGED_BY: names.MANAGER}
@@ -79,12 +83,25 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo["reconciler"], memo["queue"], memo["store"] = reconciler, queue, store
     memo["settle_s"] = config.child_settle_s
     memo["workers"] = asyncio.create_task(queue.run())
+    jobs = JobReconciler(kube, config, kube.post_event)
+
+    async def job_work(key: Any, _: Any) -> bool | float:
+        return await asyncio.to_thread(jobs, key)
+
+    job_queue = WorkQueue(
+        job_work,
+        workers=max(1, config.workers // 2),
+        backoff=Backoff(config.retry_base_delay_s, config.retry_max_delay_s),
+    )
+    memo["jobs"], memo["job_queue"] = jobs, job_queue
+    memo["job_workers"] = asyncio.create_task(job_queue.run())
     metrics.serve(config.metrics_host, config.metrics_port)
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
     memo["workers"].cancel()
+    memo["job_workers"].cancel()
 
 
 def _queue(memo: kopf.Memo) -> WorkQueue:
@@ -134,3 +151,29 @@ async def ray_pod_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **
     store = cast(WatchedStore, memo["store"])
     if store.pod_changed(key, body, deleted=type == "DELETED"):
         _queue(memo).add(key, after_s=memo["settle_s"])
+
+
+def _job_key(body: Mapping[str, Any]) -> Key | None:
+    meta = body.get("metadata") or {}
+    parent = (meta.get("labels") or {}).get(names.LABEL_FINETUNEJOB)
+    return (str(meta["namespace"]), str(parent)) if parent and meta.get("namespace") else None
+
+
+@kopf.on.event(*FTJ)
+async def finetunejob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
+    """Created, changed (the trainer's progress too), listed at start-up, or deleted."""
+    key, jobs = key_of(body), cast(JobReconciler, memo["jobs"])
+    queue = cast(WorkQueue, memo["job_queue"])
+    if type == "DELETED":
+        queue.forget(key)
+        jobs.forget(key)
+        return
+    jobs.remember(key, body)
+    queue.add(key)
+
+
+@kopf.on.event(*RAYJOBS, labels=OURS)
+async def rayjob_changed(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """KubeRay's view of the run changed: re-derive the job's status."""
+    if (key := _job_key(body)) is not None:
+        cast(WorkQueue, memo["job_queue"]).add(key, after_s=memo["settle_s"])

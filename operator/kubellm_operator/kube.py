@@ -24,10 +24,26 @@ from kubellm_operator.rayhead import RayHead
 logger = logging.getLogger(__name__)
 
 NOT_FOUND = 404
-FINETUNEJOB_PLURAL = "finetunejobs"
 # (connect, read) seconds: an API server that stops answering fails the call, which is then
 # retried, instead of holding a worker forever.
 REQUEST_TIMEOUT = (5, 30)
+
+
+SERVER_SIDE_APPLY: dict[str, Any] = {
+    "field_manager": names.MANAGER,
+    "force": True,
+    "_content_type": "application/apply-patch+yaml",
+    "_request_timeout": REQUEST_TIMEOUT,
+    # The raw response: the generated client decodes only 200 for a patch and returns None
+    # for the 201 of an apply that created the object.
+    "_preload_content": False,
+}
+# Kinds applied through the typed clients: (API class, its namespaced patch method).
+TYPED_APPLY: dict[str, tuple[Any, str]] = {
+    "ServiceAccount": (client.CoreV1Api, "patch_namespaced_service_account"),
+    "Role": (client.RbacAuthorizationV1Api, "patch_namespaced_role"),
+    "RoleBinding": (client.RbacAuthorizationV1Api, "patch_namespaced_role_binding"),
+}
 
 
 class _NotFoundError(Exception):
@@ -74,8 +90,13 @@ class Kube:
         return client.CustomObjectsApi(self.api)
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        if manifest["kind"] in TYPED_APPLY:
+            return self._apply_typed(manifest)
         group, version = manifest["apiVersion"].split("/")
-        plural = {names.RAYSERVICE_KIND: names.RAYSERVICE_PLURAL}[manifest["kind"]]
+        plural = {
+            names.RAYSERVICE_KIND: names.RAYSERVICE_PLURAL,
+            names.RAYJOB_KIND: names.RAYJOB_PLURAL,
+        }[manifest["kind"]]
         meta = manifest["metadata"]
         what = f"apply {manifest['kind']} {meta['name']}"
         with _calling("apply", what, missing_kind=f"{plural}.{group}/{version}"):
@@ -86,15 +107,87 @@ class Kube:
                 plural,
                 meta["name"],
                 manifest,
-                field_manager=names.MANAGER,
-                force=True,
-                _content_type="application/apply-patch+yaml",
-                _request_timeout=REQUEST_TIMEOUT,
-                # The raw response: the generated client decodes only 200 for a patch and
-                # returns None for the 201 of an apply that created the object.
-                _preload_content=False,
+                **SERVER_SIDE_APPLY,
             )
         return cast(dict[str, Any], json.loads(cast(Any, result).data))
+
+    def _apply_typed(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Server-side apply of a ServiceAccount, Role or RoleBinding (the trainer's identity)."""
+        api_class, method = TYPED_APPLY[manifest["kind"]]
+        meta = manifest["metadata"]
+        what = f"apply {manifest['kind']} {meta['name']}"
+        with _calling("apply", what, missing_kind=manifest["kind"]):
+            result = getattr(api_class(self.api), method)(
+                meta["name"],
+                meta["namespace"],
+                manifest,
+                **SERVER_SIDE_APPLY,
+            )
+        return cast(dict[str, Any], json.loads(cast(Any, result).data))
+
+    def get_rayjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(names.RAY_GROUP, names.RAY_VERSION, names.RAYJOB_PLURAL, namespace, name)
+
+    def patch_rayjob(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self._merge_patch(
+            (names.RAY_GROUP, names.RAY_VERSION, names.RAYJOB_PLURAL), namespace, name, patch
+        )
+
+    def delete_rayjob(self, namespace: str, name: str) -> None:
+        try:
+            with _calling("delete", f"delete RayJob {name}"):
+                self._custom.delete_namespaced_custom_object(
+                    names.RAY_GROUP,
+                    names.RAY_VERSION,
+                    namespace,
+                    names.RAYJOB_PLURAL,
+                    name,
+                    propagation_policy="Background",
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+        except _NotFoundError:
+            return  # gone already
+
+    def patch_finetunejob_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self._merge_patch(
+            (names.GROUP, names.VERSION, names.FINETUNEJOB_PLURAL),
+            namespace,
+            name,
+            status,
+            status=True,
+        )
+
+    def _merge_patch(
+        self,
+        resource: tuple[str, str, str],
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        status: bool = False,
+    ) -> None:
+        """A JSON merge patch of an object (``status``: of its status subresource); an object
+        deleted meanwhile is nothing to write to."""
+        group, version, plural = resource
+        call = (
+            self._custom.patch_namespaced_custom_object_status
+            if status
+            else self._custom.patch_namespaced_custom_object
+        )
+        try:
+            with _calling("patch status" if status else "patch", f"patch {plural} {name}"):
+                call(
+                    group,
+                    version,
+                    namespace,
+                    plural,
+                    name,
+                    {"status": patch} if status else patch,
+                    _content_type="application/merge-patch+json",
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+        except _NotFoundError:
+            return
 
     def _get(
         self, group: str, version: str, plural: str, namespace: str, name: str
@@ -122,7 +215,7 @@ class Kube:
         return self._get(names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL, namespace, name)
 
     def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get(names.GROUP, names.VERSION, FINETUNEJOB_PLURAL, namespace, name)
+        return self._get(names.GROUP, names.VERSION, names.FINETUNEJOB_PLURAL, namespace, name)
 
     def list_pending_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """The Pending pods among those selected: the only ones that can be unschedulable (the
@@ -143,20 +236,13 @@ class Kube:
         return self.ray_head.serve_details(namespace, cluster)
 
     def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        try:
-            with _calling("patch status", f"patch status of {name}"):
-                self._custom.patch_namespaced_custom_object_status(
-                    names.GROUP,
-                    names.VERSION,
-                    namespace,
-                    names.LLMDEPLOYMENT_PLURAL,
-                    name,
-                    {"status": status},
-                    _content_type="application/merge-patch+json",
-                    _request_timeout=REQUEST_TIMEOUT,
-                )
-        except _NotFoundError:
-            return  # deleted meanwhile: nothing to report on
+        self._merge_patch(
+            (names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL),
+            namespace,
+            name,
+            status,
+            status=True,
+        )
 
     def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
         """A Kubernetes Event on the object, handed to the poster (a reconcile never waits)."""

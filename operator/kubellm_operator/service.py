@@ -21,32 +21,14 @@ from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
 from kubellm_operator.parse import InvalidSpecError, parse_spec
 from kubellm_operator.ports import ClusterPort
+from kubellm_operator.refs import ParentRef
 from kubellm_operator.status import Observed, awaits_head, derive
 from kubellm_operator.verdicts import needs_confirmation
 
 
 @dataclass(frozen=True)
-class ObjectRef:
+class ObjectRef(ParentRef):
     """The LLMDeployment being reconciled, as read from its body."""
-
-    name: str
-    namespace: str
-    uid: str
-    generation: int
-    spec: Mapping[str, Any]
-    status: Mapping[str, Any]
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> ObjectRef:
-        meta = body["metadata"]
-        return cls(
-            name=meta["name"],
-            namespace=meta["namespace"],
-            uid=meta["uid"],
-            generation=int(meta.get("generation") or 0),
-            spec=body.get("spec") or {},
-            status=body.get("status") or {},
-        )
 
     def previous_conditions(self) -> tuple[Condition, ...]:
         raw = self.status.get("conditions") or []

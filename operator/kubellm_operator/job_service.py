@@ -1,0 +1,97 @@
+"""FineTuneJob reconcile: parse → build → apply → derive status, side by side with service.py.
+
+The RayJob is created once (with the trainer's identity before it) and afterwards only its
+``suspend`` is changed: a running training cluster is never re-applied, so an operator upgrade
+or a new default cannot restart a run. A run the trainer refused for its inputs is stopped at
+once (its RayJob deleted): KubeRay would retry it, and no retry can fix the inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from kubellm_operator import names
+from kubellm_operator.api.finetunejob import FineTuneJobStatus
+from kubellm_operator.builders.owner import Owner
+from kubellm_operator.builders.rayjob import build_rayjob
+from kubellm_operator.builders.trainer_identity import build_trainer_identity
+from kubellm_operator.config import OperatorConfig
+from kubellm_operator.errors import KubeError
+from kubellm_operator.job_status import (
+    FINAL,
+    INPUT_FAULTS,
+    JobObserved,
+    RayJobView,
+    derive_job,
+)
+from kubellm_operator.parse import InvalidSpecError, parse_job_spec
+from kubellm_operator.ports import JobClusterPort
+from kubellm_operator.refs import ParentRef
+
+
+@dataclass(frozen=True)
+class JobRef(ParentRef):
+    """The FineTuneJob being reconciled, as read from its body."""
+
+    @property
+    def owner(self) -> Owner:
+        return Owner(self.name, self.namespace, self.uid, names.FINETUNEJOB_KIND)
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    status: FineTuneJobStatus
+    writes: tuple[str, ...] = ()
+    """What this reconcile wrote (kinds), for the metrics."""
+    error: KubeError | None = None
+    """An API call failed: the caller writes what is known and retries."""
+
+
+def status_patch(outcome: JobOutcome, before: Mapping[str, Any]) -> dict[str, Any]:
+    """The operator's fields as a merge patch; the trainer's (progress, the adapter's
+    location) are left alone, and a retried run's earlier error goes once it succeeded."""
+    patch = outcome.status.to_wire()
+    patch.pop("adapterUri", None)
+    if outcome.status.phase == "Succeeded" and before.get("error"):
+        patch["error"] = None
+    return patch
+
+
+def changed(outcome: JobOutcome, before: Mapping[str, Any]) -> bool:
+    patch = status_patch(outcome, before)
+    return any(before.get(k) != v for k, v in patch.items())
+
+
+def sync_job(ref: JobRef, cluster: JobClusterPort, config: OperatorConfig, now: str) -> JobOutcome:
+    """Bring the RayJob in line with the job (if needed) and derive the status."""
+    name = names.rayjob_name(ref.name)
+    observed = JobObserved(ref.generation, now, None, ref.status, rayjob_name=name)
+    if ref.status.get("phase") in FINAL:
+        return JobOutcome(derive_job(observed))
+    try:
+        spec = parse_job_spec(ref.spec)
+    except InvalidSpecError as exc:
+        return JobOutcome(derive_job(replace(observed, invalid=str(exc))))
+    observed = replace(observed, spec=spec)
+    writes: list[str] = []
+    try:
+        if (error := ref.status.get("error")) and error.get("reason") in INPUT_FAULTS:
+            cluster.delete_rayjob(ref.namespace, name)  # stop KubeRay's retries
+            return JobOutcome(derive_job(observed), ("rayjob",))
+        current = cluster.get_rayjob(ref.namespace, name)
+        if current is None:
+            for child in build_trainer_identity(ref.owner):
+                cluster.apply(child)
+                writes.append(child["kind"].lower())
+            current = cluster.apply(build_rayjob(ref.owner, spec, config))
+            writes.append("rayjob")
+        elif bool((current.get("spec") or {}).get("suspend")) != spec.suspend:
+            cluster.patch_rayjob(ref.namespace, name, {"spec": {"suspend": spec.suspend}})
+            writes.append("rayjob")
+            current = {**current, "spec": {**current.get("spec", {}), "suspend": spec.suspend}}
+        observed = replace(observed, rayjob=RayJobView.parse(current))
+    except KubeError as exc:
+        return JobOutcome(derive_job(replace(observed, api_error=exc)), tuple(writes), exc)
+    return JobOutcome(derive_job(observed), tuple(writes))

@@ -1,0 +1,181 @@
+"""The FineTuneJob reconcile on an in-memory cluster: the identity and RayJob created once,
+only suspend changed afterwards, a refused run stopped, the trainer's fields never
+overwritten, API failures retried with the reason on the status."""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubellm_operator.config import OperatorConfig
+from kubellm_operator.errors import KubeError
+from kubellm_operator.job_reconciler import JobReconciler
+from kubellm_operator.job_service import JobRef, status_patch, sync_job
+
+NOW = "2026-12-02T10:00:00Z"
+CONFIG = OperatorConfig()
+SPEC: dict[str, Any] = {
+    "baseModel": {"uri": "pvc://models/tiny"},
+    "dataset": {"uri": "pvc://data/train.jsonl"},
+    "output": {"uri": "pvc://out/adapters"},
+}
+KEY = ("team", "sql")
+
+
+@dataclass
+class JobCluster:
+    objects: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    jobs: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    calls: list[str] = field(default_factory=list)
+    fail: dict[str, list[KubeError]] = field(default_factory=dict)
+    events: list[tuple[str, str]] = field(default_factory=list)
+
+    def _call(self, what: str) -> None:
+        self.calls.append(what)
+        if self.fail.get(what):
+            raise self.fail[what].pop(0)
+
+    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        self._call(f"apply {manifest['kind']}")
+        self.objects[(manifest["kind"], manifest["metadata"]["name"])] = copy.deepcopy(manifest)
+        return copy.deepcopy(manifest)
+
+    def get_rayjob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._call("get RayJob")
+        found = self.objects.get(("RayJob", name))
+        return copy.deepcopy(found) if found else None
+
+    def patch_rayjob(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self._call("patch RayJob")
+        self.objects[("RayJob", name)]["spec"].update(patch["spec"])
+
+    def delete_rayjob(self, namespace: str, name: str) -> None:
+        self._call("delete RayJob")
+        self.objects.pop(("RayJob", name), None)
+
+    def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return copy.deepcopy(self.jobs.get((namespace, name)))
+
+    def patch_finetunejob_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self._call("patch status")
+        merged = {**self.jobs[(namespace, name)].get("status", {}), **status}
+        self.jobs[(namespace, name)]["status"] = {k: v for k, v in merged.items() if v is not None}
+
+    def post_event(self, obj: Any, kind: str, reason: str, message: str) -> None:
+        self.events.append((kind, reason))
+
+
+def body(
+    spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "sql", "namespace": "team", "uid": "abcd1234-5678", "generation": 1},
+        "spec": spec or SPEC,
+        "status": status or {},
+    }
+
+
+def kuberay_says(cluster: JobCluster, deployment: str, job: str = "", **extra: Any) -> None:
+    cluster.objects[("RayJob", "sql")]["status"] = {
+        "jobDeploymentStatus": deployment,
+        "jobStatus": job,
+        **extra,
+    }
+
+
+def test_the_first_reconcile_creates_the_identity_before_the_rayjob() -> None:
+    cluster = JobCluster()
+    outcome = sync_job(JobRef.from_body(body()), cluster, CONFIG, NOW)
+    assert cluster.calls == [
+        "get RayJob",
+        "apply ServiceAccount",
+        "apply Role",
+        "apply RoleBinding",
+        "apply RayJob",
+    ]
+    assert outcome.status.phase == "Pending"
+    assert outcome.status.ray_job_name == "sql"
+
+
+def test_an_existing_rayjob_is_never_applied_again_only_its_suspend_changes() -> None:
+    cluster = JobCluster()
+    sync_job(JobRef.from_body(body()), cluster, CONFIG, NOW)
+    kuberay_says(cluster, "Running", "RUNNING")
+    cluster.calls.clear()
+    other = OperatorConfig(runtime_image="registry/new-runtime:2")  # an operator upgrade
+    running = sync_job(JobRef.from_body(body()), cluster, other, NOW)
+    assert cluster.calls == ["get RayJob"]
+    assert running.status.phase == "Running"
+    cluster.calls.clear()
+    suspended = sync_job(JobRef.from_body(body({**SPEC, "suspend": True})), cluster, CONFIG, NOW)
+    assert cluster.calls == ["get RayJob", "patch RayJob"]
+    assert cluster.objects[("RayJob", "sql")]["spec"]["suspend"] is True
+    assert suspended.status.phase == "Suspended"
+
+
+def test_a_run_refused_for_its_inputs_is_stopped_and_fails_at_once() -> None:
+    cluster = JobCluster()
+    sync_job(JobRef.from_body(body()), cluster, CONFIG, NOW)
+    error = {"reason": "InvalidDataset", "message": "line 7: missing field 'text'"}
+    kuberay_says(cluster, "Retrying", "FAILED", failed=1)
+    outcome = sync_job(JobRef.from_body(body(status={"error": error})), cluster, CONFIG, NOW)
+    assert ("RayJob", "sql") not in cluster.objects  # KubeRay will not retry it
+    assert outcome.status.phase == "Failed"
+    assert outcome.status.error is not None
+    assert outcome.status.error.message == error["message"]
+
+
+def test_the_operator_never_writes_over_the_trainers_fields() -> None:
+    cluster = JobCluster()
+    cluster.jobs[KEY] = body()
+    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    assert reconcile(KEY)
+    kuberay_says(cluster, "Running", "RUNNING")
+    cluster.jobs[KEY]["status"]["progress"] = {"step": 4, "totalSteps": 10}
+    reconcile.forget(KEY)
+    assert reconcile(KEY)
+    assert cluster.jobs[KEY]["status"]["progress"] == {"step": 4, "totalSteps": 10}
+    assert cluster.jobs[KEY]["status"]["phase"] == "Running"
+    kuberay_says(cluster, "Complete", "SUCCEEDED", endTime="2026-12-02T10:05:00Z")
+    cluster.jobs[KEY]["status"] |= {"adapterUri": "pvc://out/adapters/sql-abcd1234"}
+    cluster.jobs[KEY]["status"] |= {"error": {"reason": "TrainingFailed", "message": "retried"}}
+    reconcile.forget(KEY)
+    assert reconcile(KEY)
+    status = cluster.jobs[KEY]["status"]
+    assert status["phase"] == "Succeeded"
+    assert status["adapterUri"] == "pvc://out/adapters/sql-abcd1234"
+    assert "error" not in status  # the retried attempt's error went with the success
+    assert cluster.events == [("Normal", "Pending"), ("Normal", "Running"), ("Normal", "Succeeded")]
+
+
+def test_nothing_is_written_when_nothing_changed() -> None:
+    cluster = JobCluster()
+    cluster.jobs[KEY] = body()
+    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    reconcile(KEY)
+    cluster.calls.clear()
+    reconcile(KEY)  # the echo of its own write, or a progress write of the trainer
+    assert "patch status" not in cluster.calls
+
+
+def test_an_api_failure_is_retried_with_the_reason_on_the_status() -> None:
+    cluster = JobCluster(fail={"apply RayJob": [KubeError(404, "rayjobs.ray.io is not served")]})
+    cluster.jobs[KEY] = body()
+    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    assert reconcile(KEY) is False  # the queue retries it with backoff
+    status = cluster.jobs[KEY]["status"]
+    assert (status["phase"], status["conditions"][0]["reason"]) == ("Pending", "KubeRayMissing")
+    reconcile.forget(KEY)
+    assert reconcile(KEY) is True
+    assert ("RayJob", "sql") in cluster.objects
+
+
+def test_a_patch_keeps_the_adapter_location_to_the_trainer() -> None:
+    cluster = JobCluster()
+    ref = JobRef.from_body(body(status={"adapterUri": "pvc://x"}))
+    sync_job(ref, cluster, CONFIG, NOW)
+    kuberay_says(cluster, "Complete", "SUCCEEDED")
+    outcome = sync_job(ref, cluster, CONFIG, NOW)
+    assert outcome.status.adapter_uri == "pvc://x"
+    assert "adapterUri" not in status_patch(outcome, ref.status)

@@ -1,0 +1,191 @@
+"""FineTuneJob status from its RayJob and the trainer's reports: every phase, as a table.
+
+Succeeded only with a published adapter; Failed with a reason and message a program and a
+human can use; Suspended while spec.suspend holds; Succeeded and Failed final."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from kubellm_operator.errors import KubeError
+from kubellm_operator.job_status import JobObserved, RayJobView, derive_job
+from kubellm_operator.parse import parse_job_spec
+
+NOW = "2026-12-02T10:00:00Z"
+SPEC: dict[str, Any] = {
+    "baseModel": {"uri": "pvc://models/tiny"},
+    "dataset": {"uri": "pvc://data/train.jsonl"},
+    "output": {"uri": "pvc://out/adapters"},
+    "backoffLimit": 2,
+    "activeDeadlineSeconds": 600,
+}
+
+
+def rayjob(deployment: str, job: str = "", **status: Any) -> RayJobView:
+    return RayJobView.parse(
+        {
+            "metadata": {"name": "sql"},
+            "status": {"jobDeploymentStatus": deployment, "jobStatus": job, **status},
+        }
+    )
+
+
+def observe(
+    job: RayJobView | None, previous: dict[str, Any] | None = None, **spec: Any
+) -> JobObserved:
+    return JobObserved(
+        generation=3,
+        now=NOW,
+        spec=parse_job_spec({**SPEC, **spec}),
+        previous=previous or {},
+        rayjob=job,
+        rayjob_name="sql",
+    )
+
+
+def conditions(status: Any) -> dict[str, str]:
+    return {c.type: c.status for c in status.conditions}
+
+
+PROGRESS = {"progress": {"step": 3, "totalSteps": 10}}
+PUBLISHED = {**PROGRESS, "adapterUri": "pvc://out/adapters/sql-1234abcd"}
+
+
+@pytest.mark.parametrize(
+    ("job", "previous", "spec", "phase", "reason"),
+    [
+        (None, {}, {}, "Pending", "Creating"),
+        (rayjob(""), {}, {}, "Pending", "WaitingForWorkers"),
+        (rayjob("Initializing"), {}, {}, "Pending", "WaitingForWorkers"),
+        (rayjob("Running", "PENDING"), {}, {}, "Pending", "Submitted"),
+        (rayjob("Running", "RUNNING"), {}, {}, "Running", "Starting"),
+        (rayjob("Running", "RUNNING"), PROGRESS, {}, "Running", "Training"),
+        (rayjob("Running", "SUCCEEDED"), PUBLISHED, {}, "Running", "Finishing"),
+        (rayjob("Retrying", "FAILED", failed=1), PROGRESS, {}, "Running", "Retrying"),
+        (rayjob("Suspending", "STOPPED"), PROGRESS, {"suspend": True}, "Suspended", "Suspended"),
+        (rayjob("Suspended"), PROGRESS, {"suspend": True}, "Suspended", "Suspended"),
+        (rayjob("Complete", "SUCCEEDED"), PUBLISHED, {}, "Succeeded", "Succeeded"),
+        (rayjob("Complete", "SUCCEEDED"), PROGRESS, {}, "Failed", "NoAdapter"),
+        (
+            rayjob("Failed", "FAILED", reason="DeadlineExceeded"),
+            PROGRESS,
+            {},
+            "Failed",
+            "DeadlineExceeded",
+        ),
+        (
+            rayjob("Failed", reason="PreRunningDeadlineExceeded"),
+            {},
+            {},
+            "Failed",
+            "PreRunningDeadlineExceeded",
+        ),
+        (
+            rayjob("Failed", "FAILED", reason="AppFailed", failed=3),
+            PROGRESS,
+            {},
+            "Failed",
+            "BackoffLimitExceeded",
+        ),
+        (rayjob("Failed", reason="SubmissionFailed"), {}, {}, "Failed", "SubmissionFailed"),
+        (rayjob("Failed", reason="ValidationFailed"), {}, {}, "Failed", "ChildRejected"),
+    ],
+)
+def test_every_phase_from_the_rayjob(
+    job: RayJobView | None, previous: dict[str, Any], spec: dict[str, Any], phase: str, reason: str
+) -> None:
+    status = derive_job(observe(job, previous, **spec))
+    assert (status.phase, status.conditions[0].reason) == (phase, reason)
+    assert conditions(status) == {
+        "Running": "True" if phase == "Running" else "False",
+        "Succeeded": "True" if phase == "Succeeded" else "False",
+        "Failed": "True" if phase == "Failed" else "False",
+    }
+    assert all(c.observed_generation == 3 for c in status.conditions)
+    assert (status.error is not None) == (phase == "Failed")
+    if status.error is not None:
+        assert status.error.reason == reason
+    assert (status.completion_time is not None) == (phase in ("Succeeded", "Failed"))
+
+
+def test_succeeded_names_the_adapter_and_never_comes_without_one() -> None:
+    status = derive_job(observe(rayjob("Complete", "SUCCEEDED"), PUBLISHED))
+    assert status.adapter_uri == PUBLISHED["adapterUri"]
+    assert PUBLISHED["adapterUri"] in status.message
+    missing = derive_job(observe(rayjob("Complete", "SUCCEEDED"), PROGRESS))
+    assert missing.adapter_uri is None
+    assert missing.error is not None
+    assert "without publishing an adapter" in missing.error.message
+
+
+def test_the_trainers_refusal_of_its_inputs_is_final_with_line_and_field() -> None:
+    error = {
+        "reason": "InvalidDataset",
+        "message": "pvc://data/train.jsonl: line 7: missing field 'text'",
+        "field": "spec.dataset",
+    }
+    # KubeRay would still call it Retrying: the trainer's reason wins, no retry can fix it.
+    status = derive_job(observe(rayjob("Retrying", "FAILED", failed=1), {"error": error}))
+    assert status.phase == "Failed"
+    assert status.error is not None
+    assert status.error.model_dump() == error
+    assert status.conditions[2].message.endswith("line 7: missing field 'text'")
+
+
+def test_a_retry_says_which_and_after_what() -> None:
+    error = {"reason": "TrainingFailed", "message": "CUDA out of memory"}
+    status = derive_job(observe(rayjob("Retrying", failed=1), {"error": error}))
+    assert status.message == "retry 1 of 2, after: CUDA out of memory"
+    assert status.attempts == 2
+
+
+def test_backoff_exhausted_and_deadline_say_the_limit() -> None:
+    error = {"reason": "TrainingFailed", "message": "NCCL timeout"}
+    exhausted = derive_job(
+        observe(rayjob("Failed", reason="AppFailed", failed=3), {"error": error})
+    )
+    assert exhausted.message == "failed 3 times (backoffLimit 2); last: NCCL timeout"
+    late = derive_job(observe(rayjob("Failed", reason="DeadlineExceeded"), PROGRESS))
+    assert late.message == "ran longer than activeDeadlineSeconds (600 s)"
+
+
+def test_final_phases_stay_whatever_the_rayjob_does_later() -> None:
+    done = derive_job(observe(rayjob("Complete", "SUCCEEDED"), PUBLISHED)).to_wire()
+    later = derive_job(observe(None, {**PUBLISHED, **done}))  # its TTL removed the RayJob
+    assert later.phase == "Succeeded"
+    assert later.completion_time == done["completionTime"]
+    kept = {c.type: c.last_transition_time for c in later.conditions}
+    assert kept == {c["type"]: c["lastTransitionTime"] for c in done["conditions"]}
+
+
+def test_an_invalid_spec_fails_naming_the_field() -> None:
+    observed = JobObserved(
+        generation=1,
+        now=NOW,
+        spec=None,
+        previous={},
+        invalid="spec.dataset.format: Input should be 'text', 'instruction' or 'chat'",
+    )
+    status = derive_job(observed)
+    assert (status.phase, status.conditions[2].reason) == ("Failed", "InvalidSpec")
+    assert status.error is not None
+    assert "spec.dataset.format" in status.error.message
+
+
+def test_an_api_failure_before_the_rayjob_exists_is_pending_with_the_reason() -> None:
+    observed = observe(None)
+    status = derive_job(
+        JobObserved(**{**observed.__dict__, "api_error": KubeError(403, "forbidden: rayjobs")})
+    )
+    assert (status.phase, status.conditions[0].reason) == ("Pending", "Forbidden")
+    assert "forbidden" in status.message
+
+
+def test_times_come_from_the_rayjob() -> None:
+    job = rayjob("Running", "RUNNING", startTime="2026-12-02T09:00:00Z")
+    status = derive_job(observe(job, PROGRESS))
+    assert status.start_time == "2026-12-02T09:00:00Z"
+    assert status.completion_time is None
+    assert status.ray_job_name == "sql"
