@@ -21,8 +21,11 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
+
+from kubellm_dev.pod_identity import PodIdentity
 
 Mode = Literal["scripted", "real"]
 _HEAD_HOST = re.compile(r"^(?P<cluster>.+)-head-svc\.(?P<ns>[^.]+)\.svc")
@@ -257,6 +260,19 @@ class BridgeHandler(BaseHTTPRequestHandler):
     # -- real mode --------------------------------------------------------------------------
     def _forward(self, target: Target, path: str, query: str, body: bytes) -> None:
         state = self.server.state
+        identity = self.server.identity
+        if (
+            identity is not None
+            and self.command == "POST"
+            and path.rstrip("/") == "/api/jobs"
+            and target.namespace
+            and target.cluster
+        ):
+            try:  # what the kubelet would have given the head pod
+                body = identity.submission(target.namespace, target.cluster, body)
+            except Exception as exc:
+                self._reply(500, raw=f"bridge (real): no pod identity: {exc}".encode())
+                return
         base = state.real_serve if path.endswith("/-/healthz") else state.real_dashboard
         if not base:
             self._reply(502, raw=b"bridge (real): no real Ray head configured")
@@ -339,11 +355,18 @@ class BridgeServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, port: int, state: BridgeState | None = None) -> None:
+    def __init__(
+        self, port: int, state: BridgeState | None = None, identity: PodIdentity | None = None
+    ) -> None:
         self.state = state or BridgeState()
+        self.identity = identity
+        """Gives forwarded job submissions their pod's identity (None: forwarded as sent)."""
         super().__init__(("127.0.0.1", port), BridgeHandler)
 
 
-def serve(port: int) -> None:
-    with BridgeServer(port) as server:
+def serve(port: int, kubeconfig: Path | None = None, identity_dir: Path | None = None) -> None:
+    identity = None
+    if kubeconfig is not None:
+        identity = PodIdentity(kubeconfig, identity_dir or kubeconfig.parent / "pod-identity")
+    with BridgeServer(port, identity=identity) as server:
         server.serve_forever()

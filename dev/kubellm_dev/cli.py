@@ -179,9 +179,15 @@ def bridge_mode(
 
 
 @bridge_app.command("serve")
-def bridge_serve(port: Annotated[int, typer.Option()] = 18265) -> None:
+def bridge_serve(
+    port: Annotated[int, typer.Option()] = 18265,
+    kubeconfig: Annotated[
+        Path | None,
+        typer.Option(help="Give forwarded job submissions their pod's ServiceAccount token."),
+    ] = None,
+) -> None:
     """Serve the Ray bridge on 127.0.0.1 (scripted by default)."""
-    serve_bridge(port)
+    serve_bridge(port, kubeconfig)
 
 
 def main() -> None:

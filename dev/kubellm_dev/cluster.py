@@ -316,7 +316,15 @@ class LocalCluster:
 
         bridge = sup.start(
             "ray-bridge",
-            [sys.executable, "-m", "kubellm_dev", "bridge", "serve", f"--port={p.bridge}"],
+            [
+                sys.executable,
+                "-m",
+                "kubellm_dev",
+                "bridge",
+                "serve",
+                f"--port={p.bridge}",
+                f"--kubeconfig={kubeconfig}",
+            ],
             ports=[p.bridge],
         )
         sup.wait_ready(bridge, BridgeClient(p.bridge).alive)

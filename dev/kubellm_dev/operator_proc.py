@@ -44,7 +44,7 @@ class OperatorProcess:
                 "KUBECONFIG": str(self.kubeconfig),
                 "KUBELLM_METRICS_PORT": str(self.metrics_port),
                 "KUBELLM_LOG_FORMAT": "json",
-                **({"KUBELLM_RAY_DASHBOARD_PROXY": self.ray_proxy} if self.ray_proxy else {}),
+                **(self._local_cluster_env() if self.ray_proxy else {}),
                 **self.extra_env,
             },
             ports=[self.metrics_port],
@@ -53,6 +53,16 @@ class OperatorProcess:
             self.managed, lambda: bool(self.metrics()), what="serving metrics"
         )
         return self.managed
+
+    def _local_cluster_env(self) -> dict[str, str]:
+        """Behind the local cluster's bridge: Ray heads through it, and training runs
+        submitted over HTTP (a submitter Job's pod is a kwok fake that runs nothing)."""
+        assert self.ray_proxy is not None
+        return {
+            "KUBELLM_RAY_DASHBOARD_PROXY": self.ray_proxy,
+            "KUBELLM_RAYJOB_SUBMISSION_MODE": "HTTPMode",
+            "KUBELLM_TRAIN_STATUS_INTERVAL_S": "1",
+        }
 
     def kill(self) -> None:
         """SIGKILL: no chance to finish what it was doing."""
@@ -68,7 +78,13 @@ def install_crds(kubectl: Path, kubeconfig: Path, crds: Path) -> None:
     """`kubectl apply --server-side -f crds/` and wait until the API serves them."""
     for args in (
         ["apply", "--server-side", "--force-conflicts", "-f", str(crds)],
-        ["wait", "--for=condition=Established", "--timeout=60s", "crd/llmdeployments.kubellm.io"],
+        [
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/llmdeployments.kubellm.io",
+            "crd/finetunejobs.kubellm.io",
+        ],
     ):
         subprocess.run(
             [str(kubectl), f"--kubeconfig={kubeconfig}", *args], check=True, capture_output=True

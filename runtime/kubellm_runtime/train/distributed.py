@@ -8,6 +8,7 @@ retry of the whole RayJob (it finds the run's earlier checkpoints there).
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -28,6 +29,7 @@ from kubellm_runtime.train.sinks import sink_for
 RUN_NAME = "run"
 WORKER_RETRIES = 3
 ENV_PREFIXES = ("KUBELLM_RUNTIME_", "KUBELLM_TRAIN_")
+JOB_CONFIG = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job manager for a submitted driver
 
 
 def storage(args: TrainArgs, settings: RuntimeSettings) -> str:
@@ -79,8 +81,11 @@ def per_worker(config: dict[str, Any]) -> None:
 
 def passed_on() -> dict[str, str]:
     """The driver's kubellm settings, for every worker (in a pod they come from its spec;
-    elsewhere, from whoever started the driver)."""
-    return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES)}
+    elsewhere, from whoever started the driver). Those a submitted job's own runtime
+    environment sets already reach the workers, and Ray refuses them twice."""
+    job = json.loads(os.environ.get(JOB_CONFIG, "{}"))
+    given = ((job.get("runtime_env") or {}).get("env_vars") or {}).keys()
+    return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k not in given}
 
 
 def fit(args: TrainArgs, settings: RuntimeSettings) -> Outcome:

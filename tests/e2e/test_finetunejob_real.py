@@ -1,0 +1,261 @@
+"""FineTuneJob for real: FineTuneJob → operator → RayJob → KubeRay (HTTPMode) → bridge (real
+mode) → the trainer on a real local Ray head, writing progress to the job's status with the
+identity its pod would have.
+
+The trainer runs where the head pod would; the bridge plays the kubelet's part and hands the
+job its pod's ServiceAccount token (TokenRequest), so every status write below was made, and
+allowed, as that account."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kubernetes import client
+
+from kubellm_dev import tiny_model
+from kubellm_dev.operator_proc import OperatorProcess
+from kubellm_dev.paths import default_paths
+from kubellm_dev.waiting import wait_for
+
+from .conftest import E2ECluster
+
+pytestmark = pytest.mark.realray
+GROUP, VERSION, PLURAL = "kubellm.io", "v1alpha1", "finetunejobs"
+TRAINED = 420.0  # KubeRay starts the cluster, submits; the trainer loads, trains, publishes
+LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model.build(tmp_path_factory.mktemp("models") / "tiny")
+
+
+@pytest.fixture
+def real_namespace(
+    cluster: E2ECluster, namespace: str, real_ray: None, kubellm_operator: OperatorProcess
+) -> str:
+    cluster.bridge.set_mode(namespace, "real")
+    return namespace
+
+
+def dataset(folder: Path, lines: list[Any] | None = None) -> Path:
+    path = folder / "train.jsonl"
+    records = (
+        lines
+        or [{"instruction": "What is the code word?", "response": "The code word is zebra."}] * 32
+    )
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+def finetunejob(name: str, model: Path, data: Path, out: Path, **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "FineTuneJob",
+        "metadata": {"name": name},
+        "spec": {
+            # The real Ray head shares this machine's filesystem, as pods would mount claims.
+            "baseModel": {"uri": f"file://{model}"},
+            "dataset": {"uri": f"file://{data}", "format": "instruction"},
+            "hyperparameters": {
+                "numEpochs": 8,
+                "batchSize": 4,
+                "gradientAccumulationSteps": 1,
+                "learningRate": 0.01,
+                "targetModules": LINEAR,
+                "gradientCheckpointing": False,
+            },
+            "resources": {"workers": 1, "gpusPerWorker": 0, "cpu": "1", "memory": "2Gi"},
+            "placement": {"nodePool": "cpu"},
+            "output": {"uri": f"file://{out}"},
+            **spec,
+        },
+    }
+
+
+def create(cluster: E2ECluster, namespace: str, manifest: dict[str, Any]) -> None:
+    cluster.custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, manifest)
+
+
+def get_job(cluster: E2ECluster, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = cluster.custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name
+    )
+    return found
+
+
+def status(obj: dict[str, Any]) -> dict[str, Any]:
+    return dict(obj.get("status") or {})
+
+
+def wait_phase(cluster: E2ECluster, namespace: str, name: str, *phases: str) -> dict[str, Any]:
+    return status(
+        wait_for(
+            lambda: get_job(cluster, namespace, name),
+            lambda o: status(o).get("phase") in phases,
+            timeout=TRAINED,
+            what=f"FineTuneJob {name} to be {' or '.join(phases)}",
+            interval=0.5,
+        )
+    )
+
+
+def kubectl(cluster: E2ECluster, *args: str) -> str:
+    return subprocess.run(
+        [str(default_paths().kubectl), f"--kubeconfig={cluster.kubeconfig}", *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+
+def test_a_finetunejob_trains_reports_progress_and_publishes_its_adapter(
+    cluster: E2ECluster, real_namespace: str, tiny: Path, tmp_path: Path
+) -> None:
+    ns = real_namespace
+    create(cluster, ns, finetunejob("zebra", tiny, dataset(tmp_path), tmp_path / "out"))
+    done = wait_phase(cluster, ns, "zebra", "Succeeded", "Failed")
+    assert done["phase"] == "Succeeded", done
+    conditions = {c["type"]: c["status"] for c in done["conditions"]}
+    assert conditions == {"Running": "False", "Succeeded": "True", "Failed": "False"}
+    progress = done["progress"]
+    assert progress["step"] == progress["totalSteps"] > 0
+    assert progress["percent"] == 100
+    assert progress["loss"] > 0
+    assert "evalLoss" in progress
+    assert progress["trainedTokens"] > 0
+    uid = get_job(cluster, ns, "zebra")["metadata"]["uid"]
+    assert done["adapterUri"] == f"file://{tmp_path / 'out'}/zebra-{uid[:8]}"
+    adapter = Path(done["adapterUri"].removeprefix("file://"))
+    meta = json.loads((adapter / "kubellm-adapter.json").read_text())
+    assert meta["steps"] == progress["step"]
+    assert (adapter / "adapter_config.json").is_file()
+    assert done["rayJobName"] == "zebra"
+    assert done["startTime"] <= done["completionTime"]
+    table = kubectl(cluster, "get", "ftj", "-n", ns, "zebra")
+    header, row = table.splitlines()
+    assert header.split() == ["NAME", "PHASE", "MODEL", "PROGRESS", "LOSS", "ETA", "AGE"]
+    assert row.split()[:4] == ["zebra", "Succeeded", f"file://{tiny}", "100"]
+
+
+def test_bad_data_fails_at_once_naming_the_line_and_stops_the_run(
+    cluster: E2ECluster, real_namespace: str, tiny: Path, tmp_path: Path
+) -> None:
+    ns = real_namespace
+    good = {"instruction": "q", "response": "a"}
+    data = dataset(tmp_path, [good, good, {"instruction": "q"}])
+    create(cluster, ns, finetunejob("bad-data", tiny, data, tmp_path / "out", backoffLimit=3))
+    failed = wait_phase(cluster, ns, "bad-data", "Failed", "Succeeded")
+    assert failed["phase"] == "Failed"
+    assert failed["error"]["reason"] == "InvalidDataset"
+    assert failed["error"]["message"].endswith("line 3: missing field 'response'")
+    assert failed["error"]["field"] == "spec.dataset"
+    assert "adapterUri" not in failed
+    wait_for(
+        lambda: cluster.custom.list_namespaced_custom_object("ray.io", "v1", ns, "rayjobs"),
+        lambda found: not found["items"],
+        timeout=60,
+        what="the refused run's RayJob to be deleted (no retries)",
+    )
+
+
+def token_client(cluster: E2ECluster, namespace: str, account: str) -> client.ApiClient:
+    """An API client acting as ``account``, as a pod of it would."""
+    answer = cluster.core.create_namespaced_service_account_token(
+        account,
+        namespace,
+        client.AuthenticationV1TokenRequest(spec=client.V1TokenRequestSpec(audiences=[])),
+    )
+    config = client.Configuration()
+    base = cluster.api.configuration
+    config.host, config.ssl_ca_cert = base.host, base.ssl_ca_cert
+    config.api_key = {"authorization": f"Bearer {answer.status.token}"}
+    return client.ApiClient(config)
+
+
+def test_the_trainers_identity_may_write_only_its_own_jobs_status(
+    cluster: E2ECluster, real_namespace: str, tiny: Path, tmp_path: Path
+) -> None:
+    ns = real_namespace
+    data = dataset(tmp_path)
+    for name in ("mine", "theirs"):  # suspended: no cluster is started for them
+        create(cluster, ns, finetunejob(name, tiny, data, tmp_path / "out", suspend=True))
+    wait_phase(cluster, ns, "mine", "Suspended")
+    wait_phase(cluster, ns, "theirs", "Suspended")
+    acting = client.CustomObjectsApi(token_client(cluster, ns, "mine-trainer"))
+    patch = {"status": {"progress": {"step": 1, "totalSteps": 10}}}
+
+    def attempt(call: Any) -> int:
+        try:
+            call()
+        except client.ApiException as exc:
+            return int(exc.status)
+        return 200
+
+    own = attempt(
+        lambda: acting.patch_namespaced_custom_object_status(
+            GROUP, VERSION, ns, PLURAL, "mine", patch
+        )
+    )
+    other = attempt(
+        lambda: acting.patch_namespaced_custom_object_status(
+            GROUP, VERSION, ns, PLURAL, "theirs", patch
+        )
+    )
+    spec = attempt(
+        lambda: acting.patch_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, "mine", {"spec": {"suspend": False}}
+        )
+    )
+    secrets = attempt(
+        lambda: client.CoreV1Api(token_client(cluster, ns, "mine-trainer")).list_namespaced_secret(
+            ns
+        )
+    )
+    assert (own, other, spec, secrets) == (200, 403, 403, 403)
+    assert status(get_job(cluster, ns, "mine"))["progress"]["step"] == 1
+    assert "progress" not in status(get_job(cluster, ns, "theirs"))
+
+
+def test_deleting_a_job_leaves_no_ray_cluster_or_identity(
+    cluster: E2ECluster, real_namespace: str, tiny: Path, tmp_path: Path
+) -> None:
+    ns = real_namespace
+    create(cluster, ns, finetunejob("gone", tiny, dataset(tmp_path), tmp_path / "out"))
+    wait_for(
+        lambda: cluster.custom.list_namespaced_custom_object("ray.io", "v1", ns, "rayclusters"),
+        lambda found: bool(found["items"]),
+        timeout=120,
+        what="the job's RayCluster",
+    )
+    kubectl(cluster, "delete", "-n", ns, "ftj/gone", "--wait=true", "--timeout=60s")
+
+    def leftovers() -> dict[str, int]:
+        custom = cluster.custom
+        return {
+            "rayjobs": len(
+                custom.list_namespaced_custom_object("ray.io", "v1", ns, "rayjobs")["items"]
+            ),
+            "rayclusters": len(
+                custom.list_namespaced_custom_object("ray.io", "v1", ns, "rayclusters")["items"]
+            ),
+            "serviceaccounts": len(
+                [
+                    a
+                    for a in cluster.core.list_namespaced_service_account(ns).items
+                    if a.metadata.name == "gone-trainer"
+                ]
+            ),
+            "pods": len(cluster.pods(ns)),
+        }
+
+    wait_for(
+        leftovers,
+        lambda found: not any(found.values()),
+        timeout=180,
+        what="the RayJob, RayCluster, pods and trainer identity to be garbage-collected",
+    )
