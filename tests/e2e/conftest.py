@@ -139,6 +139,15 @@ def real_ray(cluster: E2ECluster) -> None:
     cluster.local.start_real_ray()
 
 
+@pytest.fixture
+def real_namespace(
+    cluster: E2ECluster, namespace: str, real_ray: None, kubellm_operator: OperatorProcess
+) -> str:
+    """A test namespace whose Ray calls the bridge sends to the real Ray head."""
+    cluster.bridge.set_mode(namespace, "real")
+    return namespace
+
+
 REPO = Path(__file__).resolve().parents[2]
 
 

@@ -17,7 +17,6 @@ import pytest
 from kubernetes import client
 
 from kubellm_dev import tiny_model
-from kubellm_dev.operator_proc import OperatorProcess
 from kubellm_dev.paths import default_paths
 from kubellm_dev.waiting import wait_for
 
@@ -32,14 +31,6 @@ LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_model.build(tmp_path_factory.mktemp("models") / "tiny")
-
-
-@pytest.fixture
-def real_namespace(
-    cluster: E2ECluster, namespace: str, real_ray: None, kubellm_operator: OperatorProcess
-) -> str:
-    cluster.bridge.set_mode(namespace, "real")
-    return namespace
 
 
 def dataset(folder: Path, lines: list[Any] | None = None) -> Path:

@@ -40,15 +40,6 @@ def tiny_adapter(tiny: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tiny_model.build_adapter(tiny, tmp_path_factory.mktemp("adapters") / "tuned")
 
 
-@pytest.fixture
-def real_namespace(
-    cluster: E2ECluster, namespace: str, real_ray: None, kubellm_operator: OperatorProcess
-) -> str:
-    """A test namespace whose Ray calls the bridge sends to the real Ray head."""
-    cluster.bridge.set_mode(namespace, "real")
-    return namespace
-
-
 def deployment(
     name: str, model_dir: Path, adapter_dir: Path | None = None, **extra: Any
 ) -> dict[str, Any]:
