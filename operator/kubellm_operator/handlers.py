@@ -122,6 +122,9 @@ async def llmdeployment_changed(
     reconciler.remember(key, body)
     if not reconciler.is_echo(key, body):
         _queue(memo).add(key)  # the reconcile reads the newest remembered body
+    # Jobs handing their adapter to it learn whether it is served (their Deployed).
+    for job in cast(WatchedStore, memo["store"]).handoffs.jobs_for(*key):
+        cast(WorkQueue, memo["job_queue"]).add(job, after_s=memo["settle_s"])
 
 
 @kopf.on.event(*RAYSERVICES, labels=OURS)
@@ -164,6 +167,11 @@ async def finetunejob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo
     """Created, changed (the trainer's progress too), listed at start-up, or deleted."""
     key, jobs = key_of(body), cast(JobReconciler, memo["jobs"])
     queue = cast(WorkQueue, memo["job_queue"])
+    # A hand-off appeared, changed (the job succeeded) or went: its deployment re-derives.
+    for deployment in cast(WatchedStore, memo["store"]).handoffs.job_changed(
+        body, deleted=type == "DELETED"
+    ):
+        _queue(memo).add(deployment)
     if type == "DELETED":
         queue.forget(key)
         jobs.forget(key)

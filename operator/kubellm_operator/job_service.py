@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kubellm_operator import names
-from kubellm_operator.api.finetunejob import FineTuneJobStatus
+from kubellm_operator.api.finetunejob import FineTuneJobSpec, FineTuneJobStatus
 from kubellm_operator.builders.owner import Owner
 from kubellm_operator.builders.rayjob import build_rayjob
 from kubellm_operator.builders.trainer_identity import build_trainer_identity
@@ -25,6 +25,7 @@ from kubellm_operator.job_status import (
     JobObserved,
     RayJobView,
     derive_job,
+    verdict,
 )
 from kubellm_operator.parse import InvalidSpecError, parse_job_spec
 from kubellm_operator.ports import JobClusterPort
@@ -67,31 +68,48 @@ def changed(outcome: JobOutcome, before: Mapping[str, Any]) -> bool:
 def sync_job(ref: JobRef, cluster: JobClusterPort, config: OperatorConfig, now: str) -> JobOutcome:
     """Bring the RayJob in line with the job (if needed) and derive the status."""
     name = names.rayjob_name(ref.name)
-    observed = JobObserved(ref.generation, now, None, ref.status, rayjob_name=name)
-    if ref.status.get("phase") in FINAL:
-        return JobOutcome(derive_job(observed))
+    observed = JobObserved(ref.generation, now, None, ref.status, rayjob_name=name, name=ref.name)
     try:
         spec = parse_job_spec(ref.spec)
     except InvalidSpecError as exc:
         return JobOutcome(derive_job(replace(observed, invalid=str(exc))))
     observed = replace(observed, spec=spec)
-    writes: list[str] = []
     try:
-        if (error := ref.status.get("error")) and error.get("reason") in INPUT_FAULTS:
-            cluster.delete_rayjob(ref.namespace, name)  # stop KubeRay's retries
-            return JobOutcome(derive_job(observed), ("rayjob",))
-        current = cluster.get_rayjob(ref.namespace, name)
-        if current is None:
-            for child in build_trainer_identity(ref.owner):
-                cluster.apply(child)
-                writes.append(child["kind"].lower())
-            current = cluster.apply(build_rayjob(ref.owner, spec, config))
-            writes.append("rayjob")
-        elif bool((current.get("spec") or {}).get("suspend")) != spec.suspend:
-            cluster.patch_rayjob(ref.namespace, name, {"spec": {"suspend": spec.suspend}})
-            writes.append("rayjob")
-            current = {**current, "spec": {**current.get("spec", {}), "suspend": spec.suspend}}
-        observed = replace(observed, rayjob=RayJobView.parse(current))
+        if ref.status.get("phase") not in FINAL:
+            observed, writes = _run(ref, spec, observed, cluster, config)
+        else:
+            writes = ()
+        if spec.deploy_to and verdict(observed).phase == "Succeeded":
+            found = cluster.get_llmdeployment(ref.namespace, spec.deploy_to)
+            observed = replace(observed, deployment=found)
     except KubeError as exc:
-        return JobOutcome(derive_job(replace(observed, api_error=exc)), tuple(writes), exc)
-    return JobOutcome(derive_job(observed), tuple(writes))
+        return JobOutcome(derive_job(replace(observed, api_error=exc)), (), exc)
+    return JobOutcome(derive_job(observed), writes)
+
+
+def _run(
+    ref: JobRef,
+    spec: FineTuneJobSpec,
+    observed: JobObserved,
+    cluster: JobClusterPort,
+    config: OperatorConfig,
+) -> tuple[JobObserved, tuple[str, ...]]:
+    """The RayJob: created once, suspended or resumed, stopped when its inputs are refused."""
+    name = names.rayjob_name(ref.name)
+    writes: list[str] = []
+    if (error := ref.status.get("error")) and error.get("reason") in INPUT_FAULTS:
+        cluster.delete_rayjob(ref.namespace, name)  # stop KubeRay's retries
+        return observed, ("rayjob",)
+    current = cluster.get_rayjob(ref.namespace, name)
+    if current is None:
+        for child in build_trainer_identity(ref.owner):
+            cluster.apply(child)
+            writes.append(child["kind"].lower())
+        current = cluster.apply(build_rayjob(ref.owner, spec, config))
+        writes.append("rayjob")
+    elif bool((current.get("spec") or {}).get("suspend")) != spec.suspend:
+        cluster.patch_rayjob(ref.namespace, name, {"spec": {"suspend": spec.suspend}})
+        writes.append("rayjob")
+        current = {**current, "spec": {**current.get("spec", {}), "suspend": spec.suspend}}
+    observed = replace(observed, rayjob=RayJobView.parse(current))
+    return observed, tuple(writes)

@@ -26,7 +26,7 @@ from kubellm_operator.api.finetunejob import (
 )
 from kubellm_operator.errors import KubeError
 
-RUNNING, SUCCEEDED, FAILED = "Running", "Succeeded", "Failed"
+RUNNING, SUCCEEDED, FAILED, DEPLOYED = "Running", "Succeeded", "Failed", "Deployed"
 # The trainer's reasons for inputs at fault: final at once, never retried.
 INPUT_FAULTS = frozenset({"InvalidDataset", "ModelNotLoadable", "OutputNotWritable"})
 FINAL: frozenset[str] = frozenset({SUCCEEDED, FAILED})
@@ -97,6 +97,9 @@ class JobObserved:
     rayjob_name: str | None = None
     invalid: str | None = None
     api_error: KubeError | None = None
+    name: str = ""
+    deployment: Mapping[str, Any] | None = None
+    """The LLMDeployment named in deployTo, read once the job has Succeeded."""
 
     @property
     def reported(self) -> Reported:
@@ -224,6 +227,33 @@ def _condition(obs: JobObserved, type_: str, on: bool, v: Verdict) -> Condition:
     )
 
 
+def deployed(obs: JobObserved, v: Verdict) -> Verdict:
+    """Deployed: True only once the deployment reports the adapter served (Ray Serve applied
+    the adapter list on every replica of the serving cluster, for its current spec)."""
+    target = obs.spec.deploy_to if obs.spec else None
+    adapter = (obs.spec.output.adapter_name if obs.spec else None) or obs.name
+    if v.phase != "Succeeded":
+        reason = "TrainingFailed" if v.phase == "Failed" else "AwaitingTraining"
+        return Verdict(v.phase, reason, f"goes to LLMDeployment {target} once training succeeds")
+    if obs.deployment is None:
+        return Verdict(v.phase, "DeploymentNotFound", f"LLMDeployment {target} not found")
+    status = obs.deployment.get("status") or {}
+    current = status.get("observedGeneration") == (obs.deployment.get("metadata") or {}).get(
+        "generation"
+    )
+    entry = next((a for a in status.get("adapters") or [] if a.get("name") == adapter), None)
+    uri = obs.reported.adapter_uri
+    if entry is None or not current:
+        return Verdict(v.phase, "HandingOff", f"LLMDeployment {target} has not taken {adapter} yet")
+    if entry.get("state") == "Loaded" and entry.get("uri") == uri:
+        return Verdict(
+            v.phase, "Served", f"served as {adapter} by LLMDeployment {target} on every replica"
+        )
+    if entry.get("state") == "Failed":
+        return Verdict(v.phase, "AdapterRefused", str(entry.get("message") or "refused"))
+    return Verdict(v.phase, "Loading", str(entry.get("message") or "loading on the replicas"))
+
+
 def derive_job(obs: JobObserved) -> FineTuneJobStatus:
     """The operator's part of the status (the trainer's fields are left as they are)."""
     v = verdict(obs)
@@ -240,6 +270,11 @@ def derive_job(obs: JobObserved) -> FineTuneJobStatus:
             _condition(obs, RUNNING, v.phase == "Running", v),
             _condition(obs, SUCCEEDED, v.phase == "Succeeded", v),
             _condition(obs, FAILED, v.phase == "Failed", v),
+            *(
+                [_condition(obs, DEPLOYED, (d := deployed(obs, v)).reason == "Served", d)]
+                if obs.spec and obs.spec.deploy_to
+                else []
+            ),
         ],
         observed_generation=obs.generation,
         start_time=previous_start or (job.start_time if job else None),

@@ -19,6 +19,7 @@ from kubellm_operator.builders.serve_config import ResolvedAdapter, contract_arg
 from kubellm_operator.children import DeployedApp, PodView, RayClusterView, RayServiceView
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
+from kubellm_operator.handoffs import HandOff
 from kubellm_operator.parse import InvalidSpecError, parse_spec
 from kubellm_operator.ports import ClusterPort
 from kubellm_operator.refs import ParentRef
@@ -49,10 +50,42 @@ class Outcome:
         return self.status.to_wire() != dict(current)
 
 
+def _handed_off(
+    spec: LLMDeploymentSpec, handoffs: tuple[HandOff, ...], taken: set[str]
+) -> tuple[list[ResolvedAdapter], list[AdapterStatus]]:
+    """FineTuneJobs that name this deployment in deployTo: served once Succeeded, if they
+    were trained on its model and their adapter's name is free."""
+    resolved: list[ResolvedAdapter] = []
+    states: list[AdapterStatus] = []
+    for h in handoffs:
+        served = (spec.model.uri, spec.model.revision)
+        if (h.base_uri, h.base_revision) != served:
+            message = (
+                f"FineTuneJob {h.job} trained on {h.base_uri}, but this deployment serves "
+                f"{spec.model.uri}: not loaded"
+            )
+            states.append(AdapterStatus(name=h.adapter_name, state="Failed", message=message))
+        elif h.adapter_name in taken:
+            message = (
+                f"FineTuneJob {h.job}: the name {h.adapter_name} is taken "
+                "(give a new version a new output.adapterName)"
+            )
+            states.append(AdapterStatus(name=h.adapter_name, state="Failed", message=message))
+        elif h.adapter_uri is None:
+            message = f"waiting for FineTuneJob {h.job} (phase {h.phase or 'Pending'})"
+            states.append(AdapterStatus(name=h.adapter_name, state="Pending", message=message))
+        else:
+            resolved.append(ResolvedAdapter(h.adapter_name, h.adapter_uri))
+            states.append(AdapterStatus(name=h.adapter_name, state="Pending", uri=h.adapter_uri))
+        taken.add(h.adapter_name)
+    return resolved, states
+
+
 def resolve_adapters(
-    spec: LLMDeploymentSpec, namespace: str, cluster: ClusterPort
+    spec: LLMDeploymentSpec, namespace: str, cluster: ClusterPort, name: str = ""
 ) -> tuple[tuple[ResolvedAdapter, ...], tuple[AdapterStatus, ...]]:
-    """Adapters with a known location, and the state of each requested adapter."""
+    """Adapters with a known location, and the state of each requested adapter (those the
+    spec lists, then those FineTuneJobs hand off)."""
     resolved: list[ResolvedAdapter] = []
     states: list[AdapterStatus] = []
     for adapter in spec.adapters:
@@ -88,7 +121,9 @@ def resolve_adapters(
                     message=f"waiting for FineTuneJob {job_name} (phase {phase})",
                 )
             )
-    return tuple(resolved), tuple(states)
+    taken = {a.name for a in spec.adapters} | {spec.model.default_served_name()}
+    extra, extra_states = _handed_off(spec, cluster.list_handoffs(namespace, name), taken)
+    return (*resolved, *extra), (*states, *extra_states)
 
 
 def is_subset(desired: Any, current: Any) -> bool:
@@ -144,7 +179,7 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
     observed = replace(observed, spec=spec)
     applied = False
     try:
-        resolved, adapter_states = resolve_adapters(spec, ref.namespace, cluster)
+        resolved, adapter_states = resolve_adapters(spec, ref.namespace, cluster, ref.name)
         observed = replace(observed, adapters=adapter_states)
         desired = build_rayservice(Owner(ref.name, ref.namespace, ref.uid), spec, config, resolved)
         # An object that has never had a status has never been reconciled: its child is

@@ -1,6 +1,7 @@
 """What the watches already deliver, kept in memory so a reconcile does not read it again.
 
-RayServices, RayClusters and the Ray pods the scheduler refuses arrive as watch events anyway;
+RayServices, RayClusters, the Ray pods the scheduler refuses and the FineTuneJobs that hand off
+to a deployment arrive as watch events anyway;
 a GET of the service and the cluster and a list of pods per reconcile cost most of its time on
 a busy API server. The store holds one entry per watched RayService (its body without
 managedFields, compressed: about 2 KB), per watched cluster and per refused pod (bounded by the
@@ -16,6 +17,7 @@ from typing import Any
 
 from kubellm_operator import names
 from kubellm_operator.children import PodView
+from kubellm_operator.handoffs import HandOff, HandOffIndex
 from kubellm_operator.packed import pack, unpack
 from kubellm_operator.ports import ClusterPort
 
@@ -34,6 +36,8 @@ class WatchedStore:
     """(generation, compressed JSON body) of each RayService."""
     clusters: dict[Key, dict[str, Any]] = field(default_factory=dict)
     refused: dict[Key, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    handoffs: HandOffIndex = field(default_factory=HandOffIndex)
+    """FineTuneJobs that name a deployment in deployTo."""
 
     def rayservice_changed(self, body: Mapping[str, Any], deleted: bool) -> None:
         if deleted:
@@ -116,6 +120,17 @@ class WatchedCluster:
     def get_raycluster(self, namespace: str, name: str) -> dict[str, Any] | None:
         found = self.store.clusters.get((namespace, name))
         return found if found is not None else self.api.get_raycluster(namespace, name)
+
+    def list_handoffs(self, namespace: str, name: str) -> tuple[HandOff, ...]:
+        index = self.store.handoffs
+        if namespace not in index.primed:  # the watch may not have listed it yet
+            for body in self.api.list_finetunejobs(namespace):
+                index.job_changed(body, deleted=False)
+            index.primed.add(namespace)
+        return index.for_deployment(namespace, name)
+
+    def list_finetunejobs(self, namespace: str) -> list[dict[str, Any]]:
+        return self.api.list_finetunejobs(namespace)
 
     def list_pending_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         parent = selector.removeprefix(f"{names.LABEL_LLMDEPLOYMENT}=")

@@ -30,6 +30,7 @@ class JobCluster:
     calls: list[str] = field(default_factory=list)
     fail: dict[str, list[KubeError]] = field(default_factory=dict)
     events: list[tuple[str, str]] = field(default_factory=list)
+    deployments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -56,6 +57,10 @@ class JobCluster:
 
     def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.jobs.get((namespace, name)))
+
+    def get_llmdeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self._call("get LLMDeployment")
+        return copy.deepcopy(self.deployments.get((namespace, name)))
 
     def patch_finetunejob_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._call("patch status")
@@ -179,3 +184,31 @@ def test_a_patch_keeps_the_adapter_location_to_the_trainer() -> None:
     outcome = sync_job(ref, cluster, CONFIG, NOW)
     assert outcome.status.adapter_uri == "pvc://x"
     assert "adapterUri" not in status_patch(outcome, ref.status)
+
+
+def test_a_handed_off_job_is_deployed_once_its_deployment_serves_the_adapter() -> None:
+    cluster = JobCluster()
+    cluster.jobs[KEY] = body({**SPEC, "deployTo": "llama"})
+    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    reconcile(KEY)
+    assert "get LLMDeployment" not in cluster.calls  # not before training succeeded
+    kuberay_says(cluster, "Complete", "SUCCEEDED")
+    uri = "pvc://out/adapters/sql-abcd1234"
+    cluster.jobs[KEY]["status"]["adapterUri"] = uri
+    llmd = {"metadata": {"generation": 2}, "status": {"observedGeneration": 2, "adapters": []}}
+    cluster.deployments[("team", "llama")] = llmd
+    reconcile.forget(KEY)
+    reconcile(KEY)
+
+    def deployed() -> tuple[str, str]:
+        found = next(
+            c for c in cluster.jobs[KEY]["status"]["conditions"] if c["type"] == "Deployed"
+        )
+        return found["status"], found["reason"]
+
+    assert deployed() == ("False", "HandingOff")
+    llmd["status"]["adapters"] = [{"name": "sql", "state": "Loaded", "uri": uri}]
+    reconcile.forget(KEY)
+    reconcile(KEY)  # final already: no RayJob call, only the deployment is read
+    assert deployed() == ("True", "Served")
+    assert cluster.jobs[KEY]["status"]["phase"] == "Succeeded"

@@ -189,3 +189,76 @@ def test_times_come_from_the_rayjob() -> None:
     assert status.start_time == "2026-12-02T09:00:00Z"
     assert status.completion_time is None
     assert status.ray_job_name == "sql"
+
+
+def deployment(adapters: list[dict[str, Any]], current: bool = True) -> dict[str, Any]:
+    return {
+        "metadata": {"name": "llama", "generation": 4},
+        "status": {"observedGeneration": 4 if current else 3, "adapters": adapters},
+    }
+
+
+def deployed_condition(job: RayJobView | None, previous: dict[str, Any], llmd: Any) -> Any:
+    observed = observe(job, previous, deployTo="llama")
+    observed = JobObserved(**{**observed.__dict__, "name": "sql", "deployment": llmd})
+    status = derive_job(observed)
+    return next(c for c in status.conditions if c.type == "Deployed")
+
+
+URI = PUBLISHED["adapterUri"]
+
+
+@pytest.mark.parametrize(
+    ("job", "previous", "llmd", "status", "reason"),
+    [
+        (rayjob("Running", "RUNNING"), PROGRESS, None, "False", "AwaitingTraining"),
+        (rayjob("Failed", reason="DeadlineExceeded"), PROGRESS, None, "False", "TrainingFailed"),
+        (rayjob("Complete", "SUCCEEDED"), PUBLISHED, None, "False", "DeploymentNotFound"),
+        (rayjob("Complete", "SUCCEEDED"), PUBLISHED, deployment([]), "False", "HandingOff"),
+        (
+            rayjob("Complete", "SUCCEEDED"),
+            PUBLISHED,
+            deployment([{"name": "sql", "state": "Pending", "uri": URI}]),
+            "False",
+            "Loading",
+        ),
+        (
+            rayjob("Complete", "SUCCEEDED"),
+            PUBLISHED,
+            deployment([{"name": "sql", "state": "Loaded", "uri": URI}], current=False),
+            "False",
+            "HandingOff",
+        ),
+        (
+            rayjob("Complete", "SUCCEEDED"),
+            PUBLISHED,
+            deployment([{"name": "sql", "state": "Loaded", "uri": "pvc://an/older/one"}]),
+            "False",
+            "Loading",
+        ),
+        (
+            rayjob("Complete", "SUCCEEDED"),
+            PUBLISHED,
+            deployment([{"name": "sql", "state": "Failed", "message": "trained on hf://x/y"}]),
+            "False",
+            "AdapterRefused",
+        ),
+        (
+            rayjob("Complete", "SUCCEEDED"),
+            PUBLISHED,
+            deployment([{"name": "sql", "state": "Loaded", "uri": URI}]),
+            "True",
+            "Served",
+        ),
+    ],
+)
+def test_deployed_is_true_only_once_the_deployment_serves_this_adapter(
+    job: RayJobView | None, previous: dict[str, Any], llmd: Any, status: str, reason: str
+) -> None:
+    condition = deployed_condition(job, previous, llmd)
+    assert (condition.status, condition.reason) == (status, reason)
+
+
+def test_no_deployed_condition_without_deploy_to() -> None:
+    status = derive_job(observe(rayjob("Complete", "SUCCEEDED"), PUBLISHED))
+    assert "Deployed" not in {c.type for c in status.conditions}

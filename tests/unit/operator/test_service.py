@@ -10,6 +10,7 @@ import yaml
 
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
+from kubellm_operator.handoffs import HandOff, HandOffIndex
 from kubellm_operator.service import ObjectRef, is_subset, sync
 
 NOW = "2026-11-22T10:00:00Z"
@@ -67,6 +68,17 @@ class MemoryCluster:
 
     def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.finetunejobs.get((namespace, name))
+
+    def list_finetunejobs(self, namespace: str) -> list[dict[str, Any]]:
+        return [
+            copy.deepcopy(b) for (ns, _), b in sorted(self.finetunejobs.items()) if ns == namespace
+        ]
+
+    def list_handoffs(self, namespace: str, name: str) -> tuple[HandOff, ...]:
+        index = HandOffIndex()
+        for body in self.list_finetunejobs(namespace):
+            index.job_changed(body, deleted=False)
+        return index.for_deployment(namespace, name)
 
     def serve_details(self, namespace: str, cluster: str) -> dict[str, Any] | None:
         if (namespace, cluster) in self.heads:
