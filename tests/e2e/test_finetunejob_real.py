@@ -250,3 +250,100 @@ def test_deleting_a_job_leaves_no_ray_cluster_or_identity(
         timeout=180,
         what="the RayJob, RayCluster, pods and trainer identity to be garbage-collected",
     )
+
+
+SERVE = "http://127.0.0.1:8000"  # the real Serve proxy, where the serve Service would point
+QUESTION = [{"role": "user", "content": "What is the code word?"}]
+
+
+def serving(name: str, model: Path) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "LLMDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "model": {"uri": f"file://{model}", "servedName": "tiny-chat", "maxModelLen": 256},
+            "replicas": 2,
+            "engine": {"backend": "transformers"},
+            "resources": {"gpusPerReplica": 0, "cpu": "1", "memory": "2Gi"},
+            "placement": {"nodePool": "cpu"},
+            "enableLora": True,  # adapters come and go without restarting replicas
+        },
+    }
+
+
+def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
+    return next((c for c in status(obj).get("conditions") or [] if c["type"] == type_), {})
+
+
+def answers_by_replica(model: str) -> dict[str, str]:
+    """One greedy answer from each of the two replicas (Serve picks one per request)."""
+    import httpx
+
+    found: dict[str, str] = {}
+    with httpx.Client(base_url=SERVE, timeout=120, trust_env=False) as http:
+
+        def ask() -> dict[str, str]:
+            reply = http.post(
+                "/v1/chat/completions",
+                json={"model": model, "messages": QUESTION, "max_tokens": 16, "temperature": 0},
+            )
+            assert reply.status_code == 200, reply.text
+            found[reply.headers["X-Kubellm-Replica"]] = reply.json()["choices"][0]["message"][
+                "content"
+            ]
+            return found
+
+        return wait_for(ask, lambda f: len(f) == 2, timeout=120, what=f"{model} on both replicas")
+
+
+def test_a_handed_off_adapter_is_served_on_every_replica_without_a_restart(
+    cluster: E2ECluster, real_namespace: str, tiny: Path, tmp_path: Path
+) -> None:
+    ns = real_namespace
+    cluster.custom.create_namespaced_custom_object(
+        GROUP, VERSION, ns, "llmdeployments", serving("tiny-serve", tiny)
+    )
+    wait_for(
+        lambda: cluster.custom.get_namespaced_custom_object(
+            GROUP, VERSION, ns, "llmdeployments", "tiny-serve"
+        ),
+        lambda o: condition(o, "Ready").get("status") == "True",
+        timeout=TRAINED,
+        what="LLMDeployment tiny-serve to become Ready",
+        interval=0.5,
+    )
+    base = answers_by_replica("tiny-chat")
+    job = finetunejob(
+        "zebra-v1",
+        tiny,
+        dataset(tmp_path),
+        tmp_path / "out",
+        deployTo="tiny-serve",
+        output={"uri": f"file://{tmp_path / 'out'}", "adapterName": "zebra-v1"},
+    )
+    create(cluster, ns, job)
+    done = wait_for(
+        lambda: get_job(cluster, ns, "zebra-v1"),
+        lambda o: (
+            condition(o, "Deployed").get("status") == "True" or status(o).get("phase") == "Failed"
+        ),
+        timeout=TRAINED,
+        what="FineTuneJob zebra-v1 to be Deployed",
+        interval=0.5,
+    )
+    assert status(done)["phase"] == "Succeeded", status(done)
+    deployed = condition(done, "Deployed")
+    assert deployed["reason"] == "Served"
+    print(  # the benchmark's Succeeded -> Deployed figure (one sample)
+        f"succeeded {status(done)['completionTime']} deployed {deployed['lastTransitionTime']}"
+    )
+    llmd = cluster.custom.get_namespaced_custom_object(
+        GROUP, VERSION, ns, "llmdeployments", "tiny-serve"
+    )
+    entry = next(a for a in status(llmd)["adapters"] if a["name"] == "zebra-v1")
+    assert (entry["state"], entry["uri"]) == ("Loaded", status(done)["adapterUri"])
+    tuned = answers_by_replica("zebra-v1")
+    assert set(tuned) == set(base)  # the same two replicas: none was restarted
+    assert all("zebra" in answer for answer in tuned.values()), tuned
+    assert not any("zebra" in answer for answer in base.values()), base
