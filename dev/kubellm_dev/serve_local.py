@@ -27,15 +27,18 @@ from kubellm_operator.builders.serve_config import ResolvedAdapter, serve_config
 from kubellm_operator.config import OperatorConfig
 
 DEPLOY_TIMEOUT_S = 600.0
+DEPLOY_PUT_S = 120.0
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 APPS = "/api/serve/applications/"
 
 
-def request(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, bytes]:
+def request(
+    url: str, method: str = "GET", body: bytes | None = None, timeout: float = 10.0
+) -> tuple[int, bytes]:
     call = urllib.request.Request(url, data=body, method=method)  # noqa: S310 - loopback
     call.add_header("Content-Type", "application/json")
     try:
-        with OPENER.open(call, timeout=10) as reply:
+        with OPENER.open(call, timeout=timeout) as reply:
             return int(reply.status), reply.read()
     except urllib.error.HTTPError as exc:
         return int(exc.code), exc.read()
@@ -67,7 +70,11 @@ class LocalServe:
         # Service targets it); here it goes where this head's ports say.
         port = int(self.proxy.rsplit(":", 1)[1])
         config["http_options"] = {"host": "127.0.0.1", "port": port}
-        status, body = request(f"{self.dashboard}{APPS}", "PUT", json.dumps(config).encode())
+        # The first PUT starts Serve's controller on the head: on a busy machine (the e2e
+        # tier's Ray head serving beside it) that took over 10 s in a CI run.
+        status, body = request(
+            f"{self.dashboard}{APPS}", "PUT", json.dumps(config).encode(), timeout=DEPLOY_PUT_S
+        )
         if status != 200:  # noqa: PLR2004
             raise RuntimeError(f"serve deploy refused ({status}): {body[:500]!r}")
         return dict(config["applications"][0]["deployments"][0])

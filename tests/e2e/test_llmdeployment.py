@@ -350,13 +350,18 @@ def test_delete_leaves_nothing_behind(cluster: E2ECluster, namespace: str) -> No
     )
 
 
-def test_generated_rayservices_validate_against_the_kuberay_crd(
+def test_generated_children_validate_against_the_kuberay_crds(
     cluster: E2ECluster, namespace: str
 ) -> None:
-    golden = sorted((REPO / "tests" / "unit" / "operator" / "golden").glob("*.yaml"))
+    folder = REPO / "tests" / "unit" / "operator" / "golden"
+    golden = sorted(folder.glob("*.rayservice.yaml"))
+    rayjobs = sorted(folder.glob("*.rayjob.yaml"))  # with the trainer's identity before them
     assert golden
-    for path in golden:
-        manifest = yaml.safe_load(path.read_text())
+    assert rayjobs
+    documents = [(p, yaml.safe_load(p.read_text())) for p in golden] + [
+        (p, doc) for p in rayjobs for doc in yaml.safe_load_all(p.read_text())
+    ]
+    for path, manifest in documents:
         manifest["metadata"]["namespace"] = namespace
         manifest["metadata"].pop("ownerReferences")
         result = kubectl(
