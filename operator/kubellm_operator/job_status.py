@@ -261,6 +261,7 @@ def derive_job(obs: JobObserved) -> FineTuneJobStatus:
     final = v.phase in FINAL
     previous_start = obs.previous.get("startTime")
     previous_end = obs.previous.get("completionTime")
+    ended = (job.end_time if job else None) or obs.now
     attempts = None
     if job is not None:
         attempts = job.failed + job.succeeded + (0 if final or v.phase == "Pending" else 1)
@@ -278,8 +279,7 @@ def derive_job(obs: JobObserved) -> FineTuneJobStatus:
         ],
         observed_generation=obs.generation,
         start_time=previous_start or (job.start_time if job else None),
-        completion_time=previous_end
-        or ((job.end_time if job else None) or obs.now if final else None),
+        completion_time=previous_end or (ended if final else None),
         adapter_uri=obs.reported.adapter_uri if v.phase == "Succeeded" else None,
         ray_job_name=obs.rayjob_name,
         message=_cap(v.message),

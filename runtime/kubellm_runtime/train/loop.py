@@ -12,7 +12,8 @@ from __future__ import annotations
 import random
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -281,27 +282,19 @@ def _ray_context() -> Any:
         return None
 
 
-class _resume_point:  # noqa: N801 - used as a context manager, like a function
+@contextmanager
+def _resume_point(work_dir: Path, context: Any) -> Iterator[Path | None]:
     """The checkpoint to resume from: Ray Train's latest (materialized for the Trainer), or
     the work directory's last one when run alone."""
+    if context is None:
+        last = get_last_checkpoint(str(work_dir)) if work_dir.is_dir() else None
+        yield Path(last) if last else None
+        return
+    import ray.train  # noqa: PLC0415
 
-    def __init__(self, work_dir: Path, context: Any) -> None:
-        self.work_dir = work_dir
-        self.context = context
-        self._temporary: tempfile.TemporaryDirectory[str] | None = None
-
-    def __enter__(self) -> Path | None:
-        if self.context is None:
-            last = get_last_checkpoint(str(self.work_dir)) if self.work_dir.is_dir() else None
-            return Path(last) if last else None
-        import ray.train  # noqa: PLC0415
-
-        checkpoint = ray.train.get_checkpoint()
-        if checkpoint is None:
-            return None
-        self._temporary = tempfile.TemporaryDirectory(prefix="kubellm-resume-")
-        return Path(checkpoint.to_directory(self._temporary.name))
-
-    def __exit__(self, *exc: object) -> None:
-        if self._temporary is not None:
-            self._temporary.cleanup()
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        yield None
+        return
+    with tempfile.TemporaryDirectory(prefix="kubellm-resume-") as folder:
+        yield Path(checkpoint.to_directory(folder))

@@ -32,10 +32,9 @@ log = structlog.get_logger(__name__)
 
 @dataclass(frozen=True)
 class Checked:
-    """What the checks before training found: the model's and the data's local paths."""
+    """What the checks before training found: the model's local path and the data."""
 
     model_path: Path
-    dataset_path: Path
     data: Data
 
 
@@ -64,7 +63,7 @@ def check(args: TrainArgs, settings: RuntimeSettings, *, output: bool = True) ->
     data = load_data(args, tokenizer, dataset_path)
     if output:
         Output(args.output_uri, settings).check_writable()
-    return Checked(model_path, dataset_path, data)
+    return Checked(model_path, data)
 
 
 def metadata(args: TrainArgs, data: Data, outcome: Outcome) -> dict[str, Any]:
