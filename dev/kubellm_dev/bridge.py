@@ -26,6 +26,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from kubellm_dev.pod_identity import PodIdentity
+from kubellm_dev.pod_lifetime import JobReaper, raycluster_exists
 
 Mode = Literal["scripted", "real"]
 _HEAD_HOST = re.compile(r"^(?P<cluster>.+)-head-svc\.(?P<ns>[^.]+)\.svc")
@@ -300,11 +301,23 @@ class BridgeHandler(BaseHTTPRequestHandler):
             return
         finally:
             conn.close()
+        self._track_submission(target, path, resp.status, data)
         self.send_response(resp.status)
         self.send_header("Content-Type", resp.getheader("Content-Type", "application/json"))
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _track_submission(self, target: Target, path: str, status: int, data: bytes) -> None:
+        """A job submitted for a RayCluster dies with it (see pod_lifetime)."""
+        reaper = self.server.reaper
+        if reaper is None or self.command != "POST" or path.rstrip("/") != "/api/jobs":
+            return
+        if status != http.client.OK or not target.namespace or not target.cluster:
+            return
+        submission = json.loads(data or b"{}").get("submission_id")
+        if submission:
+            reaper.track(target.namespace, target.cluster, str(submission))
 
     # -- control API --------------------------------------------------------------------------
     def _control(self, path: str, body: bytes) -> None:
@@ -356,17 +369,26 @@ class BridgeServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
     def __init__(
-        self, port: int, state: BridgeState | None = None, identity: PodIdentity | None = None
+        self,
+        port: int,
+        state: BridgeState | None = None,
+        identity: PodIdentity | None = None,
+        reaper: JobReaper | None = None,
     ) -> None:
         self.state = state or BridgeState()
         self.identity = identity
         """Gives forwarded job submissions their pod's identity (None: forwarded as sent)."""
+        self.reaper = reaper
+        """Stops forwarded jobs whose RayCluster was deleted (None: they run on)."""
         super().__init__(("127.0.0.1", port), BridgeHandler)
 
 
 def serve(port: int, kubeconfig: Path | None = None, identity_dir: Path | None = None) -> None:
-    identity = None
+    state = BridgeState()
+    identity = reaper = None
     if kubeconfig is not None:
         identity = PodIdentity(kubeconfig, identity_dir or kubeconfig.parent / "pod-identity")
-    with BridgeServer(port, identity=identity) as server:
+        reaper = JobReaper(raycluster_exists(identity.api), lambda: state.real_dashboard)
+        reaper.start()
+    with BridgeServer(port, state=state, identity=identity, reaper=reaper) as server:
         server.serve_forever()

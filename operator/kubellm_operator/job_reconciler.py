@@ -1,6 +1,7 @@
 """One reconcile of one FineTuneJob, as its work queue runs it: read, sync, write, report.
 
-Returns whether it is done; False makes the queue retry with backoff. The trainer's own status
+Returns whether it is done; False makes the queue retry with backoff, a number runs it again
+that many seconds later (a finished job's TTL). The trainer's own status
 writes (progress) arrive as events too: they cost a reconcile that writes nothing.
 """
 
@@ -40,7 +41,7 @@ class JobReconciler:
         self.bodies.pop(key, None)
         self.phases.set(f"{key[0]}/{key[1]}", None)
 
-    def __call__(self, key: Key, body: Mapping[str, Any] | None = None) -> bool:
+    def __call__(self, key: Key, body: Mapping[str, Any] | None = None) -> bool | float:
         namespace, name = key
         try:
             job = body or self.bodies.get(key) or self.cluster.get_finetunejob(namespace, name)
@@ -74,7 +75,9 @@ class JobReconciler:
                 **trimmed(job),
                 "status": {**ref.status, **status_patch(outcome, ref.status)},
             }
-        return outcome.error is None
+        if outcome.error is not None:
+            return False
+        return outcome.recheck_s if outcome.recheck_s is not None else True
 
     def _report(
         self, job: Mapping[str, Any], before: Mapping[str, Any], phase: Any, message: str

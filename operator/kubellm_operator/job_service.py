@@ -4,12 +4,16 @@ The RayJob is created once (with the trainer's identity before it) and afterward
 ``suspend`` is changed: a running training cluster is never re-applied, so an operator upgrade
 or a new default cannot restart a run. A run the trainer refused for its inputs is stopped at
 once (its RayJob deleted): KubeRay would retry it, and no retry can fix the inputs.
+
+``ttlSecondsAfterFinished`` after a job ended, its RayJob (and with it the Ray cluster) and the
+trainer's identity are deleted; the job, its status and the adapter stay.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from kubellm_operator import names
@@ -48,6 +52,8 @@ class JobOutcome:
     """What this reconcile wrote (kinds), for the metrics."""
     error: KubeError | None = None
     """An API call failed: the caller writes what is known and retries."""
+    recheck_s: float | None = None
+    """Reconcile again this many seconds from now (a finished job's TTL falls due)."""
 
 
 def status_patch(outcome: JobOutcome, before: Mapping[str, Any]) -> dict[str, Any]:
@@ -74,17 +80,40 @@ def sync_job(ref: JobRef, cluster: JobClusterPort, config: OperatorConfig, now: 
     except InvalidSpecError as exc:
         return JobOutcome(derive_job(replace(observed, invalid=str(exc))))
     observed = replace(observed, spec=spec)
+    recheck_s = None
     try:
         if ref.status.get("phase") not in FINAL:
             observed, writes = _run(ref, spec, observed, cluster, config)
         else:
-            writes = ()
+            recheck_s = _ttl_left(ref.status, spec, now)
+            writes = _clean_up(ref, cluster) if recheck_s is None else ()
         if spec.deploy_to and verdict(observed).phase == "Succeeded":
             found = cluster.get_llmdeployment(ref.namespace, spec.deploy_to)
             observed = replace(observed, deployment=found)
     except KubeError as exc:
         return JobOutcome(derive_job(replace(observed, api_error=exc)), (), exc)
-    return JobOutcome(derive_job(observed), writes)
+    return JobOutcome(derive_job(observed), writes, recheck_s=recheck_s)
+
+
+def _ttl_left(status: Mapping[str, Any], spec: FineTuneJobSpec, now: str) -> float | None:
+    """Seconds until a finished job's children are due for deletion; None once they are."""
+    ended = status.get("completionTime")
+    if not ended:
+        return None
+    elapsed = (datetime.fromisoformat(now) - datetime.fromisoformat(ended)).total_seconds()
+    left = spec.ttl_seconds_after_finished - elapsed
+    return left if left > 0 else None
+
+
+def _clean_up(ref: JobRef, cluster: JobClusterPort) -> tuple[str, ...]:
+    """The finished job's RayJob and trainer identity; the identity goes first, so a RayJob
+    that is gone means both are (a later reconcile then costs one GET)."""
+    name = names.rayjob_name(ref.name)
+    if cluster.get_rayjob(ref.namespace, name) is None:
+        return ()
+    cluster.delete_trainer_identity(ref.namespace, ref.name)
+    cluster.delete_rayjob(ref.namespace, name)
+    return ("identity", "rayjob")
 
 
 def _run(

@@ -119,9 +119,12 @@ def verdict(obs: JobObserved) -> Verdict:
     before = obs.previous.get("phase")
     if before in FINAL:  # final: a later RayJob change (its TTL cleanup) changes nothing
         error = obs.previous.get("error")
+        written: Mapping[str, Any] = next(
+            (c for c in obs.previous.get("conditions") or [] if c.get("type") == before), {}
+        )
         return Verdict(
             before,
-            "Finished",
+            str(written.get("reason") or "Finished"),  # the reason it ended with stays
             str(obs.previous.get("message") or ""),
             TrainingError.model_validate(error) if isinstance(error, dict) else None,
         )

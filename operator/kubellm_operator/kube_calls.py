@@ -37,6 +37,11 @@ TYPED_APPLY: dict[str, tuple[Any, str]] = {
     "Role": (client.RbacAuthorizationV1Api, "patch_namespaced_role"),
     "RoleBinding": (client.RbacAuthorizationV1Api, "patch_namespaced_role_binding"),
 }
+TYPED_DELETE: dict[str, tuple[Any, str]] = {
+    "ServiceAccount": (client.CoreV1Api, "delete_namespaced_service_account"),
+    "Role": (client.RbacAuthorizationV1Api, "delete_namespaced_role"),
+    "RoleBinding": (client.RbacAuthorizationV1Api, "delete_namespaced_role_binding"),
+}
 
 
 class NotFoundError(Exception):

@@ -12,6 +12,7 @@ from kubellm_operator.kube_calls import (
     REQUEST_TIMEOUT,
     SERVER_SIDE_APPLY,
     TYPED_APPLY,
+    TYPED_DELETE,
     CustomCalls,
     NotFoundError,
     calling,
@@ -57,6 +58,19 @@ class JobCalls(CustomCalls):
                 )
         except NotFoundError:
             return  # gone already
+
+    def delete_trainer_identity(self, namespace: str, job: str) -> None:
+        """The RoleBinding, Role and ServiceAccount of a finished job's trainer (gone is fine)."""
+        name = names.trainer_identity_name(job)
+        for kind in ("RoleBinding", "Role", "ServiceAccount"):
+            api_class, method = TYPED_DELETE[kind]
+            try:
+                with calling("delete", f"delete {kind} {name}"):
+                    getattr(api_class(self.api), method)(
+                        name, namespace, _request_timeout=REQUEST_TIMEOUT
+                    )
+            except NotFoundError:
+                continue
 
     def patch_finetunejob_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._merge_patch(

@@ -131,6 +131,9 @@ def test_a_crashed_run_resumes_from_its_last_checkpoint(
     outcome = run(args, RuntimeSettings(), Reporter(again, interval_s=0), ray=False)
     steps = again.steps()
     assert steps[0] > 1, steps  # resumed from the checkpoint at step 2 or 4, not from zero
+    resumed = [w["progress"].get("resumedFromStep") for w in again.writes if "progress" in w]
+    assert resumed[0] in (2, 4), resumed
+    assert set(resumed) == {resumed[0]}, resumed
     assert steps[-1] == outcome.steps == 16  # 29 training records, 4 a step: 8 an epoch
     assert (tmp_path / "adapter" / METADATA).is_file()
 

@@ -7,12 +7,13 @@ import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
-from kubellm_dev.bridge import BridgeServer, parse_target
+from kubellm_dev.bridge import BridgeServer, BridgeState, parse_target
 from kubellm_dev.bridge_client import BridgeClient
+from kubellm_dev.pod_lifetime import JobReaper
 
 HEAD = "http://rs-abc-head-svc.team-a.svc.cluster.local:8265"
 
@@ -152,3 +153,58 @@ def test_every_proxied_call_is_logged_for_tests_to_inspect(bridge: Any) -> None:
     proxied(server, "GET", f"{HEAD}/api/serve/applications/")
     (entry,) = control.state()["requests"]
     assert (entry["method"], entry["path"]) == ("GET", "/api/serve/applications/")
+
+
+class _FakeJobHead(BaseHTTPRequestHandler):
+    """A Ray dashboard with one job API: submissions run until stopped."""
+
+    jobs: ClassVar[dict[str, str]] = {}
+
+    def log_message(self, *_: Any) -> None:
+        return
+
+    def _answer(self, obj: Any) -> None:
+        body = json.dumps(obj).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        if self.path == "/api/jobs/":
+            job = f"raysubmit_{len(self.jobs)}"
+            self.jobs[job] = "RUNNING"
+            self._answer({"job_id": job, "submission_id": job})
+        else:  # /api/jobs/<id>/stop
+            self.jobs[self.path.split("/")[3]] = "STOPPED"
+            self._answer({"stopped": True})
+
+    def do_GET(self) -> None:
+        self._answer({"status": self.jobs[self.path.split("/")[3]]})
+
+
+def test_a_forwarded_job_is_stopped_once_its_ray_cluster_is_deleted() -> None:
+    upstream = ThreadingHTTPServer(("127.0.0.1", 0), _FakeJobHead)
+    threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{upstream.server_address[1]}"
+    clusters = {("team-a", "rs-abc"), ("team-a", "other")}
+    state = BridgeState(default_mode="real", real_dashboard=base, real_serve=base)
+    reaper = JobReaper(lambda ns, name: (ns, name) in clusters, lambda: state.real_dashboard)
+    server = BridgeServer(0, state=state, reaper=reaper)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        mine = proxied(server, "POST", f"{HEAD}/api/jobs/", {"entrypoint": "train"})[1]
+        other_head = "http://other-head-svc.team-a.svc.cluster.local:8265"
+        theirs = proxied(server, "POST", f"{other_head}/api/jobs/", {"entrypoint": "x"})[1]
+        assert reaper.sweep() == []  # both clusters exist: both run on
+        clusters.discard(("team-a", "rs-abc"))  # KubeRay deleted it (a suspend, the TTL)
+        assert reaper.sweep() == [mine["submission_id"]]
+        assert _FakeJobHead.jobs == {mine["submission_id"]: "STOPPED", theirs["job_id"]: "RUNNING"}
+        _FakeJobHead.jobs[theirs["job_id"]] = "SUCCEEDED"
+        assert reaper.sweep() == []
+        assert not reaper.tracked  # ended or stopped: nothing left to watch
+    finally:
+        for each in (server, upstream):
+            each.shutdown()
+            each.server_close()

@@ -259,6 +259,9 @@ class Progress(ApiModel):
     """Tokens trained on so far (all workers, every epoch)."""
     updated_at: str | None = None
     """When the trainer wrote this (RFC 3339)."""
+    resumed_from_step: int | None = None
+    """The checkpoint's step this attempt continued from (absent on a fresh start): after a
+    resume from suspend, a retry or a lost worker."""
 
 
 JobPhase = Literal["Pending", "Running", "Suspended", "Succeeded", "Failed"]

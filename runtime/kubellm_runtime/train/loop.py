@@ -138,6 +138,7 @@ class ProgressCallback(TrainerCallback):
         self._started = time.monotonic()
         self._first_step: int | None = None
         self._first_epoch = 0.0
+        self._resumed_from = 0
 
     def snapshot(self, state: Any) -> Snapshot:
         epoch = float(state.epoch or 0.0)
@@ -153,11 +154,13 @@ class ProgressCallback(TrainerCallback):
             tokens_this_attempt=round((epoch - self._first_epoch) * self.tokens_per_epoch),
             elapsed_s=time.monotonic() - self._started,
             steps_this_attempt=state.global_step - self._first_step,
+            resumed_from_step=self._resumed_from,
         )
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self._started = time.monotonic()
         self._first_step = None
+        self._resumed_from = state.global_step  # the Trainer restored a checkpoint's state
         self.snapshot(state)
 
     def on_log(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

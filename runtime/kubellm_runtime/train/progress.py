@@ -35,6 +35,8 @@ class Snapshot:
     """Seconds of training in this attempt."""
     steps_this_attempt: int
     """Steps done since this attempt started (a resumed run starts at a checkpoint)."""
+    resumed_from_step: int = 0
+    """The checkpoint's step this attempt started from (0: from the beginning)."""
 
 
 def progress(snapshot: Snapshot, now: datetime) -> dict[str, Any]:
@@ -52,6 +54,8 @@ def progress(snapshot: Snapshot, now: datetime) -> dict[str, Any]:
         fields["loss"] = round(s.loss, 4)
     if s.eval_loss is not None and math.isfinite(s.eval_loss):
         fields["evalLoss"] = round(s.eval_loss, 4)
+    if s.resumed_from_step:
+        fields["resumedFromStep"] = s.resumed_from_step
     if s.elapsed_s > 0:
         fields["tokensPerSecond"] = round(s.tokens_this_attempt / s.elapsed_s, 1)
     if s.elapsed_s > 0 and s.steps_this_attempt > 0:

@@ -1,6 +1,7 @@
 """The FineTuneJob reconcile on an in-memory cluster: the identity and RayJob created once,
-only suspend changed afterwards, a refused run stopped, the trainer's fields never
-overwritten, API failures retried with the reason on the status."""
+only suspend changed afterwards, a refused run stopped, a finished one's children deleted
+once its TTL is due, the trainer's fields never overwritten, API failures retried with the
+reason on the status."""
 
 from __future__ import annotations
 
@@ -54,6 +55,11 @@ class JobCluster:
     def delete_rayjob(self, namespace: str, name: str) -> None:
         self._call("delete RayJob")
         self.objects.pop(("RayJob", name), None)
+
+    def delete_trainer_identity(self, namespace: str, job: str) -> None:
+        self._call("delete identity")
+        for kind in ("ServiceAccount", "Role", "RoleBinding"):
+            self.objects.pop((kind, f"{job}-trainer"), None)
 
     def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return copy.deepcopy(self.jobs.get((namespace, name)))
@@ -212,3 +218,46 @@ def test_a_handed_off_job_is_deployed_once_its_deployment_serves_the_adapter() -
     reconcile(KEY)  # final already: no RayJob call, only the deployment is read
     assert deployed() == ("True", "Served")
     assert cluster.jobs[KEY]["status"]["phase"] == "Succeeded"
+
+
+def test_a_finished_jobs_children_go_when_its_ttl_is_due_and_the_job_stays() -> None:
+    cluster = JobCluster()
+    spec = {**SPEC, "ttlSecondsAfterFinished": 600}
+    cluster.jobs[KEY] = body(spec)
+    clock = ["2026-12-02T10:00:00Z"]
+    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: clock[0])
+    reconcile(KEY)
+    kuberay_says(cluster, "Complete", "SUCCEEDED", endTime="2026-12-02T10:05:00Z")
+    cluster.jobs[KEY]["status"]["adapterUri"] = "pvc://out/adapters/sql-abcd1234"
+    reconcile.forget(KEY)
+    clock[0] = "2026-12-02T10:05:30Z"
+    reconcile(KEY)  # writes Succeeded, completed at KubeRay's end time
+    assert cluster.jobs[KEY]["status"]["completionTime"] == "2026-12-02T10:05:00Z"
+    cluster.calls.clear()
+    reconcile.forget(KEY)
+    assert reconcile(KEY) == 570.0  # the queue comes back when the TTL falls due
+    assert cluster.calls == []
+    clock[0] = "2026-12-02T10:15:00Z"
+    reconcile.forget(KEY)
+    assert reconcile(KEY) is True
+    assert cluster.calls == ["get RayJob", "delete identity", "delete RayJob"]
+    assert not cluster.objects  # RayJob (and so its Ray cluster), ServiceAccount, Role, Binding
+    assert cluster.jobs[KEY]["status"]["phase"] == "Succeeded"
+    cluster.calls.clear()
+    reconcile.forget(KEY)
+    assert reconcile(KEY) is True
+    assert cluster.calls == ["get RayJob"]  # gone: nothing more to delete
+
+
+def test_a_zero_ttl_deletes_the_children_as_soon_as_the_job_is_final() -> None:
+    cluster = JobCluster()
+    cluster.jobs[KEY] = body({**SPEC, "ttlSecondsAfterFinished": 0})
+    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    reconcile(KEY)
+    kuberay_says(cluster, "Failed", "FAILED", reason="DeadlineExceeded")
+    reconcile.forget(KEY)
+    reconcile(KEY)
+    assert cluster.jobs[KEY]["status"]["error"]["reason"] == "DeadlineExceeded"
+    reconcile.forget(KEY)
+    assert reconcile(KEY) is True
+    assert not cluster.objects

@@ -47,9 +47,18 @@ def test_progress_has_percent_eta_and_tokens_per_second() -> None:
 def test_a_resumed_run_paces_its_eta_on_this_attempts_steps_only() -> None:
     # Resumed at step 80 of 100: 10 steps in 10 s this attempt, 10 left.
     fields = progress(
-        snap(90, elapsed_s=10.0, steps_this_attempt=10, tokens_this_attempt=5000), NOW
+        snap(
+            90,
+            elapsed_s=10.0,
+            steps_this_attempt=10,
+            tokens_this_attempt=5000,
+            resumed_from_step=80,
+        ),
+        NOW,
     )
     assert (fields["eta"], fields["tokensPerSecond"], fields["percent"]) == ("10s", 500.0, 90)
+    assert fields["resumedFromStep"] == 80  # the user sees where it continued
+    assert "resumedFromStep" not in progress(snap(10), NOW)  # a fresh start says nothing
 
 
 def test_missing_or_non_finite_losses_are_left_out() -> None:
