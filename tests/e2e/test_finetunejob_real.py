@@ -104,6 +104,22 @@ def kubectl(cluster: E2ECluster, *args: str) -> str:
     ).stdout
 
 
+def children(cluster: E2ECluster, namespace: str) -> dict[str, int]:
+    """What a job leaves in its namespace: RayJobs, RayClusters, trainer identities, pods."""
+    custom = cluster.custom
+
+    def count(plural: str) -> int:
+        return len(custom.list_namespaced_custom_object("ray.io", "v1", namespace, plural)["items"])
+
+    accounts = cluster.core.list_namespaced_service_account(namespace).items
+    return {
+        "rayjobs": count("rayjobs"),
+        "rayclusters": count("rayclusters"),
+        "trainer identities": len([a for a in accounts if a.metadata.name.endswith("-trainer")]),
+        "pods": len(cluster.pods(namespace)),
+    }
+
+
 def test_a_finetunejob_trains_reports_progress_and_publishes_its_adapter(
     cluster: E2ECluster, real_namespace: str, tiny: Path, tmp_path: Path
 ) -> None:
@@ -225,27 +241,8 @@ def test_deleting_a_job_leaves_no_ray_cluster_or_identity(
     )
     kubectl(cluster, "delete", "-n", ns, "ftj/gone", "--wait=true", "--timeout=60s")
 
-    def leftovers() -> dict[str, int]:
-        custom = cluster.custom
-        return {
-            "rayjobs": len(
-                custom.list_namespaced_custom_object("ray.io", "v1", ns, "rayjobs")["items"]
-            ),
-            "rayclusters": len(
-                custom.list_namespaced_custom_object("ray.io", "v1", ns, "rayclusters")["items"]
-            ),
-            "serviceaccounts": len(
-                [
-                    a
-                    for a in cluster.core.list_namespaced_service_account(ns).items
-                    if a.metadata.name == "gone-trainer"
-                ]
-            ),
-            "pods": len(cluster.pods(ns)),
-        }
-
     wait_for(
-        leftovers,
+        lambda: children(cluster, ns),
         lambda found: not any(found.values()),
         timeout=180,
         what="the RayJob, RayCluster, pods and trainer identity to be garbage-collected",

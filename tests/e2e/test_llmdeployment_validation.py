@@ -7,28 +7,22 @@ reason InvalidSpec, the field named, no child created.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import yaml
-from kubernetes import client
 
 from kubellm_dev.operator_proc import OperatorProcess
 from kubellm_dev.waiting import wait_for
 
 from .conftest import REPO, E2ECluster
-from .test_llmdeployment import GROUP, PLURAL, VERSION, condition, get_llmd, kubectl
+from .refusals import assert_refused, bad
+from .test_llmdeployment import PLURAL, condition, get_llmd, kubectl
 
 
 def manifest(**spec: Any) -> dict[str, Any]:
     base = {"model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"}}
-    return {
-        "apiVersion": f"{GROUP}/{VERSION}",
-        "kind": "LLMDeployment",
-        "metadata": {"name": "bad"},
-        "spec": {**base, **spec},
-    }
+    return bad("LLMDeployment", {**base, **spec})
 
 
 INVALID = [
@@ -145,34 +139,16 @@ INVALID = [
 ]
 
 
-@pytest.fixture(scope="module")
-def shared_namespace(cluster: E2ECluster) -> Iterator[str]:
-    """One namespace for all rejection cases: nothing is ever created in it."""
-    name = "validation"
-    cluster.core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    yield name
-    cluster.core.delete_namespace(name)
-
-
 @pytest.mark.parametrize(("case", "obj", "expected"), INVALID, ids=[c[0] for c in INVALID])
 def test_kubectl_apply_rejects_with_the_field_and_rule(
     cluster: E2ECluster,
     kubellm_crds: None,
-    shared_namespace: str,
+    scratch_namespace: str,
     case: str,
     obj: dict[str, Any],
     expected: list[str],
 ) -> None:
-    result = kubectl(cluster, "apply", "-n", shared_namespace, "-f", "-", input=yaml.safe_dump(obj))
-    assert result.returncode != 0, f"{case} was accepted"
-    for fragment in expected:
-        assert fragment in result.stderr, result.stderr
-    assert (
-        cluster.custom.list_namespaced_custom_object(GROUP, VERSION, shared_namespace, PLURAL)[
-            "items"
-        ]
-        == []
-    )
+    assert_refused(cluster, scratch_namespace, PLURAL, obj, expected)
 
 
 @pytest.fixture

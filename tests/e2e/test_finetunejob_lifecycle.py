@@ -1,0 +1,159 @@
+"""A FineTuneJob's lifecycle for real (operator, KubeRay, the trainer on the real Ray head):
+suspend frees the workers and resume continues from the last committed checkpoint; a run past its
+activeDeadlineSeconds ends Failed with DeadlineExceeded; the TTL removes the finished job's
+children and keeps the job.
+
+The Ray job runs on the real head in place of the RayCluster's pods; the bridge stops it once
+KubeRay deletes that RayCluster, as the pods' deletion would (``kubellm_dev.pod_lifetime``)."""
+
+from __future__ import annotations
+
+import json
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kubellm_dev import tiny_model
+from kubellm_dev.waiting import wait_for
+
+from .conftest import E2ECluster
+from .test_finetunejob_real import (
+    GROUP,
+    PLURAL,
+    TRAINED,
+    VERSION,
+    children,
+    create,
+    dataset,
+    finetunejob,
+    get_job,
+    status,
+    wait_phase,
+)
+
+pytestmark = pytest.mark.realray
+DASHBOARD = "http://127.0.0.1:8265"  # the real Ray head the bridge forwards to
+STEPS = 3000  # about two minutes of training here: a checkpoint every 300 steps
+EVERY = STEPS // 10
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tiny_model.build(tmp_path_factory.mktemp("models") / "tiny")
+
+
+def long_run(name: str, model: Path, tmp_path: Path, **spec: Any) -> dict[str, Any]:
+    job = finetunejob(name, model, dataset(tmp_path), tmp_path / "out", **spec)
+    job["spec"]["hyperparameters"]["maxSteps"] = STEPS
+    job["spec"]["dataset"]["validationSplit"] = 0  # no evaluations: only training steps
+    return job
+
+
+def committed_step(out: Path) -> int:
+    """The step of the latest checkpoint Ray Train has committed to the run's storage (its
+    snapshot lists it): what a restarted run is handed back. 0 before the first."""
+    found = list(out.glob(".checkpoints/*/run/checkpoint_manager_snapshot.json"))
+    if not found:
+        return 0
+    latest = json.loads(found[0].read_text()).get("latest_checkpoint_result") or {}
+    return int((latest.get("metrics") or {}).get("step", 0))
+
+
+def ray_jobs_of(cluster: E2ECluster, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The real head's jobs for this FineTuneJob (its run name carries the job's uid)."""
+    uid = get_job(cluster, namespace, name)["metadata"]["uid"][:8]
+    with urllib.request.urlopen(f"{DASHBOARD}/api/jobs/", timeout=10) as reply:
+        jobs: list[dict[str, Any]] = json.loads(reply.read())
+    return [j for j in jobs if f"{name}-{uid}" in (j.get("entrypoint") or "")]
+
+
+def suspend(cluster: E2ECluster, namespace: str, name: str, value: bool) -> None:
+    cluster.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, PLURAL, name, {"spec": {"suspend": value}}
+    )
+
+
+def test_suspend_frees_the_workers_and_resume_continues_from_the_last_checkpoint(
+    cluster: E2ECluster, real_namespace: str, tiny: Path, tmp_path: Path
+) -> None:
+    ns = real_namespace
+    create(cluster, ns, long_run("pause", tiny, tmp_path))
+    committed = wait_for(
+        lambda: committed_step(tmp_path / "out"),
+        lambda step: step > 0,
+        timeout=TRAINED,
+        what="the first checkpoint to be committed to the run's storage",
+        interval=0.5,
+    )
+    running = status(get_job(cluster, ns, "pause"))
+    assert running["phase"] == "Running", running
+    suspend(cluster, ns, "pause", True)
+    suspended = wait_phase(cluster, ns, "pause", "Suspended")
+    wait_for(
+        lambda: children(cluster, ns),
+        lambda found: found["rayclusters"] == 0 and found["pods"] == 0,
+        timeout=120,
+        what="the suspended job's Ray cluster and pods to be deleted (the workers freed)",
+    )
+    wait_for(
+        lambda: ray_jobs_of(cluster, ns, "pause"),
+        lambda jobs: bool(jobs) and all(j["status"] == "STOPPED" for j in jobs),
+        timeout=60,
+        what="the suspended run to be stopped on the Ray head",
+    )
+    paused = wait_phase(cluster, ns, "pause", "Suspended")
+    assert paused["progress"]["step"] < STEPS, paused  # the suspension landed mid-run
+    assert (
+        "workers freed"
+        in wait_for(
+            lambda: status(get_job(cluster, ns, "pause")),
+            lambda s: "workers freed" in s.get("message", ""),
+            timeout=60,
+            what="the job to say its workers are freed",
+        )["message"]
+    )
+    running_condition = next(c for c in suspended["conditions"] if c["type"] == "Running")
+    assert running_condition["status"] == "False"
+
+    suspend(cluster, ns, "pause", False)
+    done = wait_phase(cluster, ns, "pause", "Succeeded", "Failed")
+    assert done["phase"] == "Succeeded", done
+    progress = done["progress"]
+    assert progress["step"] == progress["totalSteps"] == STEPS
+    # It continued from a checkpoint saved before the suspension, not from step 0.
+    assert committed <= progress["resumedFromStep"] < STEPS, (progress, committed)
+    assert progress["resumedFromStep"] % EVERY == 0
+    adapter = Path(done["adapterUri"].removeprefix("file://"))
+    assert json.loads((adapter / "kubellm-adapter.json").read_text())["steps"] == STEPS
+    assert len(ray_jobs_of(cluster, ns, "pause")) == 2  # the first attempt and the resumed one
+
+
+def test_a_run_past_its_deadline_fails_and_the_ttl_removes_its_children(
+    cluster: E2ECluster, real_namespace: str, tiny: Path, tmp_path: Path
+) -> None:
+    ns = real_namespace
+    late = long_run("late", tiny, tmp_path, activeDeadlineSeconds=20, ttlSecondsAfterFinished=0)
+    create(cluster, ns, late)
+    failed = wait_phase(cluster, ns, "late", "Failed", "Succeeded")
+    assert failed["phase"] == "Failed", failed
+    assert failed["error"]["reason"] == "DeadlineExceeded"
+    assert "activeDeadlineSeconds (20 s)" in failed["error"]["message"]
+    assert "adapterUri" not in failed
+    wait_for(
+        lambda: children(cluster, ns),
+        lambda found: not any(found.values()),
+        timeout=120,
+        what="the RayJob, Ray cluster, pods and trainer identity to go with the TTL",
+    )
+    wait_for(
+        lambda: ray_jobs_of(cluster, ns, "late"),
+        lambda jobs: all(j["status"] in ("STOPPED", "FAILED") for j in jobs),
+        timeout=60,
+        what="the run to be stopped on the Ray head",
+    )
+    kept = status(get_job(cluster, ns, "late"))  # the job and its verdict stay
+    assert (kept["phase"], kept["error"]["reason"]) == ("Failed", "DeadlineExceeded")
+    reasons = {c["type"]: c["reason"] for c in kept["conditions"]}
+    assert reasons["Failed"] == "DeadlineExceeded"
