@@ -50,6 +50,18 @@ class Outcome:
         return self.status.to_wire() != dict(current)
 
 
+def _other_base(
+    spec: LLMDeploymentSpec, job: str, base_uri: str, base_revision: str | None
+) -> str | None:
+    """Why a job's adapter cannot be served here (trained on another model), or None."""
+    if (base_uri, base_revision) == (spec.model.uri, spec.model.revision):
+        return None
+    return (
+        f"FineTuneJob {job} trained on {base_uri}, but this deployment serves "
+        f"{spec.model.uri}: not loaded"
+    )
+
+
 def _handed_off(
     spec: LLMDeploymentSpec, handoffs: tuple[HandOff, ...], taken: set[str]
 ) -> tuple[list[ResolvedAdapter], list[AdapterStatus]]:
@@ -58,12 +70,7 @@ def _handed_off(
     resolved: list[ResolvedAdapter] = []
     states: list[AdapterStatus] = []
     for h in handoffs:
-        served = (spec.model.uri, spec.model.revision)
-        if (h.base_uri, h.base_revision) != served:
-            message = (
-                f"FineTuneJob {h.job} trained on {h.base_uri}, but this deployment serves "
-                f"{spec.model.uri}: not loaded"
-            )
+        if (message := _other_base(spec, h.job, h.base_uri, h.base_revision)) is not None:
             states.append(AdapterStatus(name=h.adapter_name, state="Failed", message=message))
         elif h.adapter_name in taken:
             message = (
@@ -97,7 +104,13 @@ def resolve_adapters(
         job = cluster.get_finetunejob(namespace, job_name)
         job_status = (job or {}).get("status") or {}
         uri = job_status.get("adapterUri")
-        if job is None:
+        base = ((job or {}).get("spec") or {}).get("baseModel") or {}
+        refused = job and _other_base(
+            spec, job_name, str(base.get("uri", "")), base.get("revision")
+        )
+        if refused:
+            states.append(AdapterStatus(name=adapter.name, state="Failed", message=refused))
+        elif job is None:
             states.append(
                 AdapterStatus(
                     name=adapter.name, state="Pending", message=f"FineTuneJob {job_name} not found"

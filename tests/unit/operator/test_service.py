@@ -167,7 +167,8 @@ def test_adapters_from_a_finetunejob_wait_for_its_adapter_uri() -> None:
         ("Pending", "FineTuneJob job1 not found")
     ]
     cluster.finetunejobs[("ns", "job1")] = {
-        "status": {"phase": "Succeeded", "adapterUri": "s3://out/job1"}
+        "spec": {"baseModel": {"uri": SPEC["model"]["uri"]}},
+        "status": {"phase": "Succeeded", "adapterUri": "s3://out/job1"},
     }
     done = sync(ref(spec), cluster, OperatorConfig(), NOW)
     assert done.applied  # the serve config now carries the adapter
@@ -175,6 +176,24 @@ def test_adapters_from_a_finetunejob_wait_for_its_adapter_uri() -> None:
     assert serve["applications"][0]["deployments"][0]["user_config"]["adapters"] == [
         {"name": "tuned", "uri": "s3://out/job1"}
     ]
+
+
+def test_an_adapter_from_a_job_trained_on_another_model_is_refused_naming_both() -> None:
+    job = {
+        "spec": {"baseModel": {"uri": "hf://other/model"}},
+        "status": {"phase": "Succeeded", "adapterUri": "s3://out/job1"},
+    }
+    cluster = MemoryCluster(finetunejobs={("ns", "job1"): job})
+    spec = {**SPEC, "adapters": [{"name": "tuned", "fromFineTuneJob": "job1"}]}
+    outcome = sync(ref(spec), cluster, OperatorConfig(), NOW)
+    (state,) = outcome.status.adapters
+    assert state.state == "Failed"
+    assert state.message == (
+        f"FineTuneJob job1 trained on hf://other/model, but this deployment serves "
+        f"{SPEC['model']['uri']}: not loaded"
+    )
+    serve = yaml.safe_load(cluster.rayservices[("ns", "m")]["spec"]["serveConfigV2"])
+    assert serve["applications"][0]["deployments"][0]["user_config"]["adapters"] == []
 
 
 def test_a_failed_finetunejob_marks_its_adapter_failed() -> None:
