@@ -16,8 +16,10 @@ steps, one after the other so they do not share the cores:
   validation split).
 
 Tokens per second counts every input token of the trained micro-batches, over the training
-loop only (model loading excluded). ``--ray`` also runs the trainer on Ray Train with one
-worker (start Ray inside the loopback-only namespace: ``kubellm-dev netns --``).
+loop only (model loading excluded). ``--ray 1 2`` also runs the trainer on Ray Train with one
+and with two workers (data parallel, gloo; each worker holds one CPU of Ray's, so one torch
+thread); run it inside the loopback-only namespace (``kubellm-dev netns --``), where it starts
+a local Ray.
 """
 
 from __future__ import annotations
@@ -63,9 +65,13 @@ def dataset(folder: Path, records: int) -> Path:
     return path
 
 
-def train_args(model: Path, data: Path, out: Path, steps: int, batch: int) -> TrainArgs:
+def train_args(
+    model: Path, data: Path, out: Path, steps: int, batch: int, *, workers: int = 1
+) -> TrainArgs:
     return TrainArgs.model_validate(
         {
+            "workers": workers,
+            "gpus_per_worker": 0,
             "base_model": {"uri": f"file://{model}"},
             "dataset": {"uri": f"file://{data}", "format": "instruction", "validation_split": 0},
             "hyperparameters": {
@@ -128,11 +134,15 @@ def plain(args: TrainArgs, model_dir: Path, data: Path) -> dict[str, float]:
 
 
 def ours(args: TrainArgs, *, ray: bool) -> dict[str, float]:
+    """In process, the trainer's own progress figure; on Ray Train (whose rank 0 reports in
+    its worker), the run's trained tokens over its training loop's time."""
     sink = Last()
     started = time.perf_counter()
-    run(args, RuntimeSettings(), Reporter(sink, interval_s=10.0), ray=ray)
+    outcome = run(args, RuntimeSettings(), Reporter(sink, interval_s=10.0), ray=ray)
     total = time.perf_counter() - started
     tokens_per_s = float(sink.progress.get("tokensPerSecond") or 0.0)
+    if ray and outcome.train_seconds > 0:
+        tokens_per_s = outcome.trained_tokens / outcome.train_seconds
     return {"seconds_with_loading": total, "tokens_per_s": tokens_per_s}
 
 
@@ -142,7 +152,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--records", type=int, default=64)
     parser.add_argument("--model", type=Path, default=None, help="default: SmolLM2-135M")
-    parser.add_argument("--ray", action="store_true", help="also on Ray Train (one worker)")
+    parser.add_argument(
+        "--ray", type=int, nargs="*", default=[], help="also on Ray Train with these workers"
+    )
     parser.add_argument("--json", type=Path, default=None)
     options = parser.parse_args()
     model = options.model or smollm2.convert()
@@ -156,9 +168,17 @@ def main() -> None:
         results["kubellm trainer"] = ours(
             train_args(model, data, scratch / "ours", options.steps, options.batch), ray=False
         )
-        if options.ray:
-            results["kubellm on Ray Train"] = ours(
-                train_args(model, data, scratch / "ray", options.steps, options.batch), ray=True
+        for workers in options.ray:
+            results[f"kubellm on Ray Train, {workers} worker(s)"] = ours(
+                train_args(
+                    model,
+                    data,
+                    scratch / f"ray{workers}",
+                    options.steps,
+                    options.batch,
+                    workers=workers,
+                ),
+                ray=True,
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

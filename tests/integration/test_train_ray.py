@@ -151,3 +151,25 @@ def test_two_workers_train_and_survive_a_worker_dying(
     assert StatusApi.writes[-1] == {"adapterUri": args.output_uri}
     meta = json.loads((tmp_path / "adapter" / METADATA).read_text())
     assert (meta["workers"], meta["steps"]) == (2, 12)
+
+
+def test_inputs_at_fault_on_ray_train_end_the_driver_with_exit_2_and_no_retry(
+    ray_head: tuple[str, int, Path], tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Rank 0's verdict reaches the driver (Ray Train's own result holds only the latest
+    checkpoint's metrics), so KubeRay sees the run fail for its inputs."""
+    address, _, temp = ray_head
+    data = dataset(tmp_path, records=8)
+    data.write_text(data.read_text() + '{"instruction": "q"}\n')
+    args = train_args(tiny_model_dir, data, tmp_path, max_steps=4)
+    driver = subprocess.run(
+        [sys.executable, "-m", "kubellm_runtime.train", "--args-json", args.model_dump_json()],
+        env={**os.environ, **ray_env(temp), "RAY_ADDRESS": address},
+        capture_output=True,
+        text=True,
+        timeout=RUN_DEADLINE_S,
+        check=False,
+    )
+    assert driver.returncode == 2, driver.stdout[-3000:] + driver.stderr[-3000:]
+    assert "line 9: missing field 'response'" in driver.stdout + driver.stderr
+    assert not (tmp_path / "adapter").exists()

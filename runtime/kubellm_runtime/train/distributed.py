@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import ray.train
 from ray.train.torch import TorchTrainer
+from ray.util.queue import Queue
 
 from kubellm_runtime.contract import TrainArgs
 from kubellm_runtime.settings import RuntimeSettings
@@ -28,6 +29,7 @@ from kubellm_runtime.train.sinks import sink_for
 
 RUN_NAME = "run"
 WORKER_RETRIES = 3
+OUTCOMES = WORKER_RETRIES + 2  # one per attempt of rank 0, bounded
 ENV_PREFIXES = ("KUBELLM_RUNTIME_", "KUBELLM_TRAIN_")
 JOB_CONFIG = "RAY_JOB_CONFIG_JSON_ENV_VAR"  # set by Ray's job manager for a submitted driver
 
@@ -51,12 +53,13 @@ def per_worker(config: dict[str, Any]) -> None:
     rank = ray.train.get_context().get_world_rank()
     interval = args.status.interval_s if args.status else 10.0
     reporter = Reporter(sink_for(args.status) if rank == 0 else LogSink(), interval)
+    outcomes = config["outcomes"]
     try:
         checked = check(args, settings, output=rank == 0)
     except TrainError as exc:
         if rank == 0:
             reporter.write({"error": exc.as_status()})
-        ray.train.report({"error": exc.as_status()})
+            outcomes.put({"error": exc.as_status()})
         return
     work = Path(tempfile.mkdtemp(prefix="kubellm-train-"))
     outcome = train_worker(
@@ -69,14 +72,15 @@ def per_worker(config: dict[str, Any]) -> None:
     )
     if rank == 0:
         publish(args, settings, checked.data, outcome, reporter)
-    ray.train.report(
-        {
-            "steps": outcome.steps,
-            "train_loss": outcome.train_loss,
-            "eval_loss": outcome.eval_loss,
-            "trained_tokens": outcome.trained_tokens,
-        }
-    )
+        outcomes.put(
+            {
+                "steps": outcome.steps,
+                "train_loss": outcome.train_loss,
+                "eval_loss": outcome.eval_loss,
+                "trained_tokens": outcome.trained_tokens,
+                "train_seconds": outcome.train_seconds,
+            }
+        )
 
 
 def passed_on() -> dict[str, str]:
@@ -93,11 +97,15 @@ def fit(args: TrainArgs, settings: RuntimeSettings) -> Outcome:
     use_gpu = args.gpus_per_worker > 0
     if not ray.is_initialized():
         ray.init(runtime_env={"env_vars": passed_on()})
+    # Rank 0's outcome (or the inputs' fault) comes back through a queue: Ray Train's result
+    # holds only the metrics of the latest checkpoint.
+    outcomes = Queue(maxsize=OUTCOMES, actor_options={"num_cpus": 0})
     trainer = TorchTrainer(
         per_worker,
         train_loop_config={
             "args": args.model_dump(mode="json"),
             "settings": settings.model_dump(mode="json"),
+            "outcomes": outcomes,
         },
         scaling_config=ray.train.ScalingConfig(
             num_workers=args.workers,
@@ -111,8 +119,13 @@ def fit(args: TrainArgs, settings: RuntimeSettings) -> Outcome:
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
         ),
     )
-    result = trainer.fit()
-    metrics = result.metrics or {}
+    trainer.fit()
+    metrics: dict[str, Any] = {}
+    while not outcomes.empty():  # the last attempt's is the run's
+        metrics = outcomes.get_nowait()
+    outcomes.shutdown()
+    if not metrics:
+        raise RuntimeError("the run ended without an outcome from rank 0")
     if "error" in metrics:
         raise TrainError(**metrics["error"])
     return Outcome(
@@ -122,4 +135,5 @@ def fit(args: TrainArgs, settings: RuntimeSettings) -> Outcome:
         eval_loss=metrics.get("eval_loss"),
         steps=int(metrics.get("steps", 0)),
         trained_tokens=int(metrics.get("trained_tokens", 0)),
+        train_seconds=float(metrics.get("train_seconds", 0.0)),
     )

@@ -206,6 +206,8 @@ class Outcome:
     eval_loss: float | None
     steps: int
     trained_tokens: int
+    train_seconds: float = 0.0
+    """The training loop's wall time in this attempt (model loading excluded)."""
 
 
 def train_worker(
@@ -264,6 +266,7 @@ def train_worker(
         eval_loss=progress.eval_loss,
         steps=trainer.state.global_step,
         trained_tokens=round(float(trainer.state.epoch or 0.0) * data.tokens_per_epoch),
+        train_seconds=float(result.metrics.get("train_runtime", 0.0)),
     )
 
 
