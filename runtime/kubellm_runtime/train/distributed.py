@@ -119,11 +119,13 @@ def fit(args: TrainArgs, settings: RuntimeSettings) -> Outcome:
             checkpoint_config=ray.train.CheckpointConfig(num_to_keep=2),
         ),
     )
-    trainer.fit()
     metrics: dict[str, Any] = {}
-    while not outcomes.empty():  # the last attempt's is the run's
-        metrics = outcomes.get_nowait()
-    outcomes.shutdown()
+    try:
+        trainer.fit()
+        while not outcomes.empty():  # the last attempt's is the run's
+            metrics = outcomes.get_nowait()
+    finally:
+        outcomes.shutdown()  # its actor goes whether the run ended well or not
     if not metrics:
         raise RuntimeError("the run ended without an outcome from rank 0")
     if "error" in metrics:
