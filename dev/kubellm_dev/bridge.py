@@ -3,12 +3,16 @@
 KubeRay runs out of cluster with HTTP_PROXY pointing here, so every plain-HTTP call it makes
 to a Ray head (``http://<cluster>-head-svc.<ns>.svc.cluster.local:8265/api/...``) or a pod
 (``http://<podIP>:8000/-/healthz``) arrives at this server in absolute form and never leaves
-the machine. Per namespace the bridge is either
+the machine; so does the operator's own probe of a Serve endpoint
+(``http://<rayservice>-serve-svc.<ns>.svc.cluster.local:8000/v1/models``). Per namespace the
+bridge is either
 
 * scripted: it answers as a Ray dashboard would, with application and job statuses a test
-  chooses through the control API (``/__bridge/...``), or
-* real: it forwards the call to a real Ray head started on loopback, so Serve applications
-  are really deployed and HTTPMode RayJobs really run.
+  chooses through the control API (``/__bridge/...``), and as the runtime's ``/v1/models``
+  would for the config KubeRay last put, or
+* real: it forwards the call to a real Ray head started on loopback (dashboard calls to its
+  dashboard, Serve-port calls to its Serve proxy), so Serve applications are really deployed
+  and answer, and HTTPMode RayJobs really run.
 """
 
 from __future__ import annotations
@@ -30,24 +34,31 @@ from kubellm_dev.pod_lifetime import JobReaper, raycluster_exists
 
 Mode = Literal["scripted", "real"]
 _HEAD_HOST = re.compile(r"^(?P<cluster>.+)-head-svc\.(?P<ns>[^.]+)\.svc")
+_SERVE_HOST = re.compile(r"^(?P<rayservice>.+)-serve-svc\.(?P<ns>[^.]+)\.svc")
+SERVE_PORT = 8000
 _JOB_PATH = re.compile(r"^/api/jobs/(?P<id>[^/]+)(?P<rest>/.*)?$")
 FORWARD_TIMEOUT = 30.0
 
 
 @dataclass(frozen=True)
 class Target:
-    """Who KubeRay meant to call: a head Service (cluster, namespace) or a bare pod address."""
+    """Who was meant to be called: a head Service (cluster, namespace), a RayService's serve
+    Service (rayservice, namespace) or a bare pod address."""
 
     host: str
     namespace: str | None
     cluster: str | None
+    rayservice: str | None = None
 
 
 def parse_target(host: str) -> Target:
-    match = _HEAD_HOST.match(host)
-    if match is None:
-        return Target(host=host, namespace=None, cluster=None)
-    return Target(host=host, namespace=match["ns"], cluster=match["cluster"])
+    if (match := _HEAD_HOST.match(host)) is not None:
+        return Target(host=host, namespace=match["ns"], cluster=match["cluster"])
+    if (match := _SERVE_HOST.match(host)) is not None:
+        return Target(
+            host=host, namespace=match["ns"], cluster=None, rayservice=match["rayservice"]
+        )
+    return Target(host=host, namespace=None, cluster=None)
 
 
 @dataclass
@@ -123,6 +134,31 @@ def _scripted_serve_details(state: BridgeState, target: Target) -> dict[str, Any
     return {"applications": apps, "deploy_mode": "MULTI_APP"}
 
 
+def _scripted_models(state: BridgeState, target: Target) -> dict[str, Any] | None:
+    """What the runtime's /v1/models lists on the RayService's newest cluster (as KubeRay put
+    its config): the served model and the adapters of its user_config; None before a config."""
+    prefix = f"{target.rayservice}-"
+    suffix = f"-head-svc.{target.namespace}.svc"
+    config = next(
+        (
+            c
+            for host, c in reversed(state.serve_configs.items())
+            if host.startswith(prefix) and suffix in host
+        ),
+        None,
+    )
+    for app in (config or {}).get("applications", []):
+        served = (app.get("args") or {}).get("model", {}).get("served_name")
+        adapters = [
+            a["name"]
+            for dep in app.get("deployments", [])
+            for a in (dep.get("user_config") or {}).get("adapters", [])
+        ]
+        ids = [i for i in (served, *adapters) if i]
+        return {"object": "list", "data": [{"id": i, "object": "model"} for i in ids]}
+    return None
+
+
 def _scripted_job(state: BridgeState, target: Target, job_id: str) -> dict[str, Any] | None:
     namespace = target.namespace or ""
     override = next(
@@ -181,6 +217,7 @@ class BridgeHandler(BaseHTTPRequestHandler):
             self._control(split.path, body)
             return
         target = parse_target(split.hostname or "")
+        serve = split.port == SERVE_PORT or split.path.endswith("/-/healthz")
         state = self.server.state
         with state.lock:
             state.requests.append(
@@ -193,7 +230,7 @@ class BridgeHandler(BaseHTTPRequestHandler):
             )
             mode = state.mode_for(target)
         if mode == "real":
-            self._forward(target, split.path, split.query, body)
+            self._forward(target, split.path, split.query, body, serve=serve)
         else:
             self._scripted(target, split.path, body)
 
@@ -204,6 +241,13 @@ class BridgeHandler(BaseHTTPRequestHandler):
         route = path.rstrip("/")
         if path.endswith("/-/healthz"):
             self._reply(200, raw=b"success")
+        elif route == "/v1/models" and target.rayservice is not None:
+            with self.server.state.lock:
+                models = _scripted_models(self.server.state, target)
+            if models is None:
+                self._reply(503, raw=b"bridge (scripted): no Serve application yet")
+            else:
+                self._reply(200, models)
         elif route == "/api/serve/applications":
             self._scripted_serve(target, body)
         elif route == "/api/jobs":
@@ -259,7 +303,7 @@ class BridgeHandler(BaseHTTPRequestHandler):
             self._reply(200, info if self.command == "GET" else {})
 
     # -- real mode --------------------------------------------------------------------------
-    def _forward(self, target: Target, path: str, query: str, body: bytes) -> None:
+    def _forward(self, target: Target, path: str, query: str, body: bytes, *, serve: bool) -> None:
         state = self.server.state
         identity = self.server.identity
         if (
@@ -274,7 +318,7 @@ class BridgeHandler(BaseHTTPRequestHandler):
             except Exception as exc:
                 self._reply(500, raw=f"bridge (real): no pod identity: {exc}".encode())
                 return
-        base = state.real_serve if path.endswith("/-/healthz") else state.real_dashboard
+        base = state.real_serve if serve else state.real_dashboard
         if not base:
             self._reply(502, raw=b"bridge (real): no real Ray head configured")
             return
@@ -285,7 +329,7 @@ class BridgeHandler(BaseHTTPRequestHandler):
         headers = {
             k: v
             for k, v in self.headers.items()
-            if k.lower() in {"content-type", "accept", "x-ray-authorization"}
+            if k.lower() in {"content-type", "accept", "x-ray-authorization", "authorization"}
         }
         try:
             conn.request(

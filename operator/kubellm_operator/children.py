@@ -170,3 +170,19 @@ class DeployedApp(_View):
             args=config.get("args"),
             user_config=model.get("user_config"),
         )
+
+
+class ServedModels(_View):
+    """What the Serve endpoint's ``/v1/models`` lists: the model and the adapters a serving
+    replica has really loaded (the operator's probe; ``error`` when it got no list)."""
+
+    models: frozenset[str] = frozenset()
+    error: str | None = None
+
+    @classmethod
+    def parse(cls, listing: Any) -> Self:
+        data = listing.get("data") if isinstance(listing, dict) else None
+        if not isinstance(data, list):
+            return cls(error="/v1/models answered without a model list")
+        ids = (card.get("id") for card in data if isinstance(card, dict))
+        return cls(models=frozenset(str(i) for i in ids if i))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime as dt
 import json
 import logging
@@ -14,6 +16,7 @@ from typing import Any, cast
 from kubernetes import client
 
 from kubellm_operator import names
+from kubellm_operator.children import ServedModels
 from kubellm_operator.errors import KubeError
 from kubellm_operator.kube_calls import (
     REQUEST_TIMEOUT,
@@ -91,6 +94,25 @@ class Kube(JobCalls):
 
     def serve_details(self, namespace: str, cluster: str) -> dict[str, Any] | None:
         return self.ray_head.serve_details(namespace, cluster)
+
+    def served_models(self, namespace: str, rayservice: str, api_key: str | None) -> ServedModels:
+        return self.ray_head.served_models(namespace, rayservice, api_key)
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        """One key of a Secret (the API key the operator's serve probe sends), or None when
+        the Secret or the key does not exist."""
+        try:
+            with calling("get secret", f"get Secret {name}"):
+                secret = client.CoreV1Api(self.api).read_namespaced_secret(
+                    name, namespace, _request_timeout=REQUEST_TIMEOUT
+                )
+        except NotFoundError:
+            return None
+        encoded = (secret.data or {}).get(key)
+        try:
+            return base64.b64decode(encoded).decode().strip() if encoded else None
+        except (binascii.Error, UnicodeDecodeError):
+            return None
 
     def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._merge_patch(

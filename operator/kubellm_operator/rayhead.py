@@ -1,8 +1,9 @@
-"""The Ray dashboard edge: what a head says its Serve application runs (as KubeRay asks it).
+"""The Ray edge: what a head says its Serve application runs, and what Serve really serves.
 
 KubeRay's copy of the application status in the RayService can predate the config it has just
 pushed (it reads the status, then pushes, then writes both), so Ready is confirmed here, at the
-source: the config the head last applied and its status, read in one answer.
+source: the config the head last applied and its status, read in one answer. An adapter is
+called served only once the Serve endpoint's ``/v1/models`` lists it (the probe below).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from typing import Any
 import urllib3
 from urllib3.exceptions import HTTPError
 
-from kubellm_operator import metrics
+from kubellm_operator import metrics, names
+from kubellm_operator.children import ServedModels
 
 logger = logging.getLogger(__name__)
 
@@ -49,20 +51,35 @@ class RayHead:
         """The dashboard's Serve details, or None when the head does not answer (then the
         config cannot be confirmed, and Ready waits)."""
         host = f"{cluster}-head-svc.{namespace}.svc.{self.cluster_domain}"
-        url = f"http://{host}:{self.port}/api/serve/applications/"
+        answer = self._get_json("ray head", f"http://{host}:{self.port}/api/serve/applications/")
+        if isinstance(answer, str):
+            logger.info("Ray head %s: %s", host, answer)
+            return None
+        return answer if isinstance(answer, dict) else None
+
+    def served_models(self, namespace: str, rayservice: str, api_key: str | None) -> ServedModels:
+        """``GET /v1/models`` through the RayService's serve Service, as a client would call
+        it (with the deployment's API key): the answering replica's loaded models."""
+        host = f"{names.serve_service_name(rayservice)}.{namespace}.svc.{self.cluster_domain}"
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        url = f"http://{host}:{names.SERVE_PORT}/v1/models"
+        answer = self._get_json("serve probe", url, headers)
+        if isinstance(answer, str):
+            return ServedModels(error=f"{names.serve_service_name(rayservice)} {answer}")
+        return ServedModels.parse(answer)
+
+    def _get_json(self, call: str, url: str, headers: dict[str, str] | None = None) -> Any:
+        """The decoded JSON answer, or a short text saying why there is none."""
         started = time.perf_counter()
         try:
-            reply = self._http.request("GET", url)
+            reply = self._http.request("GET", url, headers=headers)
         except HTTPError as exc:
-            logger.info("Ray head %s did not answer: %s", host, exc)
-            return None
+            return f"did not answer: {type(exc).__name__}"
         finally:
-            metrics.API_CALL_SECONDS.labels("ray head").observe(time.perf_counter() - started)
+            metrics.API_CALL_SECONDS.labels(call).observe(time.perf_counter() - started)
         if reply.status != HTTPStatus.OK:
-            logger.info("Ray head %s answered %s", host, reply.status)
-            return None
+            return f"answered HTTP {reply.status}"
         try:
-            details: dict[str, Any] = json.loads(reply.data)
+            return json.loads(reply.data)
         except ValueError:
-            return None
-        return details
+            return "answered with something that is not JSON"

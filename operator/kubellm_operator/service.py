@@ -16,7 +16,13 @@ from kubellm_operator.api.llmdeployment import AdapterStatus, LLMDeploymentSpec,
 from kubellm_operator.builders.owner import Owner
 from kubellm_operator.builders.rayservice import build_rayservice
 from kubellm_operator.builders.serve_config import ResolvedAdapter, contract_args, replica_config
-from kubellm_operator.children import DeployedApp, PodView, RayClusterView, RayServiceView
+from kubellm_operator.children import (
+    DeployedApp,
+    PodView,
+    RayClusterView,
+    RayServiceView,
+    ServedModels,
+)
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
 from kubellm_operator.handoffs import HandOff
@@ -24,7 +30,7 @@ from kubellm_operator.parse import InvalidSpecError, parse_spec
 from kubellm_operator.ports import ClusterPort
 from kubellm_operator.refs import ParentRef
 from kubellm_operator.status import Observed, awaits_head, derive
-from kubellm_operator.verdicts import needs_confirmation
+from kubellm_operator.verdicts import confirmed_verdict, needs_confirmation
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,17 @@ def _observe_clusters(
     return found
 
 
+def probe_models(spec: LLMDeploymentSpec, ref: ObjectRef, cluster: ClusterPort) -> ServedModels:
+    """Ask the Serve endpoint, as a client would (with the deployment's API key), which models
+    it serves: an adapter is Loaded only once a serving replica lists it."""
+    key = None
+    if (secret := spec.api_key_secret_ref) is not None:
+        key = cluster.read_secret_key(ref.namespace, secret.name, secret.key)
+        if key is None:
+            return ServedModels(error=f"Secret {secret.name} has no key {secret.key} to send")
+    return cluster.served_models(ref.namespace, names.rayservice_name(ref.name), key)
+
+
 def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str) -> Outcome:
     """Bring the RayService in line with the spec (if needed) and derive the status.
 
@@ -220,6 +237,11 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
         if needs_confirmation(rayservice) and rayservice.active is not None:
             details = cluster.serve_details(ref.namespace, rayservice.active.ray_cluster_name)
             observed = replace(observed, deployed=DeployedApp.parse(details))
+            confirmed = confirmed_verdict(
+                rayservice, observed.deployed, observed.expected_args, observed.expected_user_config
+            )
+            if resolved and confirmed.ok:
+                observed = replace(observed, listing=probe_models(spec, ref, cluster))
     except KubeError as exc:
         status = derive(replace(observed, api_error=exc))
         return Outcome(status=status, invalid=None, applied=applied, error=exc)

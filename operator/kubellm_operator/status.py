@@ -32,6 +32,7 @@ from kubellm_operator.children import (
     PodView,
     RayClusterView,
     RayServiceView,
+    ServedModels,
     ServingSide,
 )
 from kubellm_operator.errors import KubeError
@@ -42,6 +43,7 @@ from kubellm_operator.verdicts import (
     confirmed_verdict,
     needs_confirmation,
     serve_verdict,
+    unlisted,
 )
 
 READY = "Ready"
@@ -90,6 +92,9 @@ class Observed:
     """The model deployment's user_config (the adapters) written for the current spec."""
     deployed: DeployedApp | None = None
     """What the serving cluster's Ray head says it applied and runs (None: not answered)."""
+    listing: ServedModels | None = None
+    """What the Serve endpoint's /v1/models lists (None: not asked, only asked for adapters
+    once the head runs the current config)."""
     previous: tuple[Condition, ...] = ()
     cluster_domain: str = "cluster.local"
     namespace: str = ""
@@ -120,7 +125,9 @@ def awaits_head(obs: Observed) -> bool:
     """Ready waits on the head alone (no answer, or the new config not applied or running
     yet): nothing in Kubernetes will change to say when that is over, so ask again soon."""
     rs = obs.rayservice
-    return rs is not None and needs_confirmation(rs) and not _confirmed(rs, obs).ok
+    if rs is None or not needs_confirmation(rs):
+        return False
+    return not _confirmed(rs, obs).ok or unlisted(obs.adapters, obs.listing)
 
 
 def _ready(rs: RayServiceView | None, checks: tuple[Verdict, ...]) -> Verdict:
@@ -206,7 +213,7 @@ def derive(obs: Observed) -> LLMDeploymentStatus:
     if rs is not None and serve.ok and needs_confirmation(rs):
         serve = _confirmed(rs, obs)
     served = bool(rs and rs.observed and cluster.ok and serve.ok)
-    adapters, adapter_states = adapters_verdict(obs.adapters, served)
+    adapters, adapter_states = adapters_verdict(obs.adapters, served, obs.listing)
     ready = _ready(rs, (cluster, serve, adapters))
     if obs.api_error is not None:
         ready = _api_failure(obs.api_error)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm_operator import names
-from kubellm_operator.children import PodView
+from kubellm_operator.children import PodView, ServedModels
 from kubellm_operator.handoffs import HandOff, HandOffIndex
 from kubellm_operator.packed import pack, unpack
 from kubellm_operator.ports import ClusterPort
@@ -113,6 +113,12 @@ class WatchedCluster:
 
     def serve_details(self, namespace: str, cluster: str) -> dict[str, Any] | None:
         return self.api.serve_details(namespace, cluster)
+
+    def served_models(self, namespace: str, rayservice: str, api_key: str | None) -> ServedModels:
+        return self.api.served_models(namespace, rayservice, api_key)
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        return self.api.read_secret_key(namespace, name, key)
 
     def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.api.patch_llmdeployment_status(namespace, name, status)

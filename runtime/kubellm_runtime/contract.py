@@ -166,6 +166,8 @@ class TrainArgs(_Contract):
     hyperparameters: HyperparameterArgs = HyperparameterArgs()
     workers: int = Field(default=1, ge=1)
     gpus_per_worker: int = Field(default=0, ge=0)
+    cpus_per_worker: int = Field(default=1, ge=1)
+    """Ray CPUs each training worker holds, and its torch threads on CPU."""
     output_uri: str
     """The adapter's final location; written whole or not at all."""
     checkpoint_uri: str

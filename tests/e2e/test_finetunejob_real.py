@@ -9,6 +9,8 @@ allowed, as that account."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -250,6 +252,7 @@ def test_deleting_a_job_leaves_no_ray_cluster_or_identity(
 
 
 SERVE = "http://127.0.0.1:8000"  # the real Serve proxy, where the serve Service would point
+DASHBOARD = "http://127.0.0.1:8265"  # the real head's dashboard (RayPorts' defaults)
 QUESTION = [{"role": "user", "content": "What is the code word?"}]
 
 
@@ -273,8 +276,8 @@ def condition(obj: dict[str, Any], type_: str) -> dict[str, Any]:
     return next((c for c in status(obj).get("conditions") or [] if c["type"] == type_), {})
 
 
-def answers_by_replica(model: str) -> dict[str, str]:
-    """One greedy answer from each of the two replicas (Serve picks one per request)."""
+def answers_by_replica(model: str, replicas: int = 2) -> dict[str, str]:
+    """One greedy answer from each replica (Serve picks one per request)."""
     import httpx
 
     found: dict[str, str] = {}
@@ -291,10 +294,40 @@ def answers_by_replica(model: str) -> dict[str, str]:
             ]
             return found
 
-        return wait_for(ask, lambda f: len(f) == 2, timeout=120, what=f"{model} on both replicas")
+        return wait_for(
+            ask, lambda f: len(f) == replicas, timeout=120, what=f"{model} on {replicas} replicas"
+        )
 
 
-def test_a_handed_off_adapter_is_served_on_every_replica_without_a_restart(
+def running_replicas() -> dict[str, int]:
+    """The model deployment's RUNNING replicas on the real head: replica id -> process id."""
+    import httpx
+
+    details = httpx.get(f"{DASHBOARD}/api/serve/applications/", trust_env=False).json()
+    (app,) = details["applications"].values()
+    replicas = app["deployments"]["LLMServer"]["replicas"]
+    return {r["replica_id"]: r["pid"] for r in replicas if r["state"] == "RUNNING"}
+
+
+def get_llmd(cluster: E2ECluster, namespace: str, name: str) -> dict[str, Any]:
+    found: dict[str, Any] = cluster.custom.get_namespaced_custom_object(
+        GROUP, VERSION, namespace, "llmdeployments", name
+    )
+    return found
+
+
+def adapter_served(obj: dict[str, Any], name: str) -> bool:
+    """Ready for the current spec, with the adapter Loaded (verified by the operator's probe)."""
+    entry = next((a for a in status(obj).get("adapters") or [] if a["name"] == name), {})
+    ready = condition(obj, "Ready")
+    return (
+        entry.get("state") == "Loaded"
+        and ready.get("status") == "True"
+        and ready.get("observedGeneration") == obj["metadata"]["generation"]
+    )
+
+
+def test_a_handed_off_adapter_is_served_on_every_replica_and_kept_across_scale_up_and_restart(
     cluster: E2ECluster, real_namespace: str, tiny: Path, tmp_path: Path
 ) -> None:
     ns = real_namespace
@@ -344,3 +377,35 @@ def test_a_handed_off_adapter_is_served_on_every_replica_without_a_restart(
     assert set(tuned) == set(base)  # the same two replicas: none was restarted
     assert all("zebra" in answer for answer in tuned.values()), tuned
     assert not any("zebra" in answer for answer in base.values()), base
+
+    # Scale-up: the third replica serves the adapter too, and the status says so again.
+    cluster.custom.patch_namespaced_custom_object(
+        GROUP, VERSION, ns, "llmdeployments", "tiny-serve", {"spec": {"replicas": 3}}
+    )
+    wait_for(
+        lambda: get_llmd(cluster, ns, "tiny-serve"),
+        lambda o: adapter_served(o, "zebra-v1"),
+        timeout=TRAINED,
+        what="tiny-serve Ready at 3 replicas with zebra-v1 Loaded",
+        interval=0.5,
+    )
+    scaled = answers_by_replica("zebra-v1", replicas=3)
+    assert set(base) < set(scaled)  # the two replicas kept, one added
+    assert all("zebra" in answer for answer in scaled.values()), scaled
+
+    # A replica dies (as with its pod): Ray Serve starts another, which loads the adapter.
+    before = running_replicas()
+    victim = sorted(before)[0]
+    os.kill(before[victim], signal.SIGKILL)
+    wait_for(
+        running_replicas,
+        lambda now: victim not in now and len(now) == 3,
+        timeout=TRAINED,
+        what=f"Ray Serve to replace replica {victim}",
+        interval=0.5,
+    )
+    restarted = answers_by_replica("zebra-v1", replicas=3)
+    assert victim not in restarted
+    assert set(restarted) != set(scaled)
+    assert all("zebra" in answer for answer in restarted.values()), restarted
+    assert adapter_served(get_llmd(cluster, ns, "tiny-serve"), "zebra-v1")

@@ -14,6 +14,8 @@ import pytest
 from kubellm_dev.bridge import BridgeServer, BridgeState, parse_target
 from kubellm_dev.bridge_client import BridgeClient
 from kubellm_dev.pod_lifetime import JobReaper
+from kubellm_operator.children import ServedModels
+from kubellm_operator.rayhead import RayHead
 
 HEAD = "http://rs-abc-head-svc.team-a.svc.cluster.local:8265"
 
@@ -208,3 +210,60 @@ def test_a_forwarded_job_is_stopped_once_its_ray_cluster_is_deleted() -> None:
         for each in (server, upstream):
             each.shutdown()
             each.server_close()
+
+
+class _FakeServeProxy(BaseHTTPRequestHandler):
+    """A Serve proxy whose /v1/models names what it was sent (path and API key)."""
+
+    def log_message(self, *_: Any) -> None:
+        return
+
+    def do_GET(self) -> None:
+        seen = [self.path, self.headers.get("Authorization") or "no key"]
+        body = json.dumps({"data": [{"id": s} for s in seen]}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+
+def _probe(server: BridgeServer) -> RayHead:
+    return RayHead(proxy=f"http://127.0.0.1:{server.server_address[1]}", timeout_s=5)
+
+
+def test_the_operator_probe_lists_the_model_and_adapters_kuberay_put_scripted(bridge: Any) -> None:
+    server, _ = bridge
+    assert _probe(server).served_models("team-a", "rs", None) == ServedModels(
+        error="rs-serve-svc answered HTTP 503"
+    )
+    model = {
+        "name": "LLMServer",
+        "user_config": {"adapters": [{"name": "sql", "uri": "s3://b/sql"}]},
+    }
+    app = {"name": "llm", "args": {"model": {"served_name": "m"}}, "deployments": [model]}
+    proxied(server, "PUT", f"{HEAD}/api/serve/applications/", {"applications": [app]})
+    listed = _probe(server).served_models("team-a", "rs", None)
+    assert listed == ServedModels(models=frozenset({"m", "sql"}))
+    assert _probe(server).served_models("team-b", "rs", None).error is not None  # other namespace
+
+
+def test_real_mode_sends_serve_port_calls_to_the_serve_proxy_with_the_key(bridge: Any) -> None:
+    server, control = bridge
+    dashboard = ThreadingHTTPServer(("127.0.0.1", 0), _FakeRayHead)
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _FakeServeProxy)
+    for upstream in (dashboard, proxy):
+        threading.Thread(target=upstream.serve_forever, daemon=True).start()
+    try:
+        control.set_real(
+            dashboard=f"http://127.0.0.1:{dashboard.server_address[1]}",
+            serve=f"http://127.0.0.1:{proxy.server_address[1]}",
+        )
+        control.set_mode("team-a", "real")
+        listed = _probe(server).served_models("team-a", "rs", "sk-1")
+        assert listed.models == {"/v1/models", "Bearer sk-1"}
+        details = _probe(server).serve_details("team-a", "rs-abc")
+        assert details == {"seen": "/api/serve/applications/"}
+    finally:
+        for upstream in (dashboard, proxy):
+            upstream.shutdown()
+            upstream.server_close()

@@ -12,6 +12,7 @@ from kubellm_operator import names
 from kubellm_operator.api.finetunejob import FineTuneJobSpec
 from kubellm_operator.builders import placement, storage
 from kubellm_operator.builders.owner import Owner, owner_reference
+from kubellm_operator.builders.quantities import whole_cores
 from kubellm_operator.config import OperatorConfig
 from kubellm_runtime.contract import (
     TRAIN_MODULE,
@@ -69,6 +70,7 @@ def train_args(owner: Owner, spec: FineTuneJobSpec, config: OperatorConfig) -> T
         hyperparameters=HyperparameterArgs.model_validate(spec.hyperparameters.model_dump()),
         workers=spec.resources.workers,
         gpus_per_worker=spec.resources.gpus_per_worker,
+        cpus_per_worker=whole_cores(spec.resources.cpu),
         output_uri=adapter_uri(owner, spec),
         checkpoint_uri=checkpoint_uri(owner, spec),
         adapter_name=adapter_name(owner, spec),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,6 +9,7 @@ import yaml
 
 from kubellm_operator import names
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
+from kubellm_operator.builders.quantities import whole_cores
 from kubellm_operator.config import OperatorConfig
 from kubellm_runtime.contract import (
     SERVE_IMPORT_PATH,
@@ -110,7 +110,7 @@ def _replica_resources(spec: LLMDeploymentSpec) -> dict[str, Any]:
         # A CPU engine computes on the CPUs it holds: Ray sets OMP_NUM_THREADS to the actor's
         # num_cpus, so a replica asking for 1 would be held to one thread of its worker's
         # cores. It takes its whole worker pod.
-        return {"ray_actor_options": {"num_cpus": _whole_cores(spec.resources.cpu), "num_gpus": 0}}
+        return {"ray_actor_options": {"num_cpus": whole_cores(spec.resources.cpu), "num_gpus": 0}}
     if gpus == 1:
         return {"ray_actor_options": {"num_cpus": 1, "num_gpus": gpus}}
     # vLLM's Ray executor places one worker per GPU inside the replica's placement group:
@@ -122,16 +122,6 @@ def _replica_resources(spec: LLMDeploymentSpec) -> dict[str, Any]:
         "placement_group_bundles": bundles,
         "placement_group_strategy": strategy,
     }
-
-
-_SUFFIX = {"m": 1e-3, "": 1, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18}
-_SUFFIX |= {f"{p}i": 1024.0 ** (n + 1) for n, p in enumerate("KMGTPE")}
-
-
-def _whole_cores(quantity: str) -> int:
-    """Whole CPU cores in a Kubernetes quantity ("8", "2.5", "500m"), at least one."""
-    number = quantity.rstrip("mkMGTPEi")
-    return max(1, math.floor(float(number) * _SUFFIX[quantity[len(number) :]]))
 
 
 def _replicas(spec: LLMDeploymentSpec) -> dict[str, Any]:

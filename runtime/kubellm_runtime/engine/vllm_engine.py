@@ -196,9 +196,12 @@ class VLLMEngine:
         lora = LoRARequest(name, self._next_lora_id, path)
         self._next_lora_id += 1
         try:
-            await self._llm.add_lora(lora)
+            added = await self._llm.add_lora(lora)
+            registered = lora.lora_int_id in await self._llm.list_loras()
         except Exception as exc:  # vLLM raises many kinds for a bad adapter
             raise AdapterLoadError(f"cannot load adapter {name!r} from {path}: {exc}") from exc
+        if not (added and registered):  # /v1/models must never list what the engine lacks
+            raise AdapterLoadError(f"cannot load adapter {name!r}: vLLM did not register it")
         self._loras[name] = lora
 
     async def remove_adapter(self, name: str) -> None:

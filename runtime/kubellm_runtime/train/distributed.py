@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import ray.train
+import torch
 from ray.train.torch import TorchTrainer
 from ray.util.queue import Queue
 
@@ -50,6 +51,8 @@ def per_worker(config: dict[str, Any]) -> None:
 
     args = TrainArgs.model_validate(config["args"])
     settings = RuntimeSettings.model_validate(config["settings"])
+    if args.gpus_per_worker == 0:
+        torch.set_num_threads(args.cpus_per_worker)  # Ray's default for a worker is one
     rank = ray.train.get_context().get_world_rank()
     interval = args.status.interval_s if args.status else 10.0
     reporter = Reporter(sink_for(args.status) if rank == 0 else LogSink(), interval)
@@ -92,6 +95,14 @@ def passed_on() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k.startswith(ENV_PREFIXES) and k not in given}
 
 
+def worker_resources(args: TrainArgs) -> dict[str, float]:
+    """What one rank holds: its GPUs, and the CPUs its pod's resources.cpu gives it."""
+    held: dict[str, float] = {"CPU": args.cpus_per_worker}
+    if args.gpus_per_worker > 0:
+        held["GPU"] = args.gpus_per_worker
+    return held
+
+
 def fit(args: TrainArgs, settings: RuntimeSettings) -> Outcome:
     """Train on ``args.workers`` ranks; a TrainError when the inputs are at fault."""
     use_gpu = args.gpus_per_worker > 0
@@ -110,7 +121,7 @@ def fit(args: TrainArgs, settings: RuntimeSettings) -> Outcome:
         scaling_config=ray.train.ScalingConfig(
             num_workers=args.workers,
             use_gpu=use_gpu,
-            resources_per_worker={"GPU": args.gpus_per_worker} if use_gpu else {"CPU": 1},
+            resources_per_worker=worker_resources(args),
         ),
         run_config=ray.train.RunConfig(
             name=RUN_NAME,

@@ -82,6 +82,13 @@ def test_the_entrypoint_carries_the_contracts_train_arguments() -> None:
     assert args.status.interval_s == CONFIG.train_status_interval_s
 
 
+def test_each_training_worker_holds_the_cpus_its_pod_gets() -> None:
+    (*_, cpu_job) = build(REPO / "examples" / "finetunejobs" / "tiny-cpu.yaml")
+    assert args_of(cpu_job).cpus_per_worker == 2  # resources.cpu: "2"
+    (*_, gpu_job) = build(REPO / "examples" / "finetunejobs" / "qlora-chat-s3.yaml")
+    assert args_of(gpu_job).cpus_per_worker == 16
+
+
 def test_workers_are_placed_like_llmdeployment_replicas() -> None:
     (*_, rayjob) = build(REPO / "examples" / "finetunejobs" / "qlora-chat-s3.yaml")
     cluster = rayjob["spec"]["rayClusterSpec"]

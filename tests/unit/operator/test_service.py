@@ -8,6 +8,7 @@ from typing import Any
 
 import yaml
 
+from kubellm_operator.children import ServedModels
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
 from kubellm_operator.handoffs import HandOff, HandOffIndex
@@ -32,6 +33,11 @@ class MemoryCluster:
     fail: dict[str, list[KubeError]] = field(default_factory=dict)
     heads: dict[tuple[str, str], dict[str, Any] | None] = field(default_factory=dict)
     """What each Ray head's dashboard answers; by default it runs its RayService's config."""
+    listings: dict[tuple[str, str], ServedModels] = field(default_factory=dict)
+    """What each RayService's /v1/models lists; by default its config's model and adapters."""
+    secrets: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    probes: list[tuple[str, str, str | None]] = field(default_factory=list)
+    """Each /v1/models probe: (namespace, RayService, API key sent)."""
     writes: int = 0
 
     def _maybe_fail(self, method: str) -> None:
@@ -90,6 +96,23 @@ class MemoryCluster:
                 running = {"status": "RUNNING", "deployed_app_config": app}
                 return {"applications": {app["name"]: running}}
         return None
+
+    def served_models(self, namespace: str, rayservice: str, api_key: str | None) -> ServedModels:
+        self.probes.append((namespace, rayservice, api_key))
+        if (namespace, rayservice) in self.listings:
+            return self.listings[(namespace, rayservice)]
+        rs = self.rayservices.get((namespace, rayservice))
+        if rs is None:
+            return ServedModels(error="answered HTTP 503")
+        (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
+        (model,) = app["deployments"]
+        adapters = model.get("user_config", {}).get("adapters", [])
+        served = [app["args"]["model"]["served_name"], *(a["name"] for a in adapters)]
+        return ServedModels(models=frozenset(served))
+
+    def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
+        self._maybe_fail("read_secret_key")
+        return self.secrets.get((namespace, name, key))
 
     def get_llmdeployment(self, namespace: str, name: str) -> dict[str, Any] | None:
         self._maybe_fail("get_llmdeployment")
@@ -253,11 +276,9 @@ def test_a_failed_read_after_the_apply_keeps_what_was_written() -> None:
     assert next(c for c in outcome.status.conditions if c.type == "Reconciling").status == "True"
 
 
-def test_ready_is_confirmed_with_the_head_that_serves() -> None:
-    """KubeRay says RUNNING at the current generation; the head decides whether the config
-    it runs is the current one."""
-    cluster = MemoryCluster()
-    sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+def serving(cluster: MemoryCluster, spec: dict[str, Any]) -> None:
+    """The RayService of ``spec`` observed, Ready and RUNNING on cluster m-x1."""
+    sync(ref(spec), cluster, OperatorConfig(), NOW)
     child = cluster.rayservices[("ns", "m")]
     child["status"] = {
         "observedGeneration": child["metadata"]["generation"],
@@ -271,6 +292,13 @@ def test_ready_is_confirmed_with_the_head_that_serves() -> None:
         "metadata": {"name": "m-x1"},
         "status": {"state": "ready"},
     }
+
+
+def test_ready_is_confirmed_with_the_head_that_serves() -> None:
+    """KubeRay says RUNNING at the current generation; the head decides whether the config
+    it runs is the current one."""
+    cluster = MemoryCluster()
+    serving(cluster, SPEC)
 
     def ready() -> tuple[str, str]:
         cond = next(
@@ -286,3 +314,46 @@ def test_ready_is_confirmed_with_the_head_that_serves() -> None:
     assert ready() == ("False", "Deploying")
     cluster.heads[("ns", "m-x1")] = None  # the dashboard does not answer
     assert ready() == ("False", "ConfirmingConfig")
+
+
+LORA = {**SPEC, "enableLora": True, "adapters": [{"name": "sql", "uri": "s3://b/sql"}]}
+
+
+def test_an_adapter_is_loaded_once_the_serve_endpoint_lists_it_asked_with_the_api_key() -> None:
+    spec = {**LORA, "apiKeySecretRef": {"name": "keys", "key": "api"}}
+    cluster = MemoryCluster(secrets={("ns", "keys", "api"): "sk-1"})
+    serving(cluster, spec)
+    outcome = sync(ref(spec), cluster, OperatorConfig(), NOW)
+    assert [(a.name, a.state) for a in outcome.status.adapters] == [("sql", "Loaded")]
+    assert cluster.probes[-1] == ("ns", "m", "sk-1")
+    assert not outcome.recheck
+
+
+def test_an_adapter_the_serving_replica_does_not_list_stays_pending_and_is_asked_again() -> None:
+    cluster = MemoryCluster(listings={("ns", "m"): ServedModels(models=frozenset({"b"}))})
+    serving(cluster, LORA)
+    outcome = sync(ref(LORA), cluster, OperatorConfig(), NOW)
+    assert [(a.state, a.message) for a in outcome.status.adapters] == [
+        ("Pending", "not listed by the serving replica's /v1/models yet")
+    ]
+    ready = next(c for c in outcome.status.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("False", "AdaptersPending")
+    assert outcome.recheck  # nothing in Kubernetes will say when it is listed
+
+
+def test_a_missing_api_key_is_named_instead_of_probing_without_it() -> None:
+    spec = {**LORA, "apiKeySecretRef": {"name": "keys", "key": "api"}}
+    cluster = MemoryCluster()
+    serving(cluster, spec)
+    outcome = sync(ref(spec), cluster, OperatorConfig(), NOW)
+    (adapter,) = outcome.status.adapters
+    assert adapter.message == "cannot confirm it is served: Secret keys has no key api to send"
+    assert cluster.probes == []
+
+
+def test_without_adapters_the_serve_endpoint_is_not_probed() -> None:
+    cluster = MemoryCluster()
+    serving(cluster, SPEC)
+    outcome = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    assert next(c for c in outcome.status.conditions if c.type == "Ready").status == "True"
+    assert cluster.probes == []

@@ -13,10 +13,16 @@ import pytest
 
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import AdapterStatus
-from kubellm_operator.children import DeployedApp, PodView, RayClusterView, RayServiceView
+from kubellm_operator.children import (
+    DeployedApp,
+    PodView,
+    RayClusterView,
+    RayServiceView,
+    ServedModels,
+)
 from kubellm_operator.errors import KubeError
 from kubellm_operator.parse import parse_spec
-from kubellm_operator.status import Observed, derive
+from kubellm_operator.status import Observed, awaits_head, derive
 
 SPEC = parse_spec({"model": {"uri": "hf://a/b"}, "replicas": 2})
 NOW = "2026-11-22T10:00:00Z"
@@ -81,6 +87,7 @@ def refused_pod(cluster: str) -> PodView:
     )
 
 
+ADAPTER = AdapterStatus(name="a", state="Pending", uri="s3://b/a")
 SERVING = rayservice(active=side(OLD, "RUNNING"), endpoints=True)
 ARGS = {"model": {"uri": "hf://a/b", "served_name": "b"}}
 RUNS_CURRENT = DeployedApp(status="RUNNING", args=ARGS)
@@ -212,9 +219,17 @@ CASES = {
         observe(adapters=(AdapterStatus(name="a", state="Failed", message="job failed"),)),
         Expect("Failed", "AdapterUnavailable", False, True, True),
     ),
-    "start-up adapter served with the application": (
-        observe(adapters=(AdapterStatus(name="a", state="Pending", uri="s3://b/a"),)),
+    "start-up adapter listed by the serving replica": (
+        observe(adapters=(ADAPTER,), listing=ServedModels(models=frozenset({"b", "a"}))),
         Expect("Ready", "Serving", False, False, True),
+    ),
+    "start-up adapter not listed by the serving replica": (
+        observe(adapters=(ADAPTER,), listing=ServedModels(models=frozenset({"b"}))),
+        Expect("Upgrading", "AdaptersPending", True, False, True),
+    ),
+    "adapter probe unanswered": (
+        observe(adapters=(ADAPTER,), listing=ServedModels(error="answered HTTP 503")),
+        Expect("Upgrading", "AdaptersPending", True, False, True),
     ),
     "apply forbidden": (
         observe(api_error=KubeError(403, "rayservices is forbidden")),
@@ -343,15 +358,38 @@ def test_pipeline_stages_count_as_one_replica() -> None:
     assert (status.replicas, status.ready_replicas) == (1, 1)
 
 
-def test_adapters_are_verified_served_only_with_the_application_running_them() -> None:
-    adapters = (AdapterStatus(name="a", state="Pending", uri="s3://b/a"),)
+def test_adapters_are_loaded_only_when_running_and_listed_by_the_serving_replica() -> None:
+    adapters, listed = (ADAPTER,), ServedModels(models=frozenset({"b", "a"}))
     deploying = derive(
-        observe(rayservice(active=side(OLD, "DEPLOYING"), endpoints=True), adapters=adapters)
+        observe(
+            rayservice(active=side(OLD, "DEPLOYING"), endpoints=True),
+            adapters=adapters,
+            listing=listed,
+        )
     )
     assert [a.state for a in deploying.adapters] == ["Pending"]
-    served = derive(observe(adapters=adapters))
+    unprobed = derive(observe(adapters=adapters))
+    assert [(a.state, a.message) for a in unprobed.adapters] == [
+        ("Pending", "loads with the model server; confirming through /v1/models")
+    ]
+    missing = derive(observe(adapters=adapters, listing=ServedModels(models=frozenset({"b"}))))
+    assert [(a.state, a.message) for a in missing.adapters] == [
+        ("Pending", "not listed by the serving replica's /v1/models yet")
+    ]
+    unanswered = observe(adapters=adapters, listing=ServedModels(error="x answered HTTP 401"))
+    assert of(unanswered, "AdaptersReady").message == (
+        "a: cannot confirm it is served: x answered HTTP 401"
+    )
+    served = derive(observe(adapters=adapters, listing=listed))
     assert [a.state for a in served.adapters] == ["Loaded"]
     assert next(c for c in served.conditions if c.type == "AdaptersReady").reason == "Loaded"
+
+
+def test_the_head_is_asked_again_while_an_adapter_is_not_listed() -> None:
+    assert awaits_head(observe(adapters=(ADAPTER,), listing=ServedModels(models=frozenset())))
+    listed = ServedModels(models=frozenset({"a"}))
+    assert not awaits_head(observe(adapters=(ADAPTER,), listing=listed))
+    assert not awaits_head(observe())
 
 
 def test_an_api_failure_shows_the_api_message() -> None:
