@@ -30,6 +30,7 @@ class Binaries:
     kwok_stages: Path
     ray_operator: Path
     kstatus: Path
+    helm: Path
 
 
 def go_env(paths: Paths) -> dict[str, str]:
@@ -168,6 +169,26 @@ def build_kstatus(paths: Paths, go: str, target: Path) -> Path:
     return _build_into(target, build)
 
 
+def build_helm(paths: Paths, go: str, target: Path) -> Path:
+    """The Helm CLI (dev/helm's tool), for the chart's lint, template and install tests."""
+    log = paths.logs / "build-helm.log"
+
+    def build(out: Path) -> None:
+        argv = [
+            go,
+            "build",
+            "-trimpath",
+            "-ldflags",
+            f"-s -w -X helm.sh/helm/v4/internal/version.version={versions.HELM}",
+            "-o",
+            f"{out}/helm",
+            "helm.sh/helm/v4/cmd/helm",
+        ]
+        _run("helm", argv, log, paths.helm_module, go_env(paths))
+
+    return _build_into(target, build)
+
+
 def download_kuberay_crds(paths: Paths, go: str) -> Path:
     """KubeRay's CRDs of the pinned version: part of the module the ray-operator builds from."""
     crds = paths.kuberay_crds
@@ -205,6 +226,7 @@ def layout(paths: Paths) -> Binaries:
     kwok = paths.bin / f"kwok-{versions.KWOK}"
     kuberay = paths.bin / f"kuberay-{versions.KUBERAY}-{_module_key(paths.kuberay_module)}"
     kstatus = paths.bin / f"kstatus-{_module_key(paths.kstatus_module)}"
+    helm = paths.bin / f"helm-{versions.HELM}-{_module_key(paths.helm_module)}"
     return Binaries(
         etcd=controlplane / "etcd",
         kube_apiserver=controlplane / "kube-apiserver",
@@ -214,6 +236,7 @@ def layout(paths: Paths) -> Binaries:
         kwok_stages=kwok / "stages.yaml",
         ray_operator=kuberay / "ray-operator",
         kstatus=kstatus / "kstatus",
+        helm=helm / "helm",
     )
 
 
@@ -233,6 +256,7 @@ def build_all(paths: Paths) -> Binaries:
     build_kuberay(paths, go, binaries.ray_operator.parent)
     download_kuberay_crds(paths, go)
     build_kstatus(paths, go, binaries.kstatus.parent)
+    build_helm(paths, go, binaries.helm.parent)
     write_kwok_stages(paths, binaries.kwok_stages)
     return binaries
 

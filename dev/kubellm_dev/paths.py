@@ -49,6 +49,10 @@ class Paths:
         return self.repo / "dev" / "kstatus"
 
     @property
+    def helm_module(self) -> Path:
+        return self.repo / "dev" / "helm"
+
+    @property
     def kuberay_crds(self) -> Path:
         """KubeRay's CRDs from the ray-operator module the harness builds (same version)."""
         module = f"{versions.KUBERAY_MODULE}@{versions.KUBERAY}"

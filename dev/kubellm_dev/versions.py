@@ -21,4 +21,8 @@ KWOK: Final = "v0.8.0"
 KUBERAY: Final = "v1.6.2"
 KUBERAY_MODULE: Final = "github.com/ray-project/kuberay/ray-operator"
 
+# The Helm CLI for the chart tests, built from helm.sh/helm/v4 through dev/helm/go.mod (its
+# tool line); tests/unit/test_versions.py keeps the two in step.
+HELM: Final = "v4.3.2"
+
 GO_MIN: Final = (1, 26)

@@ -1,7 +1,7 @@
 """A FineTuneJob's lifecycle for real (operator, KubeRay, the trainer on the real Ray head):
 suspend frees the workers and resume continues from the last committed checkpoint; a run past its
 activeDeadlineSeconds ends Failed with DeadlineExceeded; the TTL removes the finished job's
-children and keeps the job.
+children and keeps the job; failures past backoffLimit end Failed, not in a retry loop.
 
 The Ray job runs on the real head in place of the RayCluster's pods; the bridge stops it once
 KubeRay deletes that RayCluster, as the pods' deletion would (``kubellm_dev.pod_lifetime``)."""
@@ -9,6 +9,8 @@ KubeRay deletes that RayCluster, as the pods' deletion would (``kubellm_dev.pod_
 from __future__ import annotations
 
 import json
+import os
+import signal
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -153,3 +155,43 @@ def test_a_run_past_its_deadline_fails_and_the_ttl_removes_its_children(
     assert (kept["phase"], kept["error"]["reason"]) == ("Failed", "DeadlineExceeded")
     reasons = {c["type"]: c["reason"] for c in kept["conditions"]}
     assert reasons["Failed"] == "DeadlineExceeded"
+
+
+def running_driver(cluster: E2ECluster, namespace: str, name: str, done: set[str]) -> Any:
+    """(submission id, driver pid) of this job's Ray job that runs now, not one in ``done``."""
+    for job in ray_jobs_of(cluster, namespace, name):
+        pid = (job.get("driver_info") or {}).get("pid")
+        if job["status"] == "RUNNING" and pid and job["submission_id"] not in done:
+            return job["submission_id"], int(pid)
+    return None
+
+
+def test_retries_beyond_backoff_limit_end_failed_with_the_last_error_not_a_loop(
+    cluster: E2ECluster, real_namespace: str, tiny: Path, tmp_path: Path
+) -> None:
+    """A failure that is not the inputs' (the driver killed, as by a lost node) is retried
+    backoffLimit times; the next one ends the job Failed, naming it, and nothing runs again."""
+    ns = real_namespace
+    create(cluster, ns, long_run("flaky", tiny, tmp_path, backoffLimit=1))
+    killed: set[str] = set()
+    for attempt in (1, 2):
+        submission, pid = wait_for(
+            lambda: running_driver(cluster, ns, "flaky", killed),
+            lambda found: found is not None,
+            timeout=TRAINED,
+            what=f"attempt {attempt}'s driver to run on the Ray head",
+            interval=0.5,
+        )
+        os.kill(pid, signal.SIGKILL)  # the head runs on this machine: its driver is ours
+        killed.add(submission)  # attempt 2 is KubeRay's retry on a new Ray cluster
+    failed = wait_phase(cluster, ns, "flaky", "Failed", "Succeeded")
+    assert failed["phase"] == "Failed", failed
+    assert failed["error"]["reason"] == "BackoffLimitExceeded"
+    assert failed["error"]["message"].startswith("failed 2 times (backoffLimit 1); last: ")
+    assert failed["attempts"] == 2
+    assert "adapterUri" not in failed
+    rayjob = cluster.custom.get_namespaced_custom_object(
+        "ray.io", "v1", ns, "rayjobs", failed["rayJobName"]
+    )
+    assert rayjob["status"]["jobDeploymentStatus"] == "Failed"
+    assert {j["submission_id"] for j in ray_jobs_of(cluster, ns, "flaky")} == killed  # no third

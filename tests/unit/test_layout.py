@@ -30,6 +30,12 @@ def test_the_controlplane_module_pins_the_versions_the_harness_reports() -> None
     assert {v for _, v in staging} == {"v0." + versions.KUBERNETES.removeprefix("v1.")}
 
 
+def test_the_helm_module_pins_the_version_the_harness_reports() -> None:
+    go_mod = (REPO_ROOT / "dev" / "helm" / "go.mod").read_text()
+    assert _required(go_mod, "helm.sh/helm/v4") == versions.HELM
+    assert "tool helm.sh/helm/v4/cmd/helm" in go_mod
+
+
 def test_the_kuberay_module_pins_the_version_the_harness_reports() -> None:
     go_mod = (REPO_ROOT / "dev" / "kuberay" / "go.mod").read_text()
     assert _required(go_mod, "github.com/ray-project/kuberay/ray-operator") == versions.KUBERAY
