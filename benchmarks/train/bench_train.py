@@ -17,8 +17,9 @@ steps, one after the other so they do not share the cores:
 
 Tokens per second counts every input token of the trained micro-batches, over the training
 loop only (model loading excluded). ``--ray 1 2`` also runs the trainer on Ray Train with one
-and with two workers (data parallel, gloo; each worker holds one CPU of Ray's, so one torch
-thread); run it inside the loopback-only namespace (``kubellm-dev netns --``), where it starts
+and with two workers (data parallel, gloo; the machine's cores are shared out among the workers,
+each holding its share of Ray's CPUs and as many torch threads, as resources.cpu gives a worker
+pod); run it inside the loopback-only namespace (``kubellm-dev netns --``), where it starts
 a local Ray.
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import shutil
 import tempfile
@@ -72,6 +74,7 @@ def train_args(
         {
             "workers": workers,
             "gpus_per_worker": 0,
+            "cpus_per_worker": max(1, (os.cpu_count() or 1) // workers),
             "base_model": {"uri": f"file://{model}"},
             "dataset": {"uri": f"file://{data}", "format": "instruction", "validation_split": 0},
             "hyperparameters": {

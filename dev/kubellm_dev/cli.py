@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubellm_dev import build, netns
+from kubellm_dev import build, manifests, netns
 from kubellm_dev.bridge import serve as serve_bridge
 from kubellm_dev.bridge_client import BridgeClient
 from kubellm_dev.cluster import LocalCluster, describe, pid_alive, read_state, stop_running
@@ -47,6 +47,21 @@ def build_cmd() -> None:
     binaries = build.build_all(default_paths())
     for name, path in vars(binaries).items():
         print(f"{name:24} {path}")
+
+
+@app.command("manifests")
+def manifests_cmd(action: Annotated[str, typer.Argument(help="write or check")]) -> None:
+    """Render manifests/ from the Helm chart's defaults (write), or fail when stale (check)."""
+    paths = default_paths()
+    helm = build.installed(paths).helm
+    if action == "write":
+        print(manifests.write(paths, helm))
+    elif action == "check":
+        if manifests.stale(paths, helm):
+            console.print(f"stale: {manifests.target(paths)} (run: kubellm-dev manifests write)")
+            raise typer.Exit(1)
+    else:
+        raise typer.BadParameter("write or check")
 
 
 @app.command("netns")

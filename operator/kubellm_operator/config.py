@@ -93,6 +93,16 @@ class OperatorConfig(BaseSettings):
     RayJobDeletionPolicy feature gate) instead of shutdownAfterJobFinishes and its TTL."""
     train_status_interval_s: float = Field(default=10.0, ge=0)
     """The trainer writes progress to a FineTuneJob's status at most this often."""
+    peering_name: str | None = None
+    """Kopf peering object shared by the operator's replicas: the one with the highest
+    priority reconciles, the others stand by (unset: standalone, a single replica)."""
+    peering_priority: int | None = Field(default=None, ge=1)
+    """This replica's priority; unset: derived from its pod name, so replicas of one
+    Deployment differ (equal priorities would make every replica pause)."""
+    health_port: int | None = Field(default=None, ge=1, le=65535)
+    """Port of Kopf's liveness endpoint (/healthz) for the pod's probes; unset: none."""
+    health_host: str = "0.0.0.0"  # noqa: S104 - a pod's probes reach it on the pod's address
+    """Address of the liveness endpoint."""
 
 
 @cache

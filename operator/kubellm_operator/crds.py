@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from kubellm_operator import names
+from kubellm_operator import names, peering_crds
 from kubellm_operator.api.finetunejob import FineTuneJobSpec, FineTuneJobStatus
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec, LLMDeploymentStatus
 from kubellm_operator.crd import PrinterColumn, ResourceDefinition, render
@@ -60,8 +60,9 @@ TARGETS = (REPO_ROOT / "crds", REPO_ROOT / "charts" / "kubellm" / "crds")
 
 
 def rendered() -> dict[str, str]:
-    """File name -> content of every generated CRD."""
-    return {f"{names.GROUP}_{r.plural}.yaml": render(r) for r in RESOURCES}
+    """File name -> content of every generated CRD (kubellm's kinds and Kopf's peering)."""
+    own = {f"{names.GROUP}_{r.plural}.yaml": render(r) for r in RESOURCES}
+    return own | peering_crds.rendered()
 
 
 def stale() -> list[Path]:

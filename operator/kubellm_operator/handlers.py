@@ -54,7 +54,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     # Kopf logs every handled event at INFO ("Handler ... succeeded"): with event handlers
     # only, that is a line per watch event, which costs CPU at scale and says nothing.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-    settings.peering.name = "kubellm"
     try:
         kube_config.load_incluster_config()
     except kube_config.ConfigException:

