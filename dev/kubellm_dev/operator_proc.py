@@ -25,6 +25,9 @@ class OperatorProcess:
     ray_proxy: str | None = None
     """The Ray bridge, through which the operator reaches Ray heads (as KubeRay does)."""
     extra_env: dict[str, str] = field(default_factory=dict)
+    standalone: bool = True
+    """``--standalone`` (no peering); False runs the chart's exact command line."""
+    name: str = "kubellm-operator"
     managed: Managed | None = None
 
     @property
@@ -38,8 +41,13 @@ class OperatorProcess:
 
     def start(self) -> Managed:
         self.managed = self.supervisor.start(
-            "kubellm-operator",
-            [sys.executable, "-m", "kubellm_operator", "--standalone"],
+            self.name,
+            [
+                sys.executable,
+                "-m",
+                "kubellm_operator",
+                *(["--standalone"] if self.standalone else []),
+            ],
             env={
                 "KUBECONFIG": str(self.kubeconfig),
                 "KUBELLM_METRICS_PORT": str(self.metrics_port),
