@@ -99,6 +99,9 @@ class OperatorConfig(BaseSettings):
     peering_priority: int | None = Field(default=None, ge=1)
     """This replica's priority; unset: derived from its pod name, so replicas of one
     Deployment differ (equal priorities would make every replica pause)."""
+    peering_lifetime_s: int = Field(default=30, ge=10, le=600)
+    """How long a replica counts as alive after its last keep-alive in the peering object: a
+    standby takes over within about twice this after the active replica dies."""
     health_port: int | None = Field(default=None, ge=1, le=65535)
     """Port of Kopf's liveness endpoint (/healthz) for the pod's probes; unset: none."""
     health_host: str = "0.0.0.0"  # noqa: S104 - a pod's probes reach it on the pod's address

@@ -50,6 +50,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=names.GROUP, key="last-handled-configuration"
     )
+    settings.peering.lifetime = config.peering_lifetime_s
     settings.posting.level = logging.WARNING
     # Kopf logs every handled event at INFO ("Handler ... succeeded"): with event handlers
     # only, that is a line per watch event, which costs CPU at scale and says nothing.

@@ -28,6 +28,8 @@ from kubellm_dev.paths import default_paths
 from kubellm_dev.procs import Supervisor
 from kubellm_dev.waiting import wait_for
 
+from .chart import CHART, helm
+
 pytestmark = pytest.mark.e2e
 RAY_PLURALS = {"RayCluster": "rayclusters", "RayService": "rayservices", "RayJob": "rayjobs"}
 
@@ -129,6 +131,17 @@ def namespace(cluster: E2ECluster) -> Iterator[str]:
         timeout=120,
         what=f"namespace {name} to be deleted",
     )
+
+
+@pytest.fixture
+def release(cluster: E2ECluster, namespace: str) -> Iterator[str]:
+    """The Helm chart installed in the test's namespace, watching only it (cluster-scoped
+    names carry the release name, so the releases of several tests never collide)."""
+    name = f"kl-{namespace}"
+    watch = f"watchNamespaces={{{namespace}}}"
+    helm(cluster, "install", name, str(CHART), "--namespace", namespace, "--set", watch)
+    yield name
+    helm(cluster, "uninstall", name, "--namespace", namespace, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -6,47 +6,35 @@ is enough to reconcile both kinds with peering on, and not broader than that."""
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from kubernetes import client
 
-from kubellm_dev import build
 from kubellm_dev.operator_proc import OperatorProcess
 from kubellm_dev.paths import default_paths
 from kubellm_dev.procs import Supervisor
 from kubellm_dev.waiting import wait_for
 
+from .chart import (
+    CHART,
+    CHART_OPERATOR_METRICS,
+    REPO,
+    account_kubeconfig,
+    helm,
+    kubectl,
+    local_overrides,
+    operator_env,
+)
 from .conftest import E2ECluster
 from .test_llmdeployment import READY, condition, small
 
-REPO = default_paths().repo
-CHART = REPO / "charts" / "kubellm"
 GROUP, VERSION = "kubellm.io", "v1alpha1"
-CHART_OPERATOR_METRICS = 18091  # beside the session operator's
-
-
-def helm(cluster: E2ECluster, *args: str) -> str:
-    helm_cli = build.installed(default_paths()).helm
-    argv = [str(helm_cli), f"--kubeconfig={cluster.kubeconfig}", *args]
-    result = subprocess.run(argv, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
-
-
-def kubectl(cluster: E2ECluster, *args: str, stdin: str | None = None) -> str:
-    argv = [str(default_paths().kubectl), f"--kubeconfig={cluster.kubeconfig}", *args]
-    result = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
 
 
 def versions(cluster: E2ECluster, release: str, namespace: str) -> dict[str, str]:
@@ -61,45 +49,6 @@ def versions(cluster: E2ECluster, release: str, namespace: str) -> dict[str, str
         key = f"{obj['kind']}/{meta.get('namespace', '')}/{meta['name']}"
         written[key] = str(meta.get("generation") or meta["resourceVersion"])
     return written
-
-
-def operator_env(cluster: E2ECluster, release: str, namespace: str) -> dict[str, str]:
-    """The environment the chart gives the operator container."""
-    manifest = helm(cluster, "get", "manifest", release, "--namespace", namespace)
-    (deployment,) = [d for d in yaml.safe_load_all(manifest) if d and d["kind"] == "Deployment"]
-    (container,) = deployment["spec"]["template"]["spec"]["containers"]
-    assert container["command"] == ["python", "-m", "kubellm_operator"]
-    return {e["name"]: e["value"] for e in container["env"]}
-
-
-@pytest.fixture
-def release(cluster: E2ECluster, namespace: str) -> Iterator[str]:
-    """The chart installed in the test's namespace, watching only it (cluster-scoped names
-    carry the release name, so releases of several tests never collide)."""
-    name = f"kl-{namespace}"
-    helm(
-        cluster,
-        "install",
-        name,
-        str(CHART),
-        "--namespace",
-        namespace,
-        "--set",
-        f"watchNamespaces={{{namespace}}}",
-    )
-    yield name
-    subprocess.run(
-        [
-            str(build.installed(default_paths()).helm),
-            f"--kubeconfig={cluster.kubeconfig}",
-            "uninstall",
-            name,
-            "--namespace",
-            namespace,
-        ],
-        capture_output=True,
-        check=False,
-    )
 
 
 def test_the_chart_upgrades_without_changes_rolls_back_and_uninstalls(
@@ -155,31 +104,6 @@ def test_the_plain_manifests_install_and_a_second_apply_changes_nothing(
             capture_output=True,
             check=False,
         )
-
-
-def account_kubeconfig(cluster: E2ECluster, namespace: str, account: str, folder: Path) -> Path:
-    """A kubeconfig holding only a token of the ServiceAccount (as its pod would get)."""
-    request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
-    )
-    token = cluster.core.create_namespaced_service_account_token(account, namespace, request)
-    admin = yaml.safe_load(cluster.kubeconfig.read_text())
-    server = admin["clusters"][0]["cluster"]
-    ca = folder / "ca.crt"
-    ca.write_bytes(base64.b64decode(server["certificate-authority-data"]))
-    config = {
-        "apiVersion": "v1",
-        "kind": "Config",
-        "clusters": [
-            {"name": "c", "cluster": {"server": server["server"], "certificate-authority": str(ca)}}
-        ],
-        "users": [{"name": account, "user": {"token": token.status.token}}],
-        "contexts": [{"name": "c", "context": {"cluster": "c", "user": account}}],
-        "current-context": "c",
-    }
-    path = folder / "kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    return path
 
 
 def can(cluster: E2ECluster, account: str, *args: str) -> bool:
@@ -268,16 +192,3 @@ def test_the_operator_reconciles_as_the_charts_account_with_the_charts_command(
         operator.supervisor.stop_all()
         kubellm_operator.start()
         cluster.core.delete_namespace(outside)
-
-
-def local_overrides(cluster: E2ECluster) -> dict[str, str]:
-    """What differs out of cluster: loopback listeners and the local Ray bridge."""
-    assert cluster.local is not None
-    return {
-        "KUBELLM_METRICS_HOST": "127.0.0.1",
-        "KUBELLM_METRICS_PORT": str(CHART_OPERATOR_METRICS),
-        "KUBELLM_HEALTH_HOST": "127.0.0.1",
-        "KUBELLM_HEALTH_PORT": "18092",
-        "KUBELLM_RAY_DASHBOARD_PROXY": cluster.local.ray_proxy,
-        "KUBELLM_RAYJOB_SUBMISSION_MODE": "HTTPMode",
-    }

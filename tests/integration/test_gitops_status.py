@@ -18,7 +18,10 @@ import pytest
 
 from kubellm_dev import build
 from kubellm_dev.paths import REPO_ROOT, default_paths
+from kubellm_operator.job_status import RayJobView, derive_job
 from kubellm_operator.status import Observed, derive
+from tests.unit.operator.test_job_status import PHASES, PUBLISHED
+from tests.unit.operator.test_job_status import observe as job_observed
 from tests.unit.operator.test_status import CASES, Expect
 
 from .conftest import _unavailable
@@ -83,3 +86,65 @@ def test_a_spec_the_operator_has_not_seen_yet_is_in_progress_for_both(
     """kubectl apply bumped the generation; the status still describes the previous one."""
     obj = as_object(CASES["serving the current spec"][0], generation=4)
     assert (kstatus_of(kstatus, obj), argocd(obj)) == ("InProgress", "Progressing")
+
+
+ARGOCD_JOB_HEALTH = ARGOCD_HEALTH.with_name("argocd-health-finetunejob.lua")
+PHASES_BY_REASON = {reason: job for job, _, _, _, reason in PHASES}
+JOB_HEALTH = {
+    "Succeeded": "Healthy",
+    "Failed": "Degraded",
+    "Suspended": "Suspended",
+    "Running": "Progressing",
+    "Pending": "Progressing",
+}
+
+
+@pytest.fixture(scope="module")
+def argocd_job() -> Any:
+    lua = lupa.LuaRuntime(unpack_returned_tuples=True)
+    check = lua.eval(f"function(obj)\n{ARGOCD_JOB_HEALTH.read_text()}\nend")
+
+    def health(obj: dict[str, Any]) -> tuple[str, str]:
+        answer = check(lua.table_from(obj, recursive=True))
+        return str(answer["status"]), str(answer["message"])
+
+    return health
+
+
+def job_object(status: dict[str, Any], generation: int = 3) -> dict[str, Any]:
+    return {
+        "apiVersion": "kubellm.io/v1alpha1",
+        "kind": "FineTuneJob",
+        "metadata": {"name": "sql", "namespace": "ns", "generation": generation},
+        "status": status,
+    }
+
+
+@pytest.mark.parametrize(("job", "previous", "spec", "phase", "reason"), PHASES)
+def test_argocd_reads_each_finetunejob_phase_as_documented(
+    job: RayJobView | None,
+    previous: dict[str, Any],
+    spec: dict[str, Any],
+    phase: str,
+    reason: str,
+    argocd_job: Any,
+) -> None:
+    status = derive_job(job_observed(job, previous, **spec)).to_wire()
+    health, message = argocd_job(job_object(status))
+    assert health == JOB_HEALTH[phase]
+    if phase == "Failed":
+        assert message.startswith(f"{reason}: ")
+
+
+def test_argocd_waits_for_a_new_job_generation_and_for_the_hand_off(argocd_job: Any) -> None:
+    done = derive_job(job_observed(PHASES_BY_REASON["Succeeded"], PUBLISHED)).to_wire()
+    assert argocd_job(job_object(done, generation=4))[0] == "Progressing"
+    waiting = {
+        **done,
+        "conditions": [
+            *done["conditions"],
+            {"type": "Deployed", "status": "False", "reason": "Pending", "message": "loading"},
+        ],
+    }
+    assert argocd_job(job_object(waiting)) == ("Progressing", "trained; hand-off: loading")
+    assert argocd_job(job_object({}))[0] == "Progressing"  # not reconciled yet

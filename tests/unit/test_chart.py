@@ -136,3 +136,35 @@ def test_manifests_are_the_charts_defaults_rendered() -> None:
         "kind": "Namespace",
         "metadata": {"name": "kubellm-system"},
     }
+
+
+GITOPS = default_paths().repo / "examples" / "gitops"
+
+
+def test_the_gitops_examples_install_this_chart_with_values_its_schema_accepts(
+    tmp_path: Path,
+) -> None:
+    (application,) = yaml.safe_load_all((GITOPS / "argocd-application.yaml").read_text())
+    source = application["spec"]["source"]
+    releases = [
+        d
+        for d in yaml.safe_load_all((GITOPS / "flux-helmrelease.yaml").read_text())
+        if d["kind"] == "HelmRelease"
+    ]
+    (release,) = releases
+    assert source["path"] == release["spec"]["chart"]["spec"]["chart"] == "charts/kubellm"
+    for values in (source["helm"]["valuesObject"], release["spec"]["values"]):
+        path = tmp_path / "values.yaml"
+        path.write_text(yaml.safe_dump(values))
+        assert kinds(render("--values", str(path)))["PodDisruptionBudget"]
+
+
+def test_the_argocd_health_example_holds_the_charts_health_checks() -> None:
+    (config,) = yaml.safe_load_all((GITOPS / "argocd-health.yaml").read_text())
+    files = CHART / "files"
+    assert config["data"] == {
+        f"resource.customizations.health.kubellm.io_{kind}": (
+            files / f"argocd-health-{kind.lower()}.lua"
+        ).read_text()
+        for kind in ("LLMDeployment", "FineTuneJob")
+    }

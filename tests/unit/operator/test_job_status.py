@@ -53,46 +53,47 @@ PROGRESS = {"progress": {"step": 3, "totalSteps": 10}}
 PUBLISHED = {**PROGRESS, "adapterUri": "pvc://out/adapters/sql-1234abcd"}
 
 
-@pytest.mark.parametrize(
-    ("job", "previous", "spec", "phase", "reason"),
-    [
-        (None, {}, {}, "Pending", "Creating"),
-        (rayjob(""), {}, {}, "Pending", "WaitingForWorkers"),
-        (rayjob("Initializing"), {}, {}, "Pending", "WaitingForWorkers"),
-        (rayjob("Running", "PENDING"), {}, {}, "Pending", "Submitted"),
-        (rayjob("Running", "RUNNING"), {}, {}, "Running", "Starting"),
-        (rayjob("Running", "RUNNING"), PROGRESS, {}, "Running", "Training"),
-        (rayjob("Running", "SUCCEEDED"), PUBLISHED, {}, "Running", "Finishing"),
-        (rayjob("Retrying", "FAILED", failed=1), PROGRESS, {}, "Running", "Retrying"),
-        (rayjob("Suspending", "STOPPED"), PROGRESS, {"suspend": True}, "Suspended", "Suspended"),
-        (rayjob("Suspended"), PROGRESS, {"suspend": True}, "Suspended", "Suspended"),
-        (rayjob("Complete", "SUCCEEDED"), PUBLISHED, {}, "Succeeded", "Succeeded"),
-        (rayjob("Complete", "SUCCEEDED"), PROGRESS, {}, "Failed", "NoAdapter"),
-        (
-            rayjob("Failed", "FAILED", reason="DeadlineExceeded"),
-            PROGRESS,
-            {},
-            "Failed",
-            "DeadlineExceeded",
-        ),
-        (
-            rayjob("Failed", reason="PreRunningDeadlineExceeded"),
-            {},
-            {},
-            "Failed",
-            "PreRunningDeadlineExceeded",
-        ),
-        (
-            rayjob("Failed", "FAILED", reason="AppFailed", failed=3),
-            PROGRESS,
-            {},
-            "Failed",
-            "BackoffLimitExceeded",
-        ),
-        (rayjob("Failed", reason="SubmissionFailed"), {}, {}, "Failed", "SubmissionFailed"),
-        (rayjob("Failed", reason="ValidationFailed"), {}, {}, "Failed", "ChildRejected"),
-    ],
-)
+PHASES: list[tuple[RayJobView | None, dict[str, Any], dict[str, Any], str, str]] = [
+    (None, {}, {}, "Pending", "Creating"),
+    (rayjob(""), {}, {}, "Pending", "WaitingForWorkers"),
+    (rayjob("Initializing"), {}, {}, "Pending", "WaitingForWorkers"),
+    (rayjob("Running", "PENDING"), {}, {}, "Pending", "Submitted"),
+    (rayjob("Running", "RUNNING"), {}, {}, "Running", "Starting"),
+    (rayjob("Running", "RUNNING"), PROGRESS, {}, "Running", "Training"),
+    (rayjob("Running", "SUCCEEDED"), PUBLISHED, {}, "Running", "Finishing"),
+    (rayjob("Retrying", "FAILED", failed=1), PROGRESS, {}, "Running", "Retrying"),
+    (rayjob("Suspending", "STOPPED"), PROGRESS, {"suspend": True}, "Suspended", "Suspended"),
+    (rayjob("Suspended"), PROGRESS, {"suspend": True}, "Suspended", "Suspended"),
+    (rayjob("Complete", "SUCCEEDED"), PUBLISHED, {}, "Succeeded", "Succeeded"),
+    (rayjob("Complete", "SUCCEEDED"), PROGRESS, {}, "Failed", "NoAdapter"),
+    (
+        rayjob("Failed", "FAILED", reason="DeadlineExceeded"),
+        PROGRESS,
+        {},
+        "Failed",
+        "DeadlineExceeded",
+    ),
+    (
+        rayjob("Failed", reason="PreRunningDeadlineExceeded"),
+        {},
+        {},
+        "Failed",
+        "PreRunningDeadlineExceeded",
+    ),
+    (
+        rayjob("Failed", "FAILED", reason="AppFailed", failed=3),
+        PROGRESS,
+        {},
+        "Failed",
+        "BackoffLimitExceeded",
+    ),
+    (rayjob("Failed", reason="SubmissionFailed"), {}, {}, "Failed", "SubmissionFailed"),
+    (rayjob("Failed", reason="ValidationFailed"), {}, {}, "Failed", "ChildRejected"),
+]
+"""(RayJob, trainer reports, spec, phase, reason): every phase a job can show."""
+
+
+@pytest.mark.parametrize(("job", "previous", "spec", "phase", "reason"), PHASES)
 def test_every_phase_from_the_rayjob(
     job: RayJobView | None, previous: dict[str, Any], spec: dict[str, Any], phase: str, reason: str
 ) -> None:
