@@ -63,10 +63,14 @@ def test_the_chart_upgrades_without_changes_rolls_back_and_uninstalls(
     helm(cluster, "upgrade", release, str(CHART), *same)
     assert versions(cluster, release, namespace) == installed  # nothing written
 
-    helm(cluster, "upgrade", release, str(CHART), *same, "--set", "operator.workers=2")
+    changed = ["--set", "operator.workers=2", "--set", "networkPolicy.enabled=true"]
+    helm(cluster, "upgrade", release, str(CHART), *same, *changed)
     assert operator_env(cluster, release, namespace)["KUBELLM_WORKERS"] == "2"
+    policy = f"NetworkPolicy/{namespace}/{release}-kubellm-ray-pods"
+    assert policy in versions(cluster, release, namespace)  # the API server accepts it
     helm(cluster, "rollback", release, "2", "--namespace", namespace)
     assert operator_env(cluster, release, namespace)["KUBELLM_WORKERS"] == "4"
+    assert policy not in versions(cluster, release, namespace)
     history = json.loads(helm(cluster, "history", release, "-n", namespace, "-o", "json"))
     assert [h["revision"] for h in history] == [1, 2, 3, 4]
 

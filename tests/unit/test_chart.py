@@ -168,3 +168,34 @@ def test_the_argocd_health_example_holds_the_charts_health_checks() -> None:
         ).read_text()
         for kind in ("LLMDeployment", "FineTuneJob")
     }
+
+
+def test_ray_pods_dashboard_only_from_kuberay_the_operator_and_the_namespace() -> None:
+    serving = "networkPolicy.servingFrom[0].namespaceSelector.matchLabels.team=web"
+    found = kinds(
+        render(
+            "--set",
+            "networkPolicy.enabled=true",
+            "--set",
+            "watchNamespaces={a,b}",
+            "--set",
+            serving,
+        )
+    )
+    policies = found["NetworkPolicy"]
+    assert sorted(p["metadata"]["namespace"] for p in policies) == ["a", "b"]
+    ingress = {
+        rule["ports"][0]["port"] if "ports" in rule else "ray": rule
+        for rule in policies[0]["spec"]["ingress"]
+    }
+    dashboard = [
+        peer.get("namespaceSelector", {}).get("matchLabels") for peer in ingress[8265]["from"]
+    ]
+    assert dashboard == [
+        {"kubernetes.io/metadata.name": "kuberay-system"},
+        {"kubernetes.io/metadata.name": "kubellm-system"},
+        None,  # the namespace's own pods (KubeRay's submitter Jobs)
+    ]
+    assert {"namespaceSelector": {"matchLabels": {"team": "web"}}} in ingress[8000]["from"]
+    assert "from" not in ingress[8080]  # metricsFrom unset: any scraper
+    assert "needs networkPolicy.namespaces" in refused("--set", "networkPolicy.enabled=true")
