@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubellm_dev import build, manifests, netns
+from kubellm_dev import build, manifests, netns, runtime_image
 from kubellm_dev.bridge import serve as serve_bridge
 from kubellm_dev.bridge_client import BridgeClient
 from kubellm_dev.cluster import LocalCluster, describe, pid_alive, read_state, stop_running
@@ -62,6 +62,12 @@ def manifests_cmd(action: Annotated[str, typer.Argument(help="write or check")])
             raise typer.Exit(1)
     else:
         raise typer.BadParameter("write or check")
+
+
+@app.command("runtime-image")
+def runtime_image_cmd() -> None:
+    """Resolve the runtime image's requirements for linux/x86_64 (pip, no install; cached)."""
+    print(runtime_image.resolve(default_paths()))
 
 
 @app.command("netns")

