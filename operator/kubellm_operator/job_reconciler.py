@@ -33,6 +33,7 @@ class JobReconciler:
     bodies: dict[Key, dict[str, Any]] = field(default_factory=dict)
     """The latest body of each job from its watch: a RayJob's event needs no GET."""
     phases: metrics.PhaseTracker = field(default_factory=lambda: metrics.PhaseTracker(KIND))
+    series: metrics.ObjectSeries = field(default_factory=metrics.ObjectSeries)
 
     def remember(self, key: Key, body: Mapping[str, Any]) -> None:
         self.bodies[key] = trimmed(body)
@@ -40,6 +41,7 @@ class JobReconciler:
     def forget(self, key: Key) -> None:
         self.bodies.pop(key, None)
         self.phases.set(f"{key[0]}/{key[1]}", None)
+        self.series.set(f"{key[0]}/{key[1]}", [])
 
     def __call__(self, key: Key, body: Mapping[str, Any] | None = None) -> bool | float:
         namespace, name = key
@@ -60,6 +62,11 @@ class JobReconciler:
             metrics.RECONCILE_ERRORS.labels(KIND, outcome.error.reason).inc()
             logger.warning("FineTuneJob %s/%s: %s, will retry", namespace, name, outcome.error)
         self.phases.set(f"{namespace}/{name}", outcome.status.phase)
+        progress = dict(ref.status.get("progress") or {})
+        self.series.set(
+            f"{namespace}/{name}",
+            metrics.job_series(namespace, name, outcome.status.phase, progress),
+        )
         if changed(outcome, ref.status):
             try:
                 self.cluster.patch_finetunejob_status(

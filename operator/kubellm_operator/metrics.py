@@ -1,10 +1,12 @@
-"""Operator metrics (Prometheus): reconciles, errors, latency, API writes, phases, time to Ready."""
+"""Operator metrics (Prometheus): reconciles, errors, latency, API writes, phases, time to Ready,
+and per object: a deployment's readiness and adapters, a fine-tune's phase and progress."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
@@ -68,6 +70,74 @@ class PhaseTracker:
         if phase is not None:
             self.phases[key] = phase
             OBJECTS.labels(self.kind, phase).inc()
+
+
+DEPLOYMENT_READY = Gauge(
+    "kubellm_llmdeployment_ready",
+    "1 while an LLMDeployment serves its current spec (its Ready condition), else 0",
+    ["namespace", "name"],
+)
+DEPLOYMENT_ADAPTERS = Gauge(
+    "kubellm_llmdeployment_adapters",
+    "An LLMDeployment's requested adapters by state (Loaded, Pending, Failed)",
+    ["namespace", "name", "state"],
+)
+JOB_PHASE = Gauge(
+    "kubellm_finetunejob_phase",
+    "1 for a FineTuneJob's current phase",
+    ["namespace", "name", "phase"],
+)
+JOB_PROGRESS = Gauge(
+    "kubellm_finetunejob_progress_ratio",
+    "Steps done over total steps, as the trainer reported them",
+    ["namespace", "name"],
+)
+JOB_STEP = Gauge("kubellm_finetunejob_step", "The trainer's last step", ["namespace", "name"])
+JOB_LOSS = Gauge("kubellm_finetunejob_loss", "The latest training loss", ["namespace", "name"])
+
+Series = tuple[Gauge, tuple[str, ...], float]
+
+
+class ObjectSeries:
+    """Per-object series of one kind: replaced whole on each reconcile and removed with the
+    object, so the label sets stay as many as the objects that exist."""
+
+    def __init__(self) -> None:
+        self.held: dict[str, set[tuple[Gauge, tuple[str, ...]]]] = {}
+
+    def set(self, key: str, series: list[Series]) -> None:
+        now = {(gauge, labels) for gauge, labels, _ in series}
+        for gauge, labels in self.held.pop(key, set()) - now:
+            gauge.remove(*labels)
+        for gauge, labels, value in series:
+            gauge.labels(*labels).set(value)
+        if now:
+            self.held[key] = now
+
+
+def deployment_series(namespace: str, name: str, ready: bool, adapters: list[str]) -> list[Series]:
+    """Ready, and adapter counts by state (``adapters``: each adapter's state)."""
+    series: list[Series] = [(DEPLOYMENT_READY, (namespace, name), float(ready))]
+    for state in sorted(set(adapters)):
+        series.append((DEPLOYMENT_ADAPTERS, (namespace, name, state), adapters.count(state)))
+    return series
+
+
+def job_series(
+    namespace: str, name: str, phase: str | None, progress: dict[str, Any]
+) -> list[Series]:
+    """Phase, and the trainer's step, progress and loss when it has reported them."""
+    series: list[Series] = []
+    if phase is not None:
+        series.append((JOB_PHASE, (namespace, name, phase), 1.0))
+    step, total = progress.get("step"), progress.get("totalSteps")
+    if isinstance(step, int):
+        series.append((JOB_STEP, (namespace, name), float(step)))
+        if isinstance(total, int) and total > 0:
+            series.append((JOB_PROGRESS, (namespace, name), step / total))
+    if isinstance(loss := progress.get("loss"), int | float):
+        series.append((JOB_LOSS, (namespace, name), float(loss)))
+    return series
 
 
 def serve(host: str, port: int) -> None:

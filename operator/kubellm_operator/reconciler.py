@@ -108,6 +108,7 @@ class Reconciler:
     bodies: dict[Key, bytes] = field(default_factory=dict)
     """The latest body of each object from its watch, packed: a child's event needs no GET."""
     phases: metrics.PhaseTracker = field(default_factory=lambda: metrics.PhaseTracker(KIND))
+    series: metrics.ObjectSeries = field(default_factory=metrics.ObjectSeries)
     monotonic: Callable[[], float] = time.monotonic
     last_write: dict[Key, float] = field(default_factory=dict)
     """When each object's status was last written, to pace progress-only writes."""
@@ -128,6 +129,7 @@ class Reconciler:
         self.bodies.pop(key, None)
         self.last_write.pop(key, None)
         self.phases.set(f"{key[0]}/{key[1]}", None)
+        self.series.set(f"{key[0]}/{key[1]}", [])
 
     def __call__(self, key: Key, body: Mapping[str, Any] | None) -> bool | float:
         namespace, name = key
@@ -155,6 +157,16 @@ class Reconciler:
             metrics.RECONCILE_ERRORS.labels(KIND, outcome.error.reason).inc()
             logger.warning("reconcile failed, will retry: %s", outcome.error, extra=_object(parent))
         self.phases.set(f"{namespace}/{name}", outcome.status.phase)
+        ready = next((c for c in outcome.status.conditions if c.type == "Ready"), None)
+        self.series.set(
+            f"{namespace}/{name}",
+            metrics.deployment_series(
+                namespace,
+                name,
+                ready is not None and ready.status == "True",
+                [a.state for a in outcome.status.adapters],
+            ),
+        )
         wire = outcome.status.to_wire()
         if wire != dict(ref.status):
             if (wait := self._paced(key, ref.status, wire, outcome)) > 0:
