@@ -22,13 +22,17 @@ command -v "$python" >/dev/null || die "$python not found: kubellm needs CPython
 
 mkdir -p "$cache"
 
-# Real Redis for the shared job store's tests: Debian's package (no download of a binary).
-if ! command -v redis-server >/dev/null; then
+# Real Redis (the shared job store's tests) and Prometheus with promtool (the alert rules'
+# unit tests, and the scrape e2e): Debian's packages, no download of a binary.
+missing=()
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v promtool >/dev/null || missing+=(prometheus)
+if (( ${#missing[@]} )); then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-        log "installing redis-server from Debian's packages"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+        log "installing ${missing[*]} from Debian's packages"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        log "warning: redis-server is missing (sudo apt-get install redis-server); the job store tests need it"
+        log "warning: ${missing[*]} missing (sudo apt-get install ${missing[*]}); some tests need them"
     fi
 fi
 export PIP_CACHE_DIR="$cache/pip" PIP_DISABLE_PIP_VERSION_CHECK=1

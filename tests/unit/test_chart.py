@@ -3,6 +3,8 @@ more, refuses bad values by its schema, and manifests/ is its rendering (not sta
 
 from __future__ import annotations
 
+import json
+import shutil
 import subprocess
 from functools import cache
 from pathlib import Path
@@ -199,3 +201,44 @@ def test_ray_pods_dashboard_only_from_kuberay_the_operator_and_the_namespace() -
     assert {"namespaceSelector": {"matchLabels": {"team": "web"}}} in ingress[8000]["from"]
     assert "from" not in ingress[8080]  # metricsFrom unset: any scraper
     assert "needs networkPolicy.namespaces" in refused("--set", "networkPolicy.enabled=true")
+
+
+def test_monitoring_objects_ship_the_alerts_and_dashboard_and_scrape_pod_by_pod() -> None:
+    flags = ("serviceMonitor", "podMonitor", "prometheusRule", "dashboard")
+    found = kinds(render(*(a for f in flags for a in ("--set", f"monitoring.{f}.enabled=true"))))
+    (rule,) = found["PrometheusRule"]
+    alerts = yaml.safe_load((CHART / "files" / "alerts.yaml").read_text())
+    assert rule["spec"] == alerts
+    (service_monitor,) = found["ServiceMonitor"]
+    relabel = service_monitor["spec"]["endpoints"][0]["relabelings"]
+    assert relabel == [{"targetLabel": "job", "replacement": "kubellm-operator"}]
+    (pod_monitor,) = found["PodMonitor"]
+    assert pod_monitor["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/name": "kubellm",
+        "app.kubernetes.io/managed-by": "kubellm-operator",
+    }
+    dashboards = [c for c in found["ConfigMap"] if c["metadata"]["name"].endswith("-dashboard")]
+    (dashboard,) = dashboards
+    assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"
+    shipped = json.loads((CHART / "files" / "dashboard.json").read_text())
+    assert json.loads(dashboard["data"]["kubellm.json"]) == shipped
+    assert "PrometheusRule" not in kinds(render())  # all opt-in
+
+
+def dashboard_queries() -> list[str]:
+    dashboard = json.loads((CHART / "files" / "dashboard.json").read_text())
+    return [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+
+
+def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
+    """promtool parses them (as recording rules); the scrape e2e runs them for data."""
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: scripts/install.sh installs Debian's prometheus package"
+    rules = [{"record": f"kubellm:panel{i}", "expr": q} for i, q in enumerate(dashboard_queries())]
+    path = tmp_path / "panels.yaml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": rules}]}))
+    result = subprocess.run(
+        [promtool, "check", "rules", str(path)], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(rules) >= 15
