@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubellm_dev import build, manifests, netns, runtime_image
+from kubellm_dev import build, manifests, netns, reference, runtime_image
 from kubellm_dev.bridge import serve as serve_bridge
 from kubellm_dev.bridge_client import BridgeClient
 from kubellm_dev.cluster import LocalCluster, describe, pid_alive, read_state, stop_running
@@ -59,6 +59,21 @@ def manifests_cmd(action: Annotated[str, typer.Argument(help="write or check")])
     elif action == "check":
         if manifests.stale(paths, helm):
             console.print(f"stale: {manifests.target(paths)} (run: kubellm-dev manifests write)")
+            raise typer.Exit(1)
+    else:
+        raise typer.BadParameter("write or check")
+
+
+@app.command("reference")
+def reference_cmd(action: Annotated[str, typer.Argument(help="write or check")]) -> None:
+    """Generate docs/configuration.md (write), or fail when it is stale (check)."""
+    repo = default_paths().repo
+    text = reference.render(repo)
+    if action == "write":
+        reference.target(repo).write_text(text)
+    elif action == "check":
+        if not reference.target(repo).is_file() or reference.target(repo).read_text() != text:
+            console.print("stale: docs/configuration.md (run: kubellm-dev reference write)")
             raise typer.Exit(1)
     else:
         raise typer.BadParameter("write or check")

@@ -18,7 +18,9 @@ GPU_TOLERATION: dict[str, Any] = {
 class OperatorConfig(BaseSettings):
     """Settings from KUBELLM_* environment variables (the Helm chart sets them)."""
 
-    model_config = SettingsConfigDict(env_prefix="KUBELLM_", frozen=True, extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="KUBELLM_", frozen=True, extra="forbid", use_attribute_docstrings=True
+    )
 
     runtime_image: str = "ghcr.io/kubellm/kubellm-runtime:0.1.0"
     """Image of the Ray pods when an object names none."""

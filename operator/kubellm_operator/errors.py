@@ -16,6 +16,8 @@ _REASONS = {
 # Failures that last until somebody acts (RBAC, installing KubeRay, a schema mismatch):
 # still retried with backoff, but reported as Stalled rather than in progress.
 _LASTING = frozenset(_REASONS)
+REASONS = ("ApiError", *sorted(set(_REASONS.values())))
+"""Every reason a KubeError can carry (the metrics start each at zero)."""
 
 
 class KubeError(Exception):

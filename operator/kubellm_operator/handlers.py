@@ -20,6 +20,7 @@ from kubernetes import config as kube_config
 
 from kubellm_operator import metrics, names
 from kubellm_operator.config import load_config
+from kubellm_operator.errors import REASONS
 from kubellm_operator.job_reconciler import JobReconciler
 from kubellm_operator.kube import EventPoster, Kube
 from kubellm_operator.rayhead import RayHead
@@ -95,6 +96,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     )
     memo["jobs"], memo["job_queue"] = jobs, job_queue
     memo["job_workers"] = asyncio.create_task(job_queue.run())
+    metrics.start_at_zero((names.LLMDEPLOYMENT_KIND, names.FINETUNEJOB_KIND), REASONS)
     metrics.serve(config.metrics_host, config.metrics_port)
 
 

@@ -140,5 +140,13 @@ def job_series(
     return series
 
 
+def start_at_zero(kinds: tuple[str, ...], reasons: tuple[str, ...]) -> None:
+    """Reconcile errors of every kind and reason exist from the start, at zero: a rate over
+    them (the KubellmReconcileErrors alert, the dashboard) reads 0, not "no data"."""
+    for kind in kinds:
+        for reason in reasons:
+            RECONCILE_ERRORS.labels(kind, reason)
+
+
 def serve(host: str, port: int) -> None:
     start_http_server(port, addr=host)

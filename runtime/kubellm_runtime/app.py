@@ -14,9 +14,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.routing import APIRoute
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from kubellm_runtime import metrics
 from kubellm_runtime.adapters import AdapterConflictError, Adapters
 from kubellm_runtime.admin import admin_router
 from kubellm_runtime.compat.demo_routes import demo_router
@@ -38,6 +40,14 @@ from kubellm_runtime.settings import RuntimeSettings
 from kubellm_runtime.sources import SourceError
 
 log = structlog.get_logger("kubellm_runtime.app")
+
+
+def start_at_zero(app: FastAPI) -> None:
+    """Backpressure refusals of every generation route exist from the start, at zero (a rate
+    over them reads 0, not "no data", on the dashboard and in the alerts)."""
+    for route in app.routes:
+        if isinstance(route, APIRoute) and "POST" in route.methods:
+            metrics.REJECTED.labels(route.path)
 
 
 @dataclass
@@ -173,6 +183,7 @@ def create_app(
         app.include_router(admin_router(slot.loaded_adapters))
 
     _map_errors(app, settings)
+    start_at_zero(app)
 
     @app.get("/health")
     async def health() -> dict[str, str]:

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubellm_dev import build, manifests
+from kubellm_dev import build, manifests, reference
 from kubellm_dev.paths import default_paths
 
 CHART = default_paths().repo / "charts" / "kubellm"
@@ -242,3 +242,11 @@ def test_every_dashboard_query_is_valid_promql(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert len(rules) >= 15
+
+
+def test_the_configuration_reference_is_generated_from_the_schema_and_settings() -> None:
+    repo = default_paths().repo
+    text = reference.render(repo)
+    assert reference.target(repo).read_text() == text, "run `kubellm-dev reference write`"
+    assert "| `networkPolicy.servingFrom` |" in text
+    assert "| `KUBELLM_PEERING_LIFETIME_S` | `30` |" in text

@@ -80,6 +80,7 @@ class OpenAIService:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        metrics.ENGINE_ERRORS.labels(engine.model_name)  # exists at zero before any error
 
     def models(self) -> ModelList:
         created = int(time.time())
