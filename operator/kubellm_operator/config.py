@@ -54,8 +54,6 @@ class OperatorConfig(BaseSettings):
     """Ray Serve health-check period of model replicas."""
     health_check_timeout_s: int = Field(default=60, ge=1)
     """Ray Serve health-check timeout (replicas report unhealthy until the model is loaded)."""
-    graceful_shutdown_timeout_s: int = Field(default=60, ge=0)
-    """How long a replica drains in-flight requests before it stops."""
     ray_dashboard_port: int = Field(default=8265, ge=1, le=65535)
     """Port of the Ray head's dashboard, asked which config its Serve application runs."""
     ray_dashboard_proxy: str | None = None

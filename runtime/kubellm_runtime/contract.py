@@ -84,6 +84,9 @@ class LimitsArgs(_Contract):
     """Requests the replica admits at once; more get 429."""
     retry_after_s: int = Field(default=1, ge=1)
     """Retry-After sent with 429."""
+    request_timeout_s: float | None = Field(default=None, gt=0)
+    """A generation running longer is aborted (None: the runtime's own setting). Ray Serve's
+    graceful shutdown is longer, so a stopping replica never cuts a stream."""
 
 
 class ServeArgs(_Contract):

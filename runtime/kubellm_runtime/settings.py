@@ -129,6 +129,10 @@ class RuntimeSettings(BaseSettings):
         (on Ray Serve they must agree with the Serve deployment's own limits)."""
         if limits is None:
             return self
-        return self.model_copy(
-            update={"max_inflight": limits.max_inflight, "retry_after_s": limits.retry_after_s}
-        )
+        update: dict[str, float] = {
+            "max_inflight": limits.max_inflight,
+            "retry_after_s": limits.retry_after_s,
+        }
+        if limits.request_timeout_s is not None:
+            update["request_timeout_s"] = limits.request_timeout_s
+        return self.model_copy(update=update)

@@ -159,6 +159,10 @@ class BackpressureSpec(ApiModel):
     maxOngoingRequests, one more batch). 0 rejects whatever finds every slot taken."""
     retry_after_seconds: int = Field(default=1, ge=1, le=3600)
     """Retry-After sent with a 429."""
+    request_timeout_seconds: int = Field(default=600, ge=1, le=86400)
+    """A generation still running after this long is aborted: a plain answer gets a 504, a
+    stream ends with an error event. A replica that Ray Serve stops (a rollout, a scale-down)
+    drains for this long plus a margin, so no stream is ever cut mid-body by its stop."""
 
     def ongoing(self, max_num_seqs: int | None) -> int:
         return self.max_ongoing_requests or max_num_seqs or DEFAULT_MAX_NUM_SEQS

@@ -65,6 +65,7 @@ def serve_args(spec: LLMDeploymentSpec) -> ServeArgs:
         limits=LimitsArgs(
             max_inflight=spec.backpressure.ongoing(spec.engine.max_num_seqs),
             retry_after_s=spec.backpressure.retry_after_seconds,
+            request_timeout_s=spec.backpressure.request_timeout_seconds,
         ),
         api_key_env=API_KEY_ENV if spec.api_key_secret_ref else None,
     )
@@ -137,6 +138,10 @@ def _replicas(spec: LLMDeploymentSpec) -> dict[str, Any]:
     }
 
 
+DRAIN_MARGIN_S = 10
+"""How much longer than the request timeout a stopping replica drains."""
+
+
 def serve_config(
     spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...], config: OperatorConfig
 ) -> str:
@@ -148,7 +153,9 @@ def serve_config(
         # KubeRay's application status) reports the replica healthy only when it can answer.
         "health_check_period_s": config.health_check_period_s,
         "health_check_timeout_s": config.health_check_timeout_s,
-        "graceful_shutdown_timeout_s": config.graceful_shutdown_timeout_s,
+        # A stopping replica waits for its requests longer than any may run (the runtime ends
+        # one past its timeout with an error event), so Ray never cuts a stream mid-body.
+        "graceful_shutdown_timeout_s": spec.backpressure.request_timeout_seconds + DRAIN_MARGIN_S,
         **_replicas(spec),
         **_replica_resources(spec),
         "user_config": replica_config(spec, adapters),

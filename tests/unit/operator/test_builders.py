@@ -222,6 +222,20 @@ def test_ray_serve_answers_overload_with_429_and_retry_after_within_bounds(
     assert (limits.max_inflight, limits.retry_after_s) == (ongoing, retry_after)
 
 
+@pytest.mark.parametrize("timeout", [600, 30])
+def test_a_stopping_replica_drains_longer_than_any_request_may_run(timeout: int) -> None:
+    """Ray Serve waits graceful_shutdown_timeout_s for a stopping replica's requests; the
+    runtime ends any request at its timeout (a stream with an error event). With the drain
+    longer than the timeout, a rollout or scale-down never cuts a stream mid-body."""
+    spec = {"model": {"uri": "hf://a/b"}, "backpressure": {"requestTimeoutSeconds": timeout}}
+    rs = _built(spec)
+    (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
+    limits = ServeArgs.model_validate(app["args"]).limits
+    assert limits is not None
+    assert limits.request_timeout_s == timeout
+    assert _serve_deployment(rs)["graceful_shutdown_timeout_s"] > timeout
+
+
 def test_ray_serve_itself_accepts_the_deployment_options_the_operator_writes() -> None:
     """The serve config is parsed by Ray Serve's own schema (a typo would fail the deploy)."""
     rs = _built({"model": {"uri": "hf://a/b"}, "backpressure": {"retryAfterSeconds": 3}})

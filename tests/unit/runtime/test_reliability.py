@@ -68,6 +68,13 @@ async def test_the_contracts_limits_size_admission_on_ray_serve() -> None:
     assert RuntimeSettings(max_inflight=7).with_limits(None).max_inflight == 7  # local mode
 
 
+def test_the_contracts_request_timeout_bounds_every_request_on_ray_serve() -> None:
+    limits = LimitsArgs(max_inflight=4, request_timeout_s=30)
+    assert RuntimeSettings(request_timeout_s=600).with_limits(limits).request_timeout_s == 30
+    unset = LimitsArgs(max_inflight=4)
+    assert RuntimeSettings(request_timeout_s=600).with_limits(unset).request_timeout_s == 600
+
+
 async def test_a_configured_api_key_is_required_on_the_api_but_not_on_health() -> None:
     async with client_for(FakeEngine(), api_key=SecretStr("s3cret")) as client:
         missing = await client.post("/v1/chat/completions", json=CHAT)
