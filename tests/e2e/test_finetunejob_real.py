@@ -408,4 +408,10 @@ def test_a_handed_off_adapter_is_served_on_every_replica_and_kept_across_scale_u
     assert victim not in restarted
     assert set(restarted) != set(scaled)
     assert all("zebra" in answer for answer in restarted.values()), restarted
-    assert adapter_served(get_llmd(cluster, ns, "tiny-serve"), "zebra-v1")
+    wait_for(  # the status says so again once KubeRay and the operator have seen the new replica
+        lambda: get_llmd(cluster, ns, "tiny-serve"),
+        lambda o: adapter_served(o, "zebra-v1"),
+        timeout=TRAINED,
+        what="tiny-serve Ready with zebra-v1 Loaded after the replica was replaced",
+        interval=0.5,
+    )

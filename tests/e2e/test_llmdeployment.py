@@ -141,6 +141,17 @@ def provide_claims(cluster: E2ECluster, namespace: str, spec: dict[str, Any]) ->
         )
 
 
+def provide_api_key(cluster: E2ECluster, namespace: str, spec: dict[str, Any]) -> None:
+    """The Secret a sample's apiKeySecretRef names, as its user creates it: the operator
+    sends that key when it asks the serve endpoint which adapters it serves."""
+    ref = spec.get("apiKeySecretRef")
+    if ref is not None:
+        cluster.core.create_namespaced_secret(
+            namespace,
+            {"metadata": {"name": ref["name"]}, "stringData": {ref["key"]: "sk-e2e"}},
+        )
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_each_sample_becomes_ready_on_its_pool(
     cluster: E2ECluster, namespace: str, example: Path
@@ -148,6 +159,7 @@ def test_each_sample_becomes_ready_on_its_pool(
     doc = yaml.safe_load(example.read_text())
     name, pool = doc["metadata"]["name"], doc["spec"]["placement"]["nodePool"]
     provide_claims(cluster, namespace, doc["spec"])
+    provide_api_key(cluster, namespace, doc["spec"])
     apply_manifest(cluster, namespace, example.read_text())
 
     ready = wait_ready(cluster, namespace, name)

@@ -54,7 +54,9 @@ class SlowReader:
         while marker not in self.received:
             chunk = self.sock.recv(4096)
             if not chunk:
-                raise AssertionError(f"connection closed before {marker!r}")
+                raise AssertionError(
+                    f"connection closed before {marker!r}; received {self.received[:600]!r}"
+                )
             self.received += chunk
 
     def read_to_end(self) -> None:
