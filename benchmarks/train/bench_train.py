@@ -158,6 +158,12 @@ def main() -> None:
     parser.add_argument(
         "--ray", type=int, nargs="*", default=[], help="also on Ray Train with these workers"
     )
+    parser.add_argument(
+        "--plain-beside-ray",
+        action="store_true",
+        help="also run the plain loop once more with an idle local Ray beside it (its daemons "
+        "share the cores, as they do for Ray Train): separates their cost from Ray Train's",
+    )
     parser.add_argument("--json", type=Path, default=None)
     options = parser.parse_args()
     model = options.model or smollm2.convert()
@@ -183,6 +189,18 @@ def main() -> None:
                 ),
                 ray=True,
             )
+        if options.plain_beside_ray:
+            import ray  # noqa: PLC0415 - only this run needs it
+
+            ray.init()  # the same local Ray Train starts; idle during this run
+            try:
+                results["plain PEFT loop, idle Ray beside it"] = plain(
+                    train_args(model, data, scratch / "beside", options.steps, options.batch),
+                    model,
+                    data,
+                )
+            finally:
+                ray.shutdown()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     anchor = results["plain PEFT loop"]["tokens_per_s"]
