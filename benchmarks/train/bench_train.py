@@ -192,7 +192,8 @@ def main() -> None:
         if options.plain_beside_ray:
             import ray  # noqa: PLC0415 - only this run needs it
 
-            ray.init()  # the same local Ray Train starts; idle during this run
+            if not ray.is_initialized():  # the --ray runs leave theirs up
+                ray.init()  # the same local Ray Train starts; idle during this run
             try:
                 results["plain PEFT loop, idle Ray beside it"] = plain(
                     train_args(model, data, scratch / "beside", options.steps, options.batch),
