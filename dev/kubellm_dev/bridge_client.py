@@ -7,7 +7,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from kubellm_dev.bridge import Mode
+from kubellm_dev.bridge_state import Mode
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from typing import Any, ClassVar
 
 import pytest
 
-from kubellm_dev.bridge import BridgeServer, BridgeState, parse_target
+from kubellm_dev.bridge import BridgeServer
 from kubellm_dev.bridge_client import BridgeClient
+from kubellm_dev.bridge_state import BridgeState, parse_target
 from kubellm_dev.pod_lifetime import JobReaper
 from kubellm_operator.children import ServedModels
 from kubellm_operator.rayhead import RayHead
