@@ -139,54 +139,63 @@ def go_install(
     return _build_into(target, build)
 
 
-def build_kuberay(paths: Paths, go: str, target: Path) -> Path:
-    log = paths.logs / "build-kuberay.log"
+def _go_build(
+    paths: Paths,
+    go: str,
+    target: Path,
+    *,
+    component: str,
+    module: Path,
+    package: str,
+    output: str = "",
+    ldflags: str = "-s -w",
+) -> Path:
+    """``go build`` of ``package`` inside a wrapper ``module`` into ``target`` (cached)."""
+    log = paths.logs / f"build-{component.split(maxsplit=1)[0]}.log"
 
     def build(out: Path) -> None:
-        argv = [
-            go,
-            "build",
-            "-trimpath",
-            "-ldflags",
-            "-s -w",
-            "-o",
-            f"{out}/",
-            versions.KUBERAY_MODULE,
-        ]
-        _run("kuberay ray-operator", argv, log, paths.kuberay_module, go_env(paths))
+        argv = [go, "build", "-trimpath", "-ldflags", ldflags, "-o", f"{out}/{output}", package]
+        _run(component, argv, log, module, go_env(paths))
 
     return _build_into(target, build)
+
+
+def build_kuberay(paths: Paths, go: str, target: Path) -> Path:
+    return _go_build(
+        paths,
+        go,
+        target,
+        component="kuberay ray-operator",
+        module=paths.kuberay_module,
+        package=versions.KUBERAY_MODULE,
+    )
 
 
 def build_kstatus(paths: Paths, go: str, target: Path) -> Path:
     """The kstatus checker (dev/kstatus): what GitOps tools compute from an object's status."""
-    log = paths.logs / "build-kstatus.log"
-
-    def build(out: Path) -> None:
-        argv = [go, "build", "-trimpath", "-ldflags", "-s -w", "-o", f"{out}/kstatus", "."]
-        _run("kstatus checker", argv, log, paths.kstatus_module, go_env(paths))
-
-    return _build_into(target, build)
+    return _go_build(
+        paths,
+        go,
+        target,
+        component="kstatus checker",
+        module=paths.kstatus_module,
+        package=".",
+        output="kstatus",
+    )
 
 
 def build_helm(paths: Paths, go: str, target: Path) -> Path:
     """The Helm CLI (dev/helm's tool), for the chart's lint, template and install tests."""
-    log = paths.logs / "build-helm.log"
-
-    def build(out: Path) -> None:
-        argv = [
-            go,
-            "build",
-            "-trimpath",
-            "-ldflags",
-            f"-s -w -X helm.sh/helm/v4/internal/version.version={versions.HELM}",
-            "-o",
-            f"{out}/helm",
-            "helm.sh/helm/v4/cmd/helm",
-        ]
-        _run("helm", argv, log, paths.helm_module, go_env(paths))
-
-    return _build_into(target, build)
+    return _go_build(
+        paths,
+        go,
+        target,
+        component="helm",
+        module=paths.helm_module,
+        package="helm.sh/helm/v4/cmd/helm",
+        output="helm",
+        ldflags=f"-s -w -X helm.sh/helm/v4/internal/version.version={versions.HELM}",
+    )
 
 
 def download_kuberay_crds(paths: Paths, go: str) -> Path:

@@ -32,7 +32,7 @@ from .chart import (
     operator_env,
 )
 from .conftest import E2ECluster
-from .test_llmdeployment import READY, condition, small
+from .test_llmdeployment import READY, small, wait_ready
 
 GROUP, VERSION = "kubellm.io", "v1alpha1"
 
@@ -161,14 +161,7 @@ def test_the_operator_reconciles_as_the_charts_account_with_the_charts_command(
         custom.create_namespaced_custom_object(
             GROUP, VERSION, namespace, "finetunejobs", finetunejob("tuned")
         )
-        wait_for(
-            lambda: custom.get_namespaced_custom_object(
-                GROUP, VERSION, namespace, "llmdeployments", "served"
-            ),
-            lambda o: condition(o, "Ready").get("status") == "True",
-            timeout=READY,
-            what="LLMDeployment served Ready, reconciled as the chart's account",
-        )
+        wait_ready(cluster, namespace, "served")
         job = wait_for(
             lambda: custom.get_namespaced_custom_object(
                 GROUP, VERSION, namespace, "finetunejobs", "tuned"

@@ -26,7 +26,7 @@ from tests.integration.conftest import RuntimeServer, free_port, serve_locally
 
 from .chart import CHART
 from .conftest import E2ECluster
-from .test_llmdeployment import READY, condition, small
+from .test_llmdeployment import small, wait_ready
 
 GROUP, VERSION = "kubellm.io", "v1alpha1"
 ALERTS = CHART / "files" / "alerts.yaml"
@@ -109,14 +109,7 @@ def test_every_panel_and_alert_reads_real_series(
     job = yaml.safe_load((CHART.parents[1] / "examples/finetunejobs/tiny-cpu.yaml").read_text())
     job["metadata"] = {"name": "tuning"}
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "finetunejobs", job)
-    wait_for(
-        lambda: custom.get_namespaced_custom_object(
-            GROUP, VERSION, namespace, "llmdeployments", "watched"
-        ),
-        lambda o: condition(o, "Ready").get("status") == "True",
-        timeout=READY,
-        what="LLMDeployment watched Ready with its adapter",
-    )
+    wait_ready(cluster, namespace, "watched")
     progress = {"progress": {"step": 5, "totalSteps": 20, "loss": 1.5}}
     custom.patch_namespaced_custom_object_status(  # what the trainer writes
         GROUP, VERSION, namespace, "finetunejobs", "tuning", {"status": progress}
