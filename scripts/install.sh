@@ -78,8 +78,8 @@ log "python environment ready: .venv -> $venv"
 
 if [[ "$mode" != "--python" ]]; then
     "$venv/bin/python" -m kubellm_dev build
-    # No image is built here: prove the runtime image's requirements resolve together for
-    # linux/x86_64 instead (pip, no install; once per change of its inputs).
-    log "resolving the runtime image's requirements for linux/x86_64"
-    "$venv/bin/python" -m kubellm_dev runtime-image >/dev/null
+    # No image is built here: prove the images' locked requirements still resolve together for
+    # linux/x86_64 instead (pip, no install; once per change of a lock).
+    log "resolving the images' locked requirements for linux/x86_64"
+    "$venv/bin/python" -m kubellm_dev image-locks verify >/dev/null
 fi

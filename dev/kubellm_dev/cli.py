@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubellm_dev import build, manifests, netns, reference, runtime_image
+from kubellm_dev import build, image_locks, manifests, netns, reference
 from kubellm_dev.bridge import serve as serve_bridge
 from kubellm_dev.bridge_client import BridgeClient
 from kubellm_dev.cluster import LocalCluster, describe, pid_alive, read_state, stop_running
@@ -79,10 +80,27 @@ def reference_cmd(action: Annotated[str, typer.Argument(help="write or check")])
         raise typer.BadParameter("write or check")
 
 
-@app.command("runtime-image")
-def runtime_image_cmd() -> None:
-    """Resolve the runtime image's requirements for linux/x86_64 (pip, no install; cached)."""
-    print(runtime_image.resolve(default_paths()))
+@app.command("image-locks")
+def image_locks_cmd(action: Annotated[str, typer.Argument(help="write, check or verify")]) -> None:
+    """The images' pinned requirements (requirements/*-image.lock): write them (pip resolves
+    for linux/x86_64, PyPI), check them against their inputs (offline), or verify that they
+    still resolve together there (PyPI; cached)."""
+    paths = default_paths()
+    if action == "write":
+        with tempfile.TemporaryDirectory() as scratch:
+            for path in image_locks.write(paths.repo, Path(scratch)):
+                print(path.relative_to(paths.repo))
+    elif action == "check":
+        found = image_locks.problems(paths.repo)
+        for problem in found:
+            console.print(problem)
+        if found:
+            raise typer.Exit(1)
+    elif action == "verify":
+        for report in image_locks.verify(paths):
+            print(report)
+    else:
+        raise typer.BadParameter("write, check or verify")
 
 
 @app.command("netns")

@@ -25,6 +25,8 @@ class RayPorts:
     dashboard: int = 8265
     serve: int = 8000
     client: int = 10001
+    metrics: int = 8080
+    """Ray's metrics export port (the agent's Prometheus endpoint; KubeRay's pods use 8080)."""
 
 
 def ray_env(temp_dir: Path) -> dict[str, str]:
@@ -71,13 +73,14 @@ def start_ray_head(
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={ports.dashboard}",
             f"--ray-client-server-port={ports.client}",
+            f"--metrics-export-port={ports.metrics}",
             "--num-cpus=4",
             "--include-dashboard=true",
             "--disable-usage-stats",
             f"--temp-dir={temp_dir}",
         ],
         env={**ray_env(temp_dir), **(extra_env or {})},
-        ports=[ports.gcs, ports.dashboard, ports.serve],
+        ports=[ports.gcs, ports.dashboard, ports.serve, ports.metrics],
     )
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 

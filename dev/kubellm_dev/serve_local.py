@@ -52,6 +52,8 @@ class LocalServe:
 
     dashboard: str
     proxy: str
+    metrics: str
+    """host:port of the head's Ray metrics export (every replica's ray.util.metrics)."""
 
     def details(self) -> dict[str, Any]:
         status, body = request(f"{self.dashboard}{APPS}")
@@ -125,7 +127,11 @@ def local_serve(
     temp = Path(tempfile.gettempdir()) / "kubellm-local-serve"
     try:
         start_ray_head(supervisor, temp, ports, extra_env=env)
-        serve = LocalServe(f"http://127.0.0.1:{ports.dashboard}", f"http://127.0.0.1:{ports.serve}")
+        serve = LocalServe(
+            f"http://127.0.0.1:{ports.dashboard}",
+            f"http://127.0.0.1:{ports.serve}",
+            f"127.0.0.1:{ports.metrics}",
+        )
         serve.deploy(spec)
         serve.wait_running()
         yield serve

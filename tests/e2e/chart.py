@@ -46,10 +46,12 @@ def operator_env(cluster: E2ECluster, release: str, namespace: str) -> dict[str,
     return {e["name"]: e["value"] for e in container["env"]}
 
 
-def account_kubeconfig(cluster: E2ECluster, namespace: str, account: str, folder: Path) -> Path:
+def account_kubeconfig(
+    cluster: E2ECluster, namespace: str, account: str, folder: Path, lifetime_s: int = 3600
+) -> Path:
     """A kubeconfig holding only a token of the ServiceAccount (as its pod would get)."""
     request = client.AuthenticationV1TokenRequest(
-        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=3600)
+        spec=client.V1TokenRequestSpec(audiences=[], expiration_seconds=lifetime_s)
     )
     token = cluster.core.create_namespaced_service_account_token(account, namespace, request)
     admin = yaml.safe_load(cluster.kubeconfig.read_text())

@@ -28,9 +28,11 @@ from kubellm_dev.paths import default_paths
 from kubellm_dev.procs import Supervisor
 from kubellm_dev.waiting import wait_for
 
-from .chart import CHART, helm
+from .chart import CHART, account_kubeconfig, helm
 
 pytestmark = pytest.mark.e2e
+# The session operator's identity: the chart installed cluster-wide (its default mode).
+OPERATOR_RELEASE, OPERATOR_NAMESPACE = "kubellm", "kubellm-system"
 RAY_PLURALS = {"RayCluster": "rayclusters", "RayService": "rayservices", "RayJob": "rayjobs"}
 
 
@@ -180,11 +182,30 @@ def kubellm_crds(cluster: E2ECluster) -> None:
 
 
 @pytest.fixture(scope="session")
-def kubellm_operator(cluster: E2ECluster, kubellm_crds: None) -> Iterator[OperatorProcess]:
-    """The operator running for the whole session (restartable by tests)."""
+def operator_kubeconfig(cluster: E2ECluster, kubellm_crds: None) -> Iterator[Path]:
+    """A token of the chart's ServiceAccount (TokenRequest, as its pod gets one), never admin:
+    every e2e test that the session operator serves proves the chart's RBAC is enough."""
+    helm(
+        cluster,
+        *("install", OPERATOR_RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE),
+        "--create-namespace",
+    )
+    folder = Path(tempfile.mkdtemp(prefix="kubellm-operator-account-"))
+    try:
+        yield account_kubeconfig(
+            cluster, OPERATOR_NAMESPACE, OPERATOR_RELEASE, folder, lifetime_s=6 * 3600
+        )
+    finally:
+        helm(cluster, "uninstall", OPERATOR_RELEASE, "--namespace", OPERATOR_NAMESPACE, check=False)
+
+
+@pytest.fixture(scope="session")
+def kubellm_operator(cluster: E2ECluster, operator_kubeconfig: Path) -> Iterator[OperatorProcess]:
+    """The operator running for the whole session (restartable by tests), as the chart's
+    ServiceAccount."""
     log_dir = (cluster.local.log_dir if cluster.local else Path(tempfile.mkdtemp())) / "operator"
     process = OperatorProcess(
-        kubeconfig=cluster.kubeconfig,
+        kubeconfig=operator_kubeconfig,
         supervisor=Supervisor(log_dir),
         ray_proxy=cluster.local.ray_proxy if cluster.local else None,
     )
@@ -197,3 +218,7 @@ def kubellm_operator(cluster: E2ECluster, kubellm_crds: None) -> Iterator[Operat
     # into a condition and retried), never a bug caught by the work queue's last resort.
     logs = "".join(p.read_text() for p in log_dir.glob("*.log"))
     assert "failed unexpectedly" not in logs, f"operator bug, see {log_dir}"
+    # Nothing the operator asked for was refused by RBAC: the chart's rules cover every call.
+    # (An API server names the identity only when it refuses it: `User "system:..." cannot`.)
+    denied = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_RELEASE}"
+    assert denied not in logs, f"the chart's RBAC lacks a rule, see {log_dir}"

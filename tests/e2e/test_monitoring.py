@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import tempfile
-import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,10 +16,11 @@ import httpx
 import pytest
 import yaml
 
+from kubellm_dev import prometheus
 from kubellm_dev.operator_proc import OperatorProcess
-from kubellm_dev.procs import Supervisor
+from kubellm_dev.prometheus import OPENER, query
 from kubellm_dev.waiting import wait_for
-from tests.integration.conftest import RuntimeServer, free_port, serve_locally
+from tests.integration.conftest import RuntimeServer, serve_locally
 
 from .chart import CHART
 from .conftest import E2ECluster
@@ -31,7 +29,6 @@ from .test_llmdeployment import small, wait_ready
 GROUP, VERSION = "kubellm.io", "v1alpha1"
 ALERTS = CHART / "files" / "alerts.yaml"
 DASHBOARD = CHART / "files" / "dashboard.json"
-OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 METRIC = re.compile(r"\b((?:llm|kubellm)_[a-z_]+|up)\b(?!\s*\()")
 
 
@@ -44,44 +41,6 @@ def runtime() -> Iterator[RuntimeServer]:
         yield server
     finally:
         supervisor.stop_all()
-
-
-def start_prometheus(targets: dict[str, str], folder: Path) -> tuple[Supervisor, str]:
-    binary = shutil.which("prometheus")
-    if binary is None:
-        pytest.fail("prometheus missing: scripts/install.sh installs Debian's package")
-    config = {
-        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
-        "rule_files": [str(ALERTS)],
-        "scrape_configs": [
-            {"job_name": job, "static_configs": [{"targets": [target]}]}
-            for job, target in targets.items()
-        ],
-    }
-    (folder / "prometheus.yml").write_text(yaml.safe_dump(config))
-    port = free_port()
-    supervisor = Supervisor(folder / "logs")
-    process = supervisor.start(
-        "prometheus",
-        [
-            binary,
-            f"--config.file={folder / 'prometheus.yml'}",
-            f"--storage.tsdb.path={folder / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-        ],
-        ports=[port],
-    )
-    url = f"http://127.0.0.1:{port}"
-    supervisor.wait_ready(process, lambda: bool(OPENER.open(f"{url}/-/ready", timeout=2)))
-    return supervisor, url
-
-
-def query(url: str, promql: str) -> list[dict[str, Any]]:
-    address = f"{url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-    with OPENER.open(address, timeout=10) as reply:
-        answer = json.loads(reply.read())
-    assert answer["status"] == "success", answer
-    return list(answer["data"]["result"])
 
 
 def traffic(runtime: RuntimeServer) -> None:
@@ -121,7 +80,11 @@ def test_every_panel_and_alert_reads_real_series(
         "kubellm-operator": operator,
         "kubellm-runtime": runtime.base_url.removeprefix("http://"),
     }
-    supervisor, url = start_prometheus(targets, folder)
+    scrapes = [
+        {"job_name": job, "static_configs": [{"targets": [target]}]}
+        for job, target in targets.items()
+    ]
+    supervisor, url = prometheus.start(scrapes, folder, rule_files=(ALERTS,))
     try:
         wait_for(
             lambda: query(url, "up == 1"),

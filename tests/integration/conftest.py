@@ -18,6 +18,7 @@ import pytest
 
 from kubellm_dev import netns, tiny_model
 from kubellm_dev.procs import Managed, Supervisor
+from kubellm_dev.ray_head import RayPorts
 
 from .object_stores import ObjectStores, object_stores
 
@@ -40,6 +41,18 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def free_ray_ports() -> RayPorts:
+    """Ports for a test's own Ray head: the e2e tier's cluster (a session fixture) keeps its
+    Ray head on the defaults until the whole run ends."""
+    return RayPorts(
+        gcs=free_port(),
+        dashboard=free_port(),
+        serve=free_port(),
+        client=free_port(),
+        metrics=free_port(),
+    )
 
 
 @dataclass

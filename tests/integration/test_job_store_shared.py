@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from kubellm_dev.procs import Supervisor
-from kubellm_dev.ray_head import RayPorts, start_ray_head
+from kubellm_dev.ray_head import start_ray_head
 from kubellm_runtime.jobs import JobKey, JobStore
 from kubellm_runtime.jobs.backends import Backend, RayBackend
 from kubellm_runtime.jobs.redis_backend import RedisBackend
 from kubellm_runtime.openai.errors import ApiError
 
-from .conftest import _unavailable, free_port
+from .conftest import _unavailable, free_port, free_ray_ports
 
 
 @pytest.fixture(scope="module")
@@ -67,9 +67,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
     if not netns.loopback_only():
         _unavailable("Ray runs only in a loopback-only namespace here: use `make test`")
-    # Free ports: the e2e tier's cluster (a session fixture) keeps its Ray head on the
-    # defaults until the whole run ends.
-    ports = RayPorts(gcs=free_port(), dashboard=free_port(), serve=free_port(), client=free_port())
+    ports = free_ray_ports()
     supervisor = Supervisor(tmp_path_factory.mktemp("ray-logs"))
     try:
         start_ray_head(supervisor, tmp_path_factory.mktemp("ray-temp"), ports)

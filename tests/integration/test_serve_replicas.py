@@ -1,11 +1,14 @@
 """Two replicas of one deployment on real Ray Serve (the operator's serve config, through
 Serve's proxy, transformers engine on the tiny model): a job_id is generated once whichever
-replica a repeat lands on, and adapters changed in the spec reach every replica live, with
-no replica restarted."""
+replica a repeat lands on, adapters changed in the spec reach every replica live, with
+no replica restarted, and each replica's runtime series reach a real Prometheus through Ray's
+metrics port under the names the dashboard reads (the chart's PodMonitor relabeling)."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import tempfile
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -13,15 +16,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
-from kubellm_dev import netns
-from kubellm_dev.ray_head import RayPorts
+from kubellm_dev import build, netns, prometheus
+from kubellm_dev.paths import default_paths
 from kubellm_dev.serve_local import LocalServe, local_serve
+from kubellm_dev.waiting import wait_for
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_operator.builders.serve_config import ResolvedAdapter, replica_config
 from kubellm_operator.parse import parse_spec
 
-from .conftest import _unavailable, free_port
+from .conftest import _unavailable, free_ray_ports
 
 pytestmark = pytest.mark.integration
 OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -46,9 +51,7 @@ def spec(model: Path, **extra: Any) -> LLMDeploymentSpec:
 def serve(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalServe]:
     if not netns.loopback_only():
         _unavailable("Ray Serve runs only in a loopback-only namespace here: use `make test`")
-    # Free ports: the e2e tier's cluster (a session fixture) keeps its Ray head on the
-    # defaults until the whole run ends.
-    ports = RayPorts(gcs=free_port(), dashboard=free_port(), serve=free_port(), client=free_port())
+    ports = free_ray_ports()
     logs = tmp_path_factory.mktemp("serve-logs")
     with local_serve(spec(tiny_model_dir), logs, ports=ports) as running:
         yield running
@@ -121,3 +124,84 @@ def test_adapters_in_the_spec_reach_every_replica_without_a_restart(
     removed = from_every_replica(lambda: post(serve, "/v1/chat/completions", chat))
     assert {s for replies in removed.values() for s, _ in replies} == {404}
     assert set(removed) == set(before)
+
+
+def stream(serve: LocalServe, body: dict[str, Any]) -> tuple[int, Any, str]:
+    """A streamed chat completion read to its end: status, the last frame, the replica."""
+    call = urllib.request.Request(
+        f"{serve.proxy}/v1/chat/completions",
+        data=json.dumps({**body, "stream": True}).encode(),
+        method="POST",
+    )
+    call.add_header("Content-Type", "application/json")
+    with OPENER.open(call, timeout=120) as reply:
+        frames = [line for line in reply.read().decode().splitlines() if line.startswith("data:")]
+        return int(reply.status), frames[-1], reply.headers["X-Kubellm-Replica"]
+
+
+def pod_monitor() -> dict[str, Any]:
+    """The chart's PodMonitor for the Ray pods, rendered by the real Helm CLI."""
+    paths = default_paths()
+    rendered = subprocess.run(
+        [
+            str(build.installed(paths).helm),
+            *("template", "kubellm", str(paths.repo / "charts" / "kubellm")),
+            *("--set", "monitoring.podMonitor.enabled=true"),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    (found,) = [d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "PodMonitor"]
+    return dict(found)
+
+
+def test_each_replicas_series_reach_prometheus_through_rays_metrics_port(
+    serve: LocalServe,
+) -> None:
+    chat = {"model": "tiny", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}
+    (endpoint,) = pod_monitor()["spec"]["podMetricsEndpoints"]
+    scrape = {
+        "job_name": "kubellm-runtime",
+        "static_configs": [{"targets": [serve.metrics]}],
+        "relabel_configs": prometheus.relabel_configs(endpoint["relabelings"]),
+        "metric_relabel_configs": prometheus.relabel_configs(endpoint["metricRelabelings"]),
+    }
+    supervisor, url = prometheus.start([scrape], Path(tempfile.mkdtemp(prefix="kubellm-prom-")))
+    try:
+        replicas = set(from_every_replica(lambda: post(serve, "/v1/chat/completions", chat)))
+        replicas |= set(from_every_replica(lambda: stream(serve, chat)))
+        assert len(replicas) == 2
+        # Each replica is its own series (its Ray worker), never one answering for both.
+        per_worker = wait_for(
+            lambda: prometheus.query(
+                url, 'count by (WorkerId) (llm_requests_total{route="/v1/chat/completions"})'
+            ),
+            lambda found: len(found) == 2,
+            timeout=90,
+            what="both replicas' llm_requests_total in Prometheus",
+        )
+        assert {s["metric"]["WorkerId"] for s in per_worker}
+        dashboard = json.loads(
+            (default_paths().repo / "charts/kubellm/files/dashboard.json").read_text()
+        )
+        runtime_panels = [
+            (panel["title"], target["expr"])
+            for panel in dashboard["panels"]
+            for target in panel.get("targets", [])
+            if "llm_" in target["expr"] and "kubellm_" not in target["expr"]
+        ]
+        assert runtime_panels
+        for title, expr in runtime_panels:
+            if "engine_errors" in expr or "rejected" in expr:
+                continue  # Ray's counters appear at their first increase: none here
+            wait_for(
+                lambda expr=expr: prometheus.query(url, expr),
+                bool,
+                timeout=60,
+                what=f"data for panel {title!r}: {expr}",
+            )
+        jobs = {s["metric"]["job"] for s in prometheus.query(url, "llm_requests_total")}
+        assert jobs == {"kubellm-runtime"}  # the job the alerts select
+    finally:
+        supervisor.stop_all()

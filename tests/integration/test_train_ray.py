@@ -24,10 +24,10 @@ import pytest
 
 from kubellm_dev import netns
 from kubellm_dev.procs import Supervisor
-from kubellm_dev.ray_head import RayPorts, ray_env, start_ray_head
+from kubellm_dev.ray_head import ray_env, start_ray_head
 from kubellm_runtime.train.output import METADATA
 
-from .conftest import _unavailable, free_port
+from .conftest import _unavailable, free_ray_ports
 from .test_train import dataset, train_args
 
 pytestmark = pytest.mark.integration
@@ -62,7 +62,7 @@ def ray_head(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, in
     """A real Ray head on free ports: its GCS address, its process's PID, its temp dir."""
     if not netns.loopback_only():
         _unavailable("Ray runs only in a loopback-only namespace here: use `make test`")
-    ports = RayPorts(gcs=free_port(), dashboard=free_port(), serve=free_port(), client=free_port())
+    ports = free_ray_ports()
     supervisor = Supervisor(tmp_path_factory.mktemp("ray-logs"))
     temp = tmp_path_factory.mktemp("ray-temp")
     try:

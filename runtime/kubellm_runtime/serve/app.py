@@ -13,6 +13,7 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
+from kubellm_runtime import metrics
 from kubellm_runtime.adapters import Adapters
 from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.contract import ReplicaConfig, ServeArgs
@@ -34,6 +35,9 @@ class LLMServer:
         settings = RuntimeSettings().with_limits(self.args.limits)
         self.settings = settings.with_auth(self.args.api_key_env)  # fails closed
         configure(self.settings.log_format, self.settings.log_level)
+        # /metrics here sits behind Serve's load-balanced proxy: Ray's agent on this pod
+        # exports this replica's series instead (the chart's PodMonitor scrapes it).
+        metrics.export_to_ray()
         engine = await load_engine(self.args, self.settings)
         adapters = Adapters(engine, self.settings, self.args.lora.enabled)
         self.slot = EngineSlot(engine=engine, adapters=adapters)

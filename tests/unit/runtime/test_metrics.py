@@ -8,6 +8,7 @@ import contextlib
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubellm_runtime import metrics
 from kubellm_runtime.engine.fake import FakeEngine
 
 from .test_reliability import CHAT, client_for, until_in_progress
@@ -68,3 +69,46 @@ async def test_a_plain_request_id_is_echoed_and_an_oversized_one_replaced() -> N
         assert len(replaced.headers["x-request-id"]) == 32  # a generated one
         odd = await client.get("/v1/models", headers={"X-Request-ID": "a b\tc"})
         assert odd.headers["x-request-id"] != "a b\tc"
+
+
+class RecordingMirror:
+    """Stands in for a ray.util.metrics series: what a Serve replica would hand Ray."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, float, dict[str, str]]] = []
+
+    def inc(self, value: float, tags: dict[str, str]) -> None:
+        self.calls.append(("inc", value, tags))
+
+    def set(self, value: float, tags: dict[str, str]) -> None:
+        self.calls.append(("set", value, tags))
+
+    def observe(self, value: float, tags: dict[str, str]) -> None:
+        self.calls.append(("observe", value, tags))
+
+
+async def test_a_serve_replica_hands_every_series_to_ray_with_the_same_labels() -> None:
+    mirrors = {series.name: RecordingMirror() for series in metrics.ALL}
+    for series in metrics.ALL:
+        series.mirror = mirrors[series.name]
+    route = "/v1/chat/completions"
+    try:
+        async with client_for(FakeEngine()) as client:
+            assert (await client.post(route, json={**CHAT, "stream": True})).status_code == 200
+    finally:
+        for series in metrics.ALL:
+            series.mirror = None
+    requests = mirrors["llm_requests"].calls
+    assert ("inc", 1.0, {"route": route, "status": "200"}) in requests
+    # The in-flight gauge goes up and back to zero (Ray's gauge is set, not incremented).
+    in_flight = [c for c in mirrors["llm_requests_in_progress"].calls if c[2] == {"route": route}]
+    assert [value for _, value, _ in in_flight] == [1.0, 0.0]
+    assert [c[0] for c in mirrors["llm_request_duration_seconds"].calls] == ["observe"]
+    phases = {c[2]["phase"] for c in mirrors["llm_generation_latency_seconds"].calls}
+    assert phases == {"first_token", "inter_token"}
+    ((call, produced, _),) = mirrors["llm_generation_tokens"].calls
+    assert call == "inc"
+    assert produced > 0
+    # Ray refuses increments of zero: series created at zero are not handed over.
+    assert mirrors["llm_engine_errors"].calls == []
+    assert mirrors["llm_requests_rejected"].calls == []
