@@ -24,7 +24,7 @@ from kubellm_runtime.admin import admin_router
 from kubellm_runtime.compat.demo_routes import demo_router
 from kubellm_runtime.compat.routes import compat_router
 from kubellm_runtime.engine.base import AdapterLoadError, Engine, EngineError
-from kubellm_runtime.generations import ClientGoneError, Generations
+from kubellm_runtime.generations import ENGINE_FAILED, ClientGoneError, Generations
 from kubellm_runtime.guard import RequestGuard
 from kubellm_runtime.jobs import JobStore, job_store
 from kubellm_runtime.middleware import (
@@ -125,10 +125,7 @@ def _map_errors(app: FastAPI, settings: RuntimeSettings) -> None:
     async def _engine_error(_: Request, exc: EngineError) -> JSONResponse:
         # The detail is for the operator's logs; the client learns it may retry.
         log.warning("engine failed a request", error=str(exc))
-        unavailable = ApiError(
-            503, "the engine failed this request; retry", type="service_unavailable"
-        )
-        return error_response(unavailable, settings.retry_after_s)
+        return error_response(ENGINE_FAILED, settings.retry_after_s)
 
 
 def create_app(

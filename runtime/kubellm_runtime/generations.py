@@ -1,4 +1,5 @@
-"""Generations under admission: backpressure (429), time limits (504), disconnects, drain.
+"""Generations under admission: backpressure (429), time limits (504), disconnects, drain,
+and a stream the engine fails once it has started (503 error frame).
 
 Admission comes first: nothing is rendered or tokenized for a request that gets a 429.
 """
@@ -11,23 +12,28 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
+import structlog
 from fastapi import Request
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
 
 from kubellm_runtime.admission import Admission
+from kubellm_runtime.engine.base import EngineError
 from kubellm_runtime.middleware import error_body
 from kubellm_runtime.openai.errors import ApiError
 from kubellm_runtime.openai.sse import sse
 from kubellm_runtime.settings import RuntimeSettings
 
 T = TypeVar("T")
+log = structlog.get_logger("kubellm_runtime.generations")
 
 TIMED_OUT = ApiError(504, "the generation timed out", type="timeout", code="timeout")
 """The answer to a generation past the request timeout (raised as a copy, or a stream's frame)."""
 DRAINED = ApiError(
     503, "the server is shutting down; retry", type="service_unavailable", code="shutting_down"
 )
+ENGINE_FAILED = ApiError(503, "the engine failed this request; retry", type="service_unavailable")
+"""The answer to a request the engine failed (the detail goes to the logs, not the client)."""
 DRAIN_MARGIN_S = 1.0  # streams are cut this long before the server's own drain deadline
 
 
@@ -117,6 +123,11 @@ class Generations:
                         yield part
             except TimeoutError:
                 cut = DRAINED if self.draining else TIMED_OUT
+            except EngineError as exc:  # after the first frame: too late for a 503 status
+                log.warning("engine failed a stream", error=str(exc))
+                cut = ENGINE_FAILED
+            except ApiError as exc:  # a refusal found once the stream had started
+                cut = exc
             finally:
                 self._streams.discard(deadline)
                 release()

@@ -31,8 +31,9 @@ from kubellm_dev.waiting import wait_for
 from .chart import CHART, account_kubeconfig, helm
 
 pytestmark = pytest.mark.e2e
-# The session operator's identity: the chart installed cluster-wide (its default mode).
-OPERATOR_RELEASE, OPERATOR_NAMESPACE = "kubellm", "kubellm-system"
+# The session operator's identity: the chart installed cluster-wide (its default mode), under
+# names of its own (the install tests apply and delete manifests/, whose names are the defaults).
+OPERATOR_RELEASE = OPERATOR_NAMESPACE = "kubellm-e2e"
 RAY_PLURALS = {"RayCluster": "rayclusters", "RayService": "rayservices", "RayJob": "rayjobs"}
 
 
@@ -188,7 +189,7 @@ def operator_kubeconfig(cluster: E2ECluster, kubellm_crds: None) -> Iterator[Pat
     helm(
         cluster,
         *("install", OPERATOR_RELEASE, str(CHART), "--namespace", OPERATOR_NAMESPACE),
-        "--create-namespace",
+        *("--create-namespace", "--set", f"peering.name={OPERATOR_RELEASE}"),
     )
     folder = Path(tempfile.mkdtemp(prefix="kubellm-operator-account-"))
     try:

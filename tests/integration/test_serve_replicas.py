@@ -127,7 +127,7 @@ def test_adapters_in_the_spec_reach_every_replica_without_a_restart(
 
 
 def stream(serve: LocalServe, body: dict[str, Any]) -> tuple[int, Any, str]:
-    """A streamed chat completion read to its end: status, the last frame, the replica."""
+    """A streamed chat completion read to its end: status, its data frames, the replica."""
     call = urllib.request.Request(
         f"{serve.proxy}/v1/chat/completions",
         data=json.dumps({**body, "stream": True}).encode(),
@@ -136,7 +136,7 @@ def stream(serve: LocalServe, body: dict[str, Any]) -> tuple[int, Any, str]:
     call.add_header("Content-Type", "application/json")
     with OPENER.open(call, timeout=120) as reply:
         frames = [line for line in reply.read().decode().splitlines() if line.startswith("data:")]
-        return int(reply.status), frames[-1], reply.headers["X-Kubellm-Replica"]
+        return int(reply.status), frames, reply.headers["X-Kubellm-Replica"]
 
 
 def pod_monitor() -> dict[str, Any]:
@@ -169,8 +169,18 @@ def test_each_replicas_series_reach_prometheus_through_rays_metrics_port(
     }
     supervisor, url = prometheus.start([scrape], Path(tempfile.mkdtemp(prefix="kubellm-prom-")))
     try:
-        replicas = set(from_every_replica(lambda: post(serve, "/v1/chat/completions", chat)))
-        replicas |= set(from_every_replica(lambda: stream(serve, chat)))
+        plain = from_every_replica(lambda: post(serve, "/v1/chat/completions", chat))
+        streamed = from_every_replica(lambda: stream(serve, chat))
+        for answers in (plain, streamed):
+            assert {s for replies in answers.values() for s, _ in replies} == {200}
+        for replies in streamed.values():  # every stream ran to its end
+            for _, frames in replies:
+                assert frames[-1] == "data: [DONE]"
+                assert json.loads(frames[-2][6:])["choices"][0]["finish_reason"] in {
+                    "length",
+                    "stop",
+                }
+        replicas = set(plain) | set(streamed)
         assert len(replicas) == 2
         # Each replica is its own series (its Ray worker), never one answering for both.
         per_worker = wait_for(

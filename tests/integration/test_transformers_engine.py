@@ -115,3 +115,14 @@ def test_a_peft_adapter_is_loaded_selected_and_unloaded(
     assert http.post("/v1/unload_lora_adapter", json={"lora_name": "tuned"}).status_code == 200
     with pytest.raises(openai.NotFoundError):
         complete(client, "tuned")
+    # With its last adapter gone the base model still answers, the same as before any load
+    # (PEFT cannot generate with no adapter left: the engine is back on the plain model).
+    assert complete(client).choices[0].text == base
+    # And a second load works on that plain model again.
+    again = http.post(
+        "/v1/load_lora_adapter",
+        json={"lora_name": "tuned", "lora_path": f"file://{tiny_adapter_dir}"},
+    )
+    assert again.status_code == 200, again.text
+    assert complete(client, "tuned").choices[0].text != base
+    assert http.post("/v1/unload_lora_adapter", json={"lora_name": "tuned"}).status_code == 200

@@ -246,6 +246,9 @@ class TransformersEngine:
             raise UnknownAdapterError(name)
         async with self._lock:
             self._model.delete_adapter(name)
+            if len(self._adapters) == 1:
+                # PEFT cannot generate with no adapter left: back to the plain base model.
+                self._model = self._model.unload()
         del self._adapters[name]
 
     async def shutdown(self) -> None:

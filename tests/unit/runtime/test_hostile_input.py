@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -151,3 +152,38 @@ async def test_an_integer_temperature_is_still_a_number() -> None:
     async with client_for(FakeEngine()) as client:
         reply = await client.post("/v1/chat/completions", json={**CHAT, "temperature": 1})
     assert reply.status_code == 200
+
+
+class FailingMidStream(FakeEngine):
+    """Sends one chunk, then fails (a replica losing its engine while streaming)."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def generate(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        yield Chunk(0, "Hel", 1)
+        raise self.error
+
+
+async def test_an_engine_failure_mid_stream_ends_it_with_a_503_frame_and_no_internals() -> None:
+    secret = "Traceback /opt/secret/path/engine.py"
+    app = create_app(EngineSlot(engine=FailingMidStream(EngineError(secret))))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://r") as client:
+        errors = await sample(client, "llm_engine_errors_total", model="fake-model")
+        failed = await sample(
+            client, "llm_requests_total", route="/v1/chat/completions", status="503"
+        )
+        reply = await client.post("/v1/chat/completions", json={**CHAT, "stream": True})
+        assert reply.status_code == 200  # the stream had started
+        frames = [line[6:] for line in reply.text.splitlines() if line.startswith("data: ")]
+        assert json.loads(frames[0])["choices"][0]["delta"].get("role") == "assistant"
+        last = json.loads(frames[-1])
+        assert last["error"]["type"] == "service_unavailable"
+        assert "secret" not in reply.text
+        assert await sample(client, "llm_engine_errors_total", model="fake-model") == errors + 1
+        after = await sample(
+            client, "llm_requests_total", route="/v1/chat/completions", status="503"
+        )
+        assert after == failed + 1
