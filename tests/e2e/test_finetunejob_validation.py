@@ -26,6 +26,16 @@ def manifest(**spec: Any) -> dict[str, Any]:
 
 INVALID = [
     (
+        "dataset-claim-name",
+        manifest(dataset={"uri": "pvc://Training_Data/x.jsonl", "format": "text"}),
+        ["spec.dataset.uri", "pvc:// claim name"],
+    ),
+    (
+        "output-bucket-name",
+        manifest(output={"uri": "s3://ab/adapters"}),
+        ["spec.output.uri", "s3:// bucket name must be 3-63"],
+    ),
+    (
         "dataset-format",
         manifest(dataset={"uri": "pvc://data/x.jsonl", "format": "csv"}),
         ["spec.dataset.format", "Unsupported value", '"text", "instruction", "chat"'],

@@ -14,6 +14,7 @@ import yaml
 
 from kubellm_dev.operator_proc import OperatorProcess
 from kubellm_dev.waiting import wait_for
+from tests.unit.operator.test_sources import ACCEPTED, REFUSED
 
 from .conftest import REPO, E2ECluster
 from .refusals import assert_refused, bad
@@ -80,12 +81,17 @@ INVALID = [
     ),
     (
         "duplicate-adapters",
-        manifest(adapters=[{"name": "a", "uri": "s3://b/a"}, {"name": "a", "uri": "s3://b/c"}]),
+        manifest(
+            adapters=[
+                {"name": "a", "uri": "s3://bucket-b/a"},
+                {"name": "a", "uri": "s3://bucket-b/c"},
+            ]
+        ),
         ["spec.adapters", "adapter names must be unique"],
     ),
     (
         "adapter-two-sources",
-        manifest(adapters=[{"name": "a", "uri": "s3://b/a", "fromFineTuneJob": "job"}]),
+        manifest(adapters=[{"name": "a", "uri": "s3://bucket-b/a", "fromFineTuneJob": "job"}]),
         ["spec.adapters[0]", "set exactly one of uri or fromFineTuneJob"],
     ),
     (
@@ -137,6 +143,29 @@ INVALID = [
         ["spec.engine.extraArgs", "keys must match"],
     ),
 ]
+
+
+@pytest.mark.parametrize(("uri", "message"), REFUSED, ids=[uri[:40] for uri, _ in REFUSED])
+def test_kubectl_apply_rejects_a_claim_or_bucket_its_store_would_refuse(
+    cluster: E2ECluster, kubellm_crds: None, scratch_namespace: str, uri: str, message: str
+) -> None:
+    """The CEL twins of the operator's store rules (tests/unit/operator/test_sources.py)."""
+    obj = manifest(model={"uri": uri}, adapterSources=[uri])
+    expected = ["spec.model.uri", "spec.adapterSources[0]", message]
+    assert_refused(cluster, scratch_namespace, PLURAL, obj, expected)
+
+
+@pytest.mark.parametrize("uri", ACCEPTED, ids=[uri[:40] for uri in ACCEPTED])
+def test_kubectl_apply_accepts_the_names_the_stores_accept(
+    cluster: E2ECluster, kubellm_crds: None, scratch_namespace: str, uri: str
+) -> None:
+    obj = manifest(model={"uri": uri}, adapterSources=[uri])
+    result = kubectl(
+        cluster,
+        *("apply", "--dry-run=server", "-n", scratch_namespace, "-f", "-"),
+        input=yaml.safe_dump(obj),
+    )
+    assert result.returncode == 0, result.stderr
 
 
 @pytest.mark.parametrize(("case", "obj", "expected"), INVALID, ids=[c[0] for c in INVALID])

@@ -24,13 +24,6 @@ DnsSubdomain = Annotated[
 Quantity = Annotated[
     str, StringConstraints(pattern=r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
 ]
-# Model and adapter sources the runtime can resolve (DESIGN §3). Refused by the API server
-# already: a "." or ".." segment, backslashes, percent-escapes, "?", "#" and whitespace, so no
-# path built from a source can leave its root (the runtime checks the same again).
-_C = r"[^/\\%?#\s]"
-_SEGMENT = rf"(?:[^/.\\%?#\s]{_C}*|\.[^/.\\%?#\s]{_C}*|\.\.{_C}+)"
-SOURCE_URI = rf"^(hf|s3|gs|pvc|file)://(?:{_SEGMENT}|/{_SEGMENT})(?:/(?:{_SEGMENT})?)*$"
-SourceUri = Annotated[str, StringConstraints(pattern=SOURCE_URI, max_length=2048)]
 
 
 class SecretRef(ApiModel):

@@ -14,9 +14,9 @@ from kubellm_operator.api.common import (
     Placement,
     Quantity,
     SecretRef,
-    SourceUri,
 )
 from kubellm_operator.api.llmdeployment import RayVersion, ServedName
+from kubellm_operator.api.sources import SourceUri
 
 # A field name inside a dataset record (JSON object key).
 FieldName = Annotated[

@@ -15,8 +15,8 @@ from kubellm_operator.api.common import (
     Quantity,
     SecretKeyRef,
     SecretRef,
-    SourceUri,
 )
+from kubellm_operator.api.sources import SourceUri
 
 RayVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
 Quantization = Literal["awq", "gptq", "fp8", "bitsandbytes", "gguf", "compressed-tensors"]

@@ -27,7 +27,12 @@ def spec(**overrides: Any) -> dict[str, Any]:
         spec(resources={"gpusPerReplica": 8, "tensorParallelSize": 4, "pipelineParallelSize": 2}),
         spec(resources={"gpusPerReplica": 0}),
         spec(autoscaling={"minReplicas": 0, "maxReplicas": 4}, replicas=0),
-        spec(adapters=[{"name": "a", "uri": "s3://x/a"}, {"name": "b", "fromFineTuneJob": "job"}]),
+        spec(
+            adapters=[
+                {"name": "a", "uri": "s3://bucket-x/a"},
+                {"name": "b", "fromFineTuneJob": "job"},
+            ]
+        ),
         spec(engine={"extraArgs": {"enforce-eager": "true"}}),
         spec(placement={"tolerations": [{"key": "dedicated", "operator": "Exists"}]}),
     ],
@@ -40,13 +45,16 @@ def test_valid_specs_are_accepted(raw: dict[str, Any]) -> None:
     ("raw", "message"),
     [
         (spec(model={"uri": "ftp://x/y"}), "spec.model.uri: String should match pattern"),
-        (spec(model={"uri": "s3://b/../x"}), "spec.model.uri: String should match pattern"),
+        (spec(model={"uri": "s3://bucket-b/../x"}), "spec.model.uri: String should match pattern"),
         (spec(model={"uri": "pvc://c/a\\b"}), "spec.model.uri: String should match pattern"),
         (
             spec(adapters=[{"name": "a", "uri": "file:///m/./a"}]),
             "spec.adapters.0.uri: String should match pattern",
         ),
-        (spec(adapterSources=["s3://b/%2e%2e"]), "spec.adapterSources.0: String should match"),
+        (
+            spec(adapterSources=["s3://bucket-b/%2e%2e"]),
+            "spec.adapterSources.0: String should match",
+        ),
         ({}, "spec.model: Field required"),
         (spec(replicaz=2), "spec.replicaz: Extra inputs are not permitted"),
         (spec(replicas=-1), "spec.replicas: Input should be greater than or equal to 0"),
@@ -86,7 +94,12 @@ def test_valid_specs_are_accepted(raw: dict[str, Any]) -> None:
             "maxReplicas",
         ),
         (
-            spec(adapters=[{"name": "a", "uri": "s3://x/a"}, {"name": "a", "uri": "s3://x/b"}]),
+            spec(
+                adapters=[
+                    {"name": "a", "uri": "s3://bucket-x/a"},
+                    {"name": "a", "uri": "s3://bucket-x/b"},
+                ]
+            ),
             "spec.adapters: adapter names must be unique",
         ),
         (
@@ -94,7 +107,7 @@ def test_valid_specs_are_accepted(raw: dict[str, Any]) -> None:
             "spec.adapters.0: set exactly one of uri or fromFineTuneJob",
         ),
         (
-            spec(adapters=[{"name": "a", "uri": "s3://x", "fromFineTuneJob": "j"}]),
+            spec(adapters=[{"name": "a", "uri": "s3://bucket-x", "fromFineTuneJob": "j"}]),
             "spec.adapters.0: set exactly one of uri or fromFineTuneJob",
         ),
         (

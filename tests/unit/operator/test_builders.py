@@ -171,7 +171,11 @@ def test_adapters_and_allowed_sources_change_only_the_live_user_config() -> None
     base = {"model": {"uri": "hf://a/b"}, "enableLora": True}
     before = _serve_app(base, ())
     after = _serve_app(
-        {**base, "adapters": [{"name": "x", "uri": "pvc://c/x"}], "adapterSources": ["s3://b/p"]},
+        {
+            **base,
+            "adapters": [{"name": "x", "uri": "pvc://c/x"}],
+            "adapterSources": ["s3://bucket-b/p"],
+        },
         (ResolvedAdapter("x", "pvc://c/x"),),
     )
     assert after["args"] == before["args"]
@@ -183,7 +187,7 @@ def test_adapters_and_allowed_sources_change_only_the_live_user_config() -> None
     assert changed == {"user_config"}
     assert after["deployments"][0]["user_config"] == {
         "adapters": [{"name": "x", "uri": "pvc://c/x"}],
-        "adapter_sources": ["s3://b/p"],
+        "adapter_sources": ["s3://bucket-b/p"],
     }
 
 

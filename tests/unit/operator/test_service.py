@@ -316,7 +316,7 @@ def test_ready_is_confirmed_with_the_head_that_serves() -> None:
     assert ready() == ("False", "ConfirmingConfig")
 
 
-LORA = {**SPEC, "enableLora": True, "adapters": [{"name": "sql", "uri": "s3://b/sql"}]}
+LORA = {**SPEC, "enableLora": True, "adapters": [{"name": "sql", "uri": "s3://bucket-b/sql"}]}
 
 
 def test_an_adapter_is_loaded_once_the_serve_endpoint_lists_it_asked_with_the_api_key() -> None:

@@ -87,7 +87,7 @@ def refused_pod(cluster: str) -> PodView:
     )
 
 
-ADAPTER = AdapterStatus(name="a", state="Pending", uri="s3://b/a")
+ADAPTER = AdapterStatus(name="a", state="Pending", uri="s3://bucket-b/a")
 SERVING = rayservice(active=side(OLD, "RUNNING"), endpoints=True)
 ARGS = {"model": {"uri": "hf://a/b", "served_name": "b"}}
 RUNS_CURRENT = DeployedApp(status="RUNNING", args=ARGS)
