@@ -60,6 +60,9 @@ class OperatorConfig(BaseSettings):
     """HTTP proxy for those calls (the local test cluster's Ray bridge); unset: direct."""
     ray_dashboard_timeout_s: float = Field(default=3.0, gt=0)
     """Connect and read timeout of a dashboard call (no answer: Ready waits, then retries)."""
+    claim_recheck_s: float = Field(default=15.0, gt=0)
+    """While a deployment or job waits for a PersistentVolumeClaim it names to be created,
+    look again this often (nothing is created until every claim exists)."""
     head_recheck_s: float = Field(default=2.0, gt=0)
     """While Ready waits on a Ray head to apply or run the current config, ask it this often
     (KubeRay polls its heads every 2 s too)."""

@@ -21,6 +21,7 @@ from kubellm_operator.api.finetunejob import FineTuneJobSpec, FineTuneJobStatus
 from kubellm_operator.builders.owner import Owner
 from kubellm_operator.builders.rayjob import build_rayjob
 from kubellm_operator.builders.trainer_identity import build_trainer_identity
+from kubellm_operator.claims import job_claims
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
 from kubellm_operator.job_status import (
@@ -74,7 +75,15 @@ def changed(outcome: JobOutcome, before: Mapping[str, Any]) -> bool:
 def sync_job(ref: JobRef, cluster: JobClusterPort, config: OperatorConfig, now: str) -> JobOutcome:
     """Bring the RayJob in line with the job (if needed) and derive the status."""
     name = names.rayjob_name(ref.name)
-    observed = JobObserved(ref.generation, now, None, ref.status, rayjob_name=name, name=ref.name)
+    observed = JobObserved(
+        ref.generation,
+        now,
+        None,
+        ref.status,
+        rayjob_name=name,
+        name=ref.name,
+        namespace=ref.namespace,
+    )
     try:
         spec = parse_job_spec(ref.spec)
     except InvalidSpecError as exc:
@@ -84,6 +93,8 @@ def sync_job(ref: JobRef, cluster: JobClusterPort, config: OperatorConfig, now: 
     try:
         if ref.status.get("phase") not in FINAL:
             observed, writes = _run(ref, spec, observed, cluster, config)
+            if observed.missing_claims:
+                recheck_s = config.claim_recheck_s
         else:
             recheck_s = _ttl_left(ref.status, spec, now)
             writes = _clean_up(ref, cluster) if recheck_s is None else ()
@@ -131,6 +142,13 @@ def _run(
         return observed, ("rayjob",)
     current = cluster.get_rayjob(ref.namespace, name)
     if current is None:
+        missing = {
+            claim: path
+            for claim, path in job_claims(spec).items()
+            if not cluster.claim_exists(ref.namespace, claim)
+        }
+        if missing:  # its pods could never start: create nothing yet
+            return replace(observed, missing_claims=missing), ()
         for child in build_trainer_identity(ref.owner):
             cluster.apply(child)
             writes.append(child["kind"].lower())

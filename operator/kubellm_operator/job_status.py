@@ -14,7 +14,7 @@ the adapter's location (only once it is published whole) and the error of inputs
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm_operator.api.common import Condition
@@ -24,6 +24,7 @@ from kubellm_operator.api.finetunejob import (
     JobPhase,
     TrainingError,
 )
+from kubellm_operator.claims import CLAIM_NOT_FOUND, missing_message
 from kubellm_operator.errors import KubeError
 
 RUNNING, SUCCEEDED, FAILED, DEPLOYED = "Running", "Succeeded", "Failed", "Deployed"
@@ -98,6 +99,10 @@ class JobObserved:
     invalid: str | None = None
     api_error: KubeError | None = None
     name: str = ""
+    namespace: str = ""
+    missing_claims: Mapping[str, str] = field(default_factory=dict)
+    """PersistentVolumeClaims the spec names that do not exist (claim → field): the RayJob
+    is not created until they do."""
     deployment: Mapping[str, Any] | None = None
     """The LLMDeployment named in deployTo, read once the job has Succeeded."""
 
@@ -135,10 +140,18 @@ def verdict(obs: JobObserved) -> Verdict:
     if reported.error is not None and reported.error.reason in INPUT_FAULTS:
         return Verdict("Failed", reported.error.reason, reported.error.message, reported.error)
     if obs.rayjob is None:
-        if obs.api_error is not None:
-            return Verdict("Pending", obs.api_error.reason, obs.api_error.message)
-        return Verdict("Pending", "Creating", "creating the RayJob")
+        return _not_created(obs)
     return _from_rayjob(obs.rayjob, obs, reported)
+
+
+def _not_created(obs: JobObserved) -> Verdict:
+    """No RayJob yet: being created, refused by the API, or waiting for a claim."""
+    if obs.api_error is not None:
+        return Verdict("Pending", obs.api_error.reason, obs.api_error.message)
+    if obs.missing_claims:
+        message = missing_message(obs.missing_claims, obs.namespace)
+        return Verdict("Pending", CLAIM_NOT_FOUND, message)
+    return Verdict("Pending", "Creating", "creating the RayJob")
 
 
 def _from_rayjob(job: RayJobView, obs: JobObserved, reported: Reported) -> Verdict:
@@ -284,7 +297,8 @@ def derive_job(obs: JobObserved) -> FineTuneJobStatus:
         start_time=previous_start or (job.start_time if job else None),
         completion_time=previous_end or (ended if final else None),
         adapter_uri=obs.reported.adapter_uri if v.phase == "Succeeded" else None,
-        ray_job_name=obs.rayjob_name,
+        # Named once it exists (and kept after its TTL deletes it), not while none was made.
+        ray_job_name=obs.rayjob_name if job or obs.previous.get("rayJobName") else None,
         message=_cap(v.message),
         error=v.error if v.phase == "Failed" else None,
         attempts=attempts if attempts is not None else obs.previous.get("attempts"),

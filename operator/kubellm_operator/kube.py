@@ -98,6 +98,17 @@ class Kube(JobCalls):
     def served_models(self, namespace: str, rayservice: str, api_key: str | None) -> ServedModels:
         return self.ray_head.served_models(namespace, rayservice, api_key)
 
+    def claim_exists(self, namespace: str, name: str) -> bool:
+        """Whether a PersistentVolumeClaim exists (checked before a child would mount it)."""
+        try:
+            with calling("get pvc", f"get PersistentVolumeClaim {name}"):
+                client.CoreV1Api(self.api).read_namespaced_persistent_volume_claim(
+                    name, namespace, _request_timeout=REQUEST_TIMEOUT
+                )
+        except NotFoundError:
+            return False
+        return True
+
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         """One key of a Secret (the API key the operator's serve probe sends), or None when
         the Secret or the key does not exist."""

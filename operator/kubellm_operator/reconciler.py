@@ -191,8 +191,14 @@ class Reconciler:
             )
             self._report(parent, ref.status, outcome)
         self.written[key] = (ref.generation, pack(wire))
+        return self._again(outcome)
+
+    def _again(self, outcome: Outcome) -> bool | float:
+        """What the work queue does next: retry (False), look again in N s, or wait (True)."""
         if outcome.error is not None:
             return False
+        if outcome.recheck_s is not None:
+            return outcome.recheck_s
         return self.config.head_recheck_s if outcome.recheck else True
 
     def _paced(

@@ -23,6 +23,7 @@ from kubellm_operator.children import (
     RayServiceView,
     ServedModels,
 )
+from kubellm_operator.claims import deployment_claims
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
 from kubellm_operator.handoffs import HandOff
@@ -50,6 +51,8 @@ class Outcome:
     error: KubeError | None = None
     """An API call failed: the status says so, and the caller retries with backoff."""
     recheck: bool = False
+    recheck_s: float | None = None
+    """Reconcile again this many seconds from now (a claim it waits for may be created)."""
     """Done for now, but Ready waits on a Ray head: reconcile again soon."""
 
     def status_changed(self, current: Mapping[str, Any]) -> bool:
@@ -222,6 +225,23 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
         if current is not None:
             observed = replace(observed, rayservice=RayServiceView.parse(current))
         if current is None or not is_subset(desired, current):
+            missing = {
+                claim: path
+                for claim, path in deployment_claims(spec).items()
+                if not cluster.claim_exists(ref.namespace, claim)
+            }
+            if missing:  # a cluster mounting it would never start: create nothing yet
+                waiting = replace(
+                    observed,
+                    missing_claims=missing,
+                    rayservice=RayServiceView.parse(current) if current else None,
+                )
+                return Outcome(
+                    status=derive(waiting),
+                    invalid=None,
+                    applied=False,
+                    recheck_s=config.claim_recheck_s,
+                )
             current = cluster.apply(desired)
             applied = True
         rayservice = RayServiceView.parse(current)

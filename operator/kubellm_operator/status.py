@@ -35,6 +35,7 @@ from kubellm_operator.children import (
     ServedModels,
     ServingSide,
 )
+from kubellm_operator.claims import CLAIM_NOT_FOUND, missing_message
 from kubellm_operator.errors import KubeError
 from kubellm_operator.verdicts import (
     Verdict,
@@ -86,6 +87,9 @@ class Observed:
     """Each requested adapter: Pending (with its resolved uri, if known) or Failed."""
     api_error: KubeError | None = None
     """An API call of this reconcile failed (the write did not happen)."""
+    missing_claims: Mapping[str, str] = field(default_factory=dict)
+    """PersistentVolumeClaims the spec names that do not exist (claim → field): the
+    RayService for this spec is not applied until they do."""
     expected_args: Mapping[str, Any] | None = None
     """The runtime contract the operator wrote for the current spec."""
     expected_user_config: Mapping[str, Any] | None = None
@@ -215,6 +219,10 @@ def derive(obs: Observed) -> LLMDeploymentStatus:
     served = bool(rs and rs.observed and cluster.ok and serve.ok)
     adapters, adapter_states = adapters_verdict(obs.adapters, served, obs.listing)
     ready = _ready(rs, (cluster, serve, adapters))
+    if obs.missing_claims:
+        ready = Verdict(
+            "False", CLAIM_NOT_FOUND, missing_message(obs.missing_claims, obs.namespace)
+        )
     if obs.api_error is not None:
         ready = _api_failure(obs.api_error)
     reconciling, stalled = _progress(ready)

@@ -117,6 +117,9 @@ class WatchedCluster:
     def served_models(self, namespace: str, rayservice: str, api_key: str | None) -> ServedModels:
         return self.api.served_models(namespace, rayservice, api_key)
 
+    def claim_exists(self, namespace: str, name: str) -> bool:
+        return self.api.claim_exists(namespace, name)
+
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         return self.api.read_secret_key(namespace, name, key)
 

@@ -32,7 +32,7 @@ from .chart import (
     operator_env,
 )
 from .conftest import E2ECluster
-from .test_llmdeployment import READY, small, wait_ready
+from .test_llmdeployment import READY, provide_claims, small, wait_ready
 
 GROUP, VERSION = "kubellm.io", "v1alpha1"
 
@@ -158,9 +158,9 @@ def test_the_operator_reconciles_as_the_charts_account_with_the_charts_command(
         custom.create_namespaced_custom_object(
             GROUP, VERSION, namespace, "llmdeployments", small("served")
         )
-        custom.create_namespaced_custom_object(
-            GROUP, VERSION, namespace, "finetunejobs", finetunejob("tuned")
-        )
+        tuned = finetunejob("tuned")
+        provide_claims(cluster, namespace, tuned["spec"])
+        custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "finetunejobs", tuned)
         wait_ready(cluster, namespace, "served")
         job = wait_for(
             lambda: custom.get_namespaced_custom_object(

@@ -111,8 +111,14 @@ def pools_of_workers(cluster: E2ECluster, namespace: str, name: str) -> list[str
 
 
 def provide_claims(cluster: E2ECluster, namespace: str, spec: dict[str, Any]) -> None:
-    """Create and bind the PersistentVolumeClaims a spec's pvc:// URIs name, as a user would."""
-    uris = [spec["model"]["uri"], *(a.get("uri", "") for a in spec.get("adapters", []))]
+    """Create and bind the PersistentVolumeClaims a spec's pvc:// URIs name, as a user would
+    (either kind: the operator creates nothing until they exist)."""
+    sources = ("model", "baseModel", "dataset", "output")
+    uris = [
+        *((spec.get(key) or {}).get("uri", "") for key in sources),
+        *(a.get("uri", "") for a in spec.get("adapters", [])),
+        *spec.get("adapterSources", []),
+    ]
     for claim in sorted({u.split("/")[2] for u in uris if u.startswith("pvc://")}):
         volume = f"{namespace}-{claim}"
         cluster.core.create_persistent_volume(

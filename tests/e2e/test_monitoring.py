@@ -24,7 +24,7 @@ from tests.integration.conftest import RuntimeServer, serve_locally
 
 from .chart import CHART
 from .conftest import E2ECluster
-from .test_llmdeployment import small, wait_ready
+from .test_llmdeployment import provide_claims, small, wait_ready
 
 GROUP, VERSION = "kubellm.io", "v1alpha1"
 ALERTS = CHART / "files" / "alerts.yaml"
@@ -67,6 +67,7 @@ def test_every_panel_and_alert_reads_real_series(
     )
     job = yaml.safe_load((CHART.parents[1] / "examples/finetunejobs/tiny-cpu.yaml").read_text())
     job["metadata"] = {"name": "tuning"}
+    provide_claims(cluster, namespace, job["spec"])
     custom.create_namespaced_custom_object(GROUP, VERSION, namespace, "finetunejobs", job)
     wait_ready(cluster, namespace, "watched")
     progress = {"progress": {"step": 5, "totalSteps": 20, "loss": 1.5}}

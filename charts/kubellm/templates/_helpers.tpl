@@ -68,6 +68,11 @@ app.kubernetes.io/component: operator
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get"]
+# PersistentVolumeClaims a spec names (pvc://): checked to exist before a child that mounts
+# them is created (a missing one is a condition naming it). Single claims by name only.
+- apiGroups: [""]
+  resources: ["persistentvolumeclaims"]
+  verbs: ["get"]
 # Each FineTuneJob's trainer identity: a ServiceAccount, and a Role and RoleBinding that let
 # it patch only that job's status (the operator holds those rights itself, so it may grant
 # them), deleted with the job's TTL.

@@ -32,6 +32,8 @@ class JobCluster:
     fail: dict[str, list[KubeError]] = field(default_factory=dict)
     events: list[tuple[str, str]] = field(default_factory=list)
     deployments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    missing_claims: set[str] = field(default_factory=set)
+    """PersistentVolumeClaims that do not exist; every other one does."""
 
     def _call(self, what: str) -> None:
         self.calls.append(what)
@@ -42,6 +44,9 @@ class JobCluster:
         self._call(f"apply {manifest['kind']}")
         self.objects[(manifest["kind"], manifest["metadata"]["name"])] = copy.deepcopy(manifest)
         return copy.deepcopy(manifest)
+
+    def claim_exists(self, namespace: str, name: str) -> bool:
+        return name not in self.missing_claims
 
     def get_rayjob(self, namespace: str, name: str) -> dict[str, Any] | None:
         self._call("get RayJob")
@@ -107,6 +112,22 @@ def test_the_first_reconcile_creates_the_identity_before_the_rayjob() -> None:
     ]
     assert outcome.status.phase == "Pending"
     assert outcome.status.ray_job_name == "sql"
+
+
+def test_a_missing_claim_creates_nothing_and_the_job_waits_naming_it() -> None:
+    cluster = JobCluster(missing_claims={"data"})
+    waiting = sync_job(JobRef.from_body(body()), cluster, CONFIG, NOW)
+    assert cluster.calls == ["get RayJob"]  # no identity, no RayJob
+    assert waiting.status.phase == "Pending"
+    assert waiting.recheck_s == CONFIG.claim_recheck_s
+    assert "PersistentVolumeClaim data (spec.dataset.uri) not found in namespace team" in (
+        waiting.status.message or ""
+    )
+    assert {c.type: c.reason for c in waiting.status.conditions}["Running"] == "ClaimNotFound"
+    cluster.missing_claims.clear()  # the user creates it
+    created = sync_job(JobRef.from_body(body()), cluster, CONFIG, NOW)
+    assert cluster.calls[-1] == "apply RayJob"
+    assert created.recheck_s is None
 
 
 def test_an_existing_rayjob_is_never_applied_again_only_its_suspend_changes() -> None:

@@ -39,6 +39,8 @@ class MemoryCluster:
     probes: list[tuple[str, str, str | None]] = field(default_factory=list)
     """Each /v1/models probe: (namespace, RayService, API key sent)."""
     writes: int = 0
+    missing_claims: set[tuple[str, str]] = field(default_factory=set)
+    """PersistentVolumeClaims that do not exist (namespace, name); every other one does."""
 
     def _maybe_fail(self, method: str) -> None:
         if self.fail.get(method):
@@ -110,6 +112,10 @@ class MemoryCluster:
         served = [app["args"]["model"]["served_name"], *(a["name"] for a in adapters)]
         return ServedModels(models=frozenset(served))
 
+    def claim_exists(self, namespace: str, name: str) -> bool:
+        self._maybe_fail("claim_exists")
+        return (namespace, name) not in self.missing_claims
+
     def read_secret_key(self, namespace: str, name: str, key: str) -> str | None:
         self._maybe_fail("read_secret_key")
         return self.secrets.get((namespace, name, key))
@@ -172,6 +178,47 @@ def test_an_invalid_spec_creates_nothing_and_says_why() -> None:
     assert "spec.replicas" in outcome.invalid
     assert cluster.rayservices == {}
     assert outcome.status.conditions[0].reason == "InvalidSpec"
+
+
+def test_a_missing_claim_creates_nothing_names_claim_and_field_and_is_looked_at_again() -> None:
+    cluster = MemoryCluster(missing_claims={("ns", "models")})
+    spec = {**SPEC, "model": {"uri": "pvc://models/llama"}}
+    waiting = sync(ref(spec), cluster, OperatorConfig(claim_recheck_s=7), NOW)
+    assert cluster.rayservices == {}
+    assert not waiting.applied
+    assert waiting.recheck_s == 7
+    ready = waiting.status.conditions[0]
+    assert (ready.type, ready.status, ready.reason) == ("Ready", "False", "ClaimNotFound")
+    assert "PersistentVolumeClaim models (spec.model.uri) not found in namespace ns" in (
+        ready.message or ""
+    )
+    assert waiting.status.phase == "Pending"
+    assert next(c for c in waiting.status.conditions if c.type == "Stalled").status == "False"
+
+    cluster.missing_claims.clear()  # the user creates it
+    created = sync(
+        replace(ref(spec), status=waiting.status.to_wire()), cluster, OperatorConfig(), NOW
+    )
+    assert created.applied
+    assert created.recheck_s is None
+
+
+def test_a_spec_change_to_a_missing_claim_keeps_the_serving_child() -> None:
+    cluster = MemoryCluster(missing_claims={("ns", "adapters")})
+    first = sync(ref(SPEC), cluster, OperatorConfig(), NOW)
+    before = copy.deepcopy(cluster.rayservices[("ns", "m")])
+    lora = {**SPEC, "enableLora": True, "adapters": [{"name": "a", "uri": "pvc://adapters/a"}]}
+    changed = sync(
+        replace(ref(lora, generation=2), status=first.status.to_wire()),
+        cluster,
+        OperatorConfig(),
+        NOW,
+    )
+    assert not changed.applied
+    assert cluster.rayservices[("ns", "m")] == before  # the old spec keeps serving
+    ready = changed.status.conditions[0]
+    assert ready.reason == "ClaimNotFound"
+    assert "adapters (spec.adapters[0].uri)" in (ready.message or "")
 
 
 def test_a_deleted_child_is_recreated() -> None:
