@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from kubellm_dev import build, image_locks, manifests, netns, reference
+from kubellm_dev import build, engine_args, image_locks, manifests, netns, reference
 from kubellm_dev.bridge import serve as serve_bridge
 from kubellm_dev.bridge_client import BridgeClient
 from kubellm_dev.cluster import LocalCluster, describe, pid_alive, read_state, stop_running
@@ -75,6 +75,21 @@ def reference_cmd(action: Annotated[str, typer.Argument(help="write or check")])
     elif action == "check":
         if not reference.target(repo).is_file() or reference.target(repo).read_text() != text:
             console.print("stale: docs/configuration.md (run: kubellm-dev reference write)")
+            raise typer.Exit(1)
+    else:
+        raise typer.BadParameter("write or check")
+
+
+@app.command("engine-args")
+def engine_args_cmd(action: Annotated[str, typer.Argument(help="write or check")]) -> None:
+    """The operator's table of vLLM's engine arguments, from the installed vLLM's parser."""
+    repo = default_paths().repo
+    text, path = engine_args.render(), engine_args.target(repo)
+    if action == "write":
+        path.write_text(text)
+    elif action == "check":
+        if not path.is_file() or path.read_text() != text:
+            console.print(f"stale: {path.relative_to(repo)} (run: kubellm-dev engine-args write)")
             raise typer.Exit(1)
     else:
         raise typer.BadParameter("write or check")

@@ -80,7 +80,7 @@ class Supervisor:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
         full_env = {**os.environ, **(env or {})}
-        with log.open("wb") as out:
+        with log.open("ab") as out:  # a restart appends: the whole run stays readable
             try:
                 popen = subprocess.Popen(
                     list(argv),

@@ -48,7 +48,8 @@ def test_a_deployment_waits_for_its_claim_naming_it_then_starts_once_it_exists(
         timeout=NOTICED,
         what="the RayService once the claim exists",
     )
-    volumes = created["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["volumes"]
+    (workers,) = created["spec"]["rayClusterConfig"]["workerGroupSpecs"]
+    volumes = workers["template"]["spec"]["volumes"]  # the model replicas mount it
     claims = [
         v["persistentVolumeClaim"]["claimName"] for v in volumes if "persistentVolumeClaim" in v
     ]

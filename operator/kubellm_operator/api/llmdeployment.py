@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, field_validator
 
+from kubellm_operator.api import engine_args
 from kubellm_operator.api.base import ApiModel, Rule
 from kubellm_operator.api.common import (
     Condition,
@@ -139,7 +140,15 @@ class EngineSpec(ApiModel):
     extra_args: dict[
         Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]*$", max_length=64)], str
     ] = Field(default_factory=dict, max_length=64)
-    """Further vLLM engine arguments by name (e.g. enforce-eager: "true")."""
+    """Further vLLM engine arguments by name (e.g. enforce-eager: "true"), checked against the
+    engine arguments of the vLLM release the runtime image carries."""
+
+    @field_validator("extra_args")
+    @classmethod
+    def _known_engine_args(cls, extra: dict[str, str]) -> dict[str, str]:
+        if (wrong := engine_args.problem(extra)) is not None:
+            raise ValueError(wrong)
+        return extra
 
 
 # vLLM's usual max_num_seqs: what a replica is sized for when engine.maxNumSeqs is unset.

@@ -25,6 +25,10 @@ class UnknownAdapterError(KeyError):
     """A request named an adapter the engine does not serve."""
 
 
+class InvalidEngineArgsError(ValueError):
+    """An engine argument (``engine.extraArgs``) its engine's own parser refuses, named."""
+
+
 class AdapterLoadError(Exception):
     """An adapter could not be loaded (unreadable, malformed, incompatible): a 400."""
 

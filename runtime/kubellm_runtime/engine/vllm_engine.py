@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import dataclasses
+import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, cast
 
+import vllm
 from vllm import SamplingParams
 from vllm.config import StructuredOutputsConfig
 from vllm.engine.arg_utils import AsyncEngineArgs
@@ -15,6 +19,7 @@ from vllm.inputs import TokensPrompt
 from vllm.lora.request import LoRARequest
 from vllm.sampling_params import RequestOutputKind, StructuredOutputsParams
 from vllm.tool_parsers.abstract_tool_parser import ToolParserManager
+from vllm.utils.argparse_utils import FlexibleArgumentParser
 from vllm.v1.engine.async_llm import AsyncLLM
 
 from kubellm_runtime.contract import ServeArgs
@@ -25,6 +30,7 @@ from kubellm_runtime.engine.base import (
     EngineError,
     FinishReason,
     GenerationRequest,
+    InvalidEngineArgsError,
     ParsedTools,
     RequestRejectedError,
     Sampling,
@@ -37,13 +43,111 @@ from kubellm_runtime.engine.base import (
 log = logging.getLogger(__name__)
 
 
+# Engine arguments the contract sets from the spec's own fields: never from extraArgs.
+RESERVED = {
+    "model": "spec.model.uri",
+    "served-model-name": "spec.model.servedName",
+    "revision": "spec.model.revision",
+    "dtype": "spec.model.dtype",
+    "max-model-len": "spec.model.maxModelLen",
+    "quantization": "spec.model.quantization",
+    "trust-remote-code": "spec.model.trustRemoteCode",
+    "tensor-parallel-size": "spec.resources.tensorParallelSize",
+    "pipeline-parallel-size": "spec.resources.pipelineParallelSize",
+    "gpu-memory-utilization": "spec.engine.gpuMemoryUtilization",
+    "max-num-seqs": "spec.engine.maxNumSeqs",
+    "enable-prefix-caching": "spec.engine.enablePrefixCaching",
+    "enable-lora": "spec.enableLora",
+    "max-loras": "spec.maxLoras",
+    "max-lora-rank": "spec.maxLoraRank",
+}
+
+
+@functools.cache
+def _engine_parser() -> FlexibleArgumentParser:
+    """vLLM's own engine-argument parser (what `vllm serve` reads its options with)."""
+    parser = FlexibleArgumentParser(exit_on_error=False)  # type: ignore[no-untyped-call]
+    AsyncEngineArgs.add_cli_args(parser)
+    return parser
+
+
+def _options() -> dict[str, argparse.Action]:
+    """Long option name (without --) → its action, for every engine argument we may pass."""
+    fields = {f.name for f in dataclasses.fields(AsyncEngineArgs)}
+    return {
+        option[2:]: action
+        for action in _engine_parser()._actions
+        for option in action.option_strings
+        if option.startswith("--") and not option.startswith("--no-") and action.dest in fields
+    }
+
+
+def _value_kind(action: argparse.Action) -> dict[str, Any]:
+    if action.nargs == 0:
+        return {"kind": "flag"}
+    if action.choices:
+        return {"kind": "choice", "choices": sorted(str(c) for c in action.choices)}
+    kind = action.type
+    wrapped = [c.cell_contents for c in getattr(kind, "__closure__", None) or ()]
+    for simple in (int, float):
+        if kind is simple or simple in wrapped:  # vLLM's optional_type(int) wraps the type
+            return {"kind": simple.__name__}
+    return {"kind": "any"}  # vLLM's own parsing (JSON, sizes, lists) decides
+
+
+def engine_arg_table() -> dict[str, Any]:
+    """What the operator checks ``engine.extraArgs`` against (generated into its package data
+    by `kubellm-dev engine-args write`): every engine argument of this vLLM, its value's kind,
+    and the ones the contract sets itself."""
+    options = {
+        name: _value_kind(action)
+        for name, action in sorted(_options().items())
+        if name not in RESERVED
+    }
+    return {"vllm": vllm.__version__, "reserved": RESERVED, "options": options}
+
+
+def parsed_extra_args(extra: Mapping[str, str]) -> dict[str, Any]:
+    """``engine.extraArgs`` through vLLM's own parser: typed values by engine field name, or
+    InvalidEngineArgsError naming the option (unknown, reserved, or a value it refuses)."""
+    options = _options()
+    argv: list[str] = []
+    dests: list[str] = []
+    for key, value in sorted(extra.items()):
+        name, field = key.replace("_", "-"), f"engine.extraArgs.{key}"
+        if name in RESERVED:
+            raise InvalidEngineArgsError(f"{field}: set by {RESERVED[name]}, not by extraArgs")
+        action = options.get(name)
+        if action is None:
+            raise InvalidEngineArgsError(
+                f"{field}: not an engine argument of vLLM {vllm.__version__}"
+            )
+        argv += _argv(name, action, value, field)
+        dests.append(action.dest)
+    try:
+        namespace = _engine_parser().parse_args(argv)
+    except argparse.ArgumentError as exc:
+        raise InvalidEngineArgsError(f"engine.extraArgs: {exc}") from exc
+    return {dest: getattr(namespace, dest) for dest in dests}
+
+
+def _argv(name: str, action: argparse.Action, value: str, field: str) -> list[str]:
+    if action.nargs != 0:
+        values = value.split() if action.nargs in ("+", "*") else [value]
+        return [f"--{name}", *values]
+    flag = value.strip().lower()
+    if flag not in {"true", "false"}:
+        raise InvalidEngineArgsError(f"{field}: must be true or false, not {value!r}")
+    if isinstance(action, argparse.BooleanOptionalAction):
+        return [f"--{name}" if flag == "true" else f"--no-{name}"]
+    return [f"--{name}"] if flag == "true" else []
+
+
 def engine_args(args: ServeArgs, model_path: str) -> AsyncEngineArgs:
-    """vLLM engine arguments from the contract; extra_args are passed by name."""
+    """vLLM engine arguments from the contract; extra_args parsed by vLLM's own parser."""
     engine = args.engine
     lora = args.lora
-    extra: dict[str, Any] = {
-        key.replace("-", "_"): _coerce(value) for key, value in engine.extra_args.items()
-    }
+    extra = parsed_extra_args(engine.extra_args)
     # Compact JSON under response_format (no free whitespace): a model cannot spend its
     # tokens on blank lines inside the grammar and be cut before the object closes.
     extra.setdefault(
@@ -68,18 +172,6 @@ def engine_args(args: ServeArgs, model_path: str) -> AsyncEngineArgs:
         max_lora_rank=cast(Any, lora.max_lora_rank),  # the API allows only vLLM's ranks
         **extra,
     )
-
-
-def _coerce(value: str) -> Any:
-    lowered = value.lower()
-    if lowered in {"true", "false"}:
-        return lowered == "true"
-    for kind in (int, float):
-        try:
-            return kind(value)
-        except ValueError:
-            continue
-    return value
 
 
 class VLLMEngine:
