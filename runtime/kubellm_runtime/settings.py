@@ -66,6 +66,10 @@ class RuntimeSettings(BaseSettings):
     Serve adapters come from the LLMDeployment (spec.adapters) and these routes are not served."""
     download_timeout_s: float = Field(default=60.0, gt=0)
     """Connect and read timeout of each object-store request (a stalled transfer is resumed)."""
+    download_concurrency: int = Field(default=16, ge=1, le=64)
+    """Ranged reads in flight at once while downloading a source (over all its files)."""
+    download_piece_mib: int = Field(default=64, ge=1, le=4096)
+    """Size of each ranged read of a large file (each piece resumes on its own)."""
     download_attempts: int = Field(default=5, ge=1)
     """Attempts per file; each one resumes where the last stopped."""
     download_lock_timeout_s: float = Field(default=3600.0, gt=0)

@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from kubellm_dev import netns, tiny_model
+from kubellm_dev.object_stores import ObjectStores, object_stores
 from kubellm_dev.procs import Managed, Supervisor
 from kubellm_dev.ray_head import RayPorts
-
-from .object_stores import ObjectStores, object_stores
 
 # vLLM-CPU's first start compiles and warms up: ~25 s measured, more on a busy machine.
 ENGINE_READY = 300.0

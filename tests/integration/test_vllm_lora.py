@@ -9,8 +9,9 @@ import httpx
 import openai
 import pytest
 
+from kubellm_dev.object_stores import ObjectStores
+
 from .conftest import ADMIN, RuntimeServer
-from .object_stores import ObjectStores
 
 pytestmark = pytest.mark.integration
 PROMPT = "The capital of France is"

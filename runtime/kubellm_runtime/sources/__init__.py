@@ -12,6 +12,7 @@ from kubellm_runtime.sources.errors import SourceError
 from kubellm_runtime.sources.hub import from_hub
 from kubellm_runtime.sources.local import resolve_local
 from kubellm_runtime.sources.policy import safe, tree_bytes
+from kubellm_runtime.sources.transfer import transfer_options
 
 __all__ = ["SourceError", "resolve"]
 
@@ -41,12 +42,14 @@ def resolve(
     if split.scheme in ("s3", "gs"):
         if not split.netloc:
             raise SourceError(f"{uri}: no bucket named ({split.scheme}://BUCKET/PREFIX)")
-        bucket = bucket_for(split.scheme, split.netloc, settings.download_timeout_s)
+        bucket = bucket_for(
+            split.scheme, split.netloc, settings.download_timeout_s, settings.download_concurrency
+        )
         return fetch_prefix(
             uri,
             bucket,
             settings.model_cache_dir,
-            attempts=settings.download_attempts,
+            options=transfer_options(settings),
             lock_timeout_s=settings.download_lock_timeout_s,
             max_bytes=max_bytes,
         ).path

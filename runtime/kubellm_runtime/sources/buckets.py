@@ -21,11 +21,17 @@ from kubellm_runtime.sources.errors import SourceError
 
 DigestKind = Literal["md5", "crc32c"]
 _CHUNK = 1 << 20
+_CONNECTIONS = 10
 _PLAIN_MD5_ETAG = re.compile(r'^"?([0-9a-f]{32})"?$')
 
 
 class TransientSourceError(SourceError):
-    """A timeout or a dropped connection: worth another attempt from where it stopped."""
+    """A timeout, a dropped connection or a store asking to slow down: worth another attempt
+    from where it stopped (after ``retry_after_s`` when the store said how long)."""
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)
@@ -42,8 +48,8 @@ class Bucket(Protocol):
 
     def list(self, prefix: str) -> list[RemoteObject]: ...
 
-    def fetch(self, key: str, start: int, sink: BinaryIO) -> None:
-        """Write the object's bytes from ``start`` to its end into ``sink``."""
+    def fetch(self, key: str, start: int, sink: BinaryIO, end: int | None = None) -> None:
+        """Write the object's bytes from ``start`` to ``end`` (exclusive; None: its end)."""
 
     def put(self, key: str, path: Path) -> None:
         """Upload the file at ``path`` as the object ``key`` (the trainer's adapter)."""
@@ -55,7 +61,7 @@ class Bucket(Protocol):
 class S3Bucket:
     """An S3 (or S3-compatible) bucket; credentials, region and endpoint from boto3's chain."""
 
-    def __init__(self, name: str, timeout_s: float) -> None:
+    def __init__(self, name: str, timeout_s: float, connections: int = _CONNECTIONS) -> None:
         import boto3  # noqa: PLC0415 - only runtimes that read s3:// load boto3
         from botocore.config import Config  # noqa: PLC0415
 
@@ -63,6 +69,7 @@ class S3Bucket:
             connect_timeout=timeout_s,
             read_timeout=timeout_s,
             retries={"max_attempts": 3, "mode": "standard"},
+            max_pool_connections=connections,  # one per concurrent ranged read
         )
         self.name = name
         self._client: Any = boto3.client("s3", config=config)
@@ -92,11 +99,12 @@ class S3Bucket:
                 digest = ("md5", match.group(1))
         return RemoteObject(key=item["Key"], size=item["Size"], digest=digest)
 
-    def fetch(self, key: str, start: int, sink: BinaryIO) -> None:
+    def fetch(self, key: str, start: int, sink: BinaryIO, end: int | None = None) -> None:
+        last = "" if end is None else str(end - 1)
         with self._errors(key):
-            body = self._client.get_object(Bucket=self.name, Key=key, Range=f"bytes={start}-")[
-                "Body"
-            ]
+            body = self._client.get_object(
+                Bucket=self.name, Key=key, Range=f"bytes={start}-{last}"
+            )["Body"]
             for chunk in body.iter_chunks(_CHUNK):
                 sink.write(chunk)
 
@@ -120,7 +128,8 @@ class S3Bucket:
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
             message = f"{where}: {error.get('Code', 'error')} ({error.get('Message', exc)})"
             if status >= 500 or error.get("Code") in ("SlowDown", "RequestTimeout"):  # noqa: PLR2004
-                raise TransientSourceError(message) from exc
+                headers = exc.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+                raise TransientSourceError(message, retry_after(headers)) from exc
             raise SourceError(message) from exc
         except boto.NoCredentialsError as exc:
             raise SourceError(
@@ -135,15 +144,19 @@ class S3Bucket:
 class GCSBucket:
     """A Google Cloud Storage bucket; default credentials, anonymous where there are none."""
 
-    def __init__(self, name: str, timeout_s: float) -> None:
+    def __init__(self, name: str, timeout_s: float, connections: int = _CONNECTIONS) -> None:
         from google.auth.exceptions import DefaultCredentialsError  # noqa: PLC0415
         from google.cloud import storage  # noqa: PLC0415 - only gs:// runtimes load it
         from google.cloud.storage.retry import DEFAULT_RETRY  # noqa: PLC0415
+        from requests.adapters import HTTPAdapter  # noqa: PLC0415
 
         try:
             client = storage.Client()
         except DefaultCredentialsError:  # public buckets, or an emulator
             client = storage.Client.create_anonymous_client()
+        # One pooled connection per concurrent ranged read (requests keeps 10 by default).
+        for scheme in ("https://", "http://"):
+            client._http.mount(scheme, HTTPAdapter(pool_maxsize=connections))
         self.name = name
         self._bucket: Any = client.bucket(name)
         self._client: Any = client
@@ -169,12 +182,17 @@ class GCSBucket:
             digest = ("crc32c", blob.crc32c)
         return RemoteObject(key=blob.name, size=int(blob.size), digest=digest)
 
-    def fetch(self, key: str, start: int, sink: BinaryIO) -> None:
+    def fetch(self, key: str, start: int, sink: BinaryIO, end: int | None = None) -> None:
         with self._errors(key):
             # No library retry and no library checksum: a ranged read cannot be checked alone,
             # and the cache resumes and verifies the whole file itself.
             self._bucket.blob(key).download_to_file(
-                sink, start=start, checksum=None, retry=None, timeout=self._timeout
+                sink,
+                start=start,
+                end=None if end is None else end - 1,  # the library's end is inclusive
+                checksum=None,
+                retry=None,
+                timeout=self._timeout,
             )
 
     def put(self, key: str, path: Path) -> None:
@@ -196,17 +214,27 @@ class GCSBucket:
         try:
             yield
         except (api.ServerError, api.TooManyRequests) as exc:
-            raise TransientSourceError(f"{where}: {exc.message}") from exc
+            headers = getattr(exc.response, "headers", None) or {}
+            raise TransientSourceError(f"{where}: {exc.message}", retry_after(headers)) from exc
         except api.GoogleAPIError as exc:
             raise SourceError(f"{where}: {getattr(exc, 'message', exc)}") from exc
         except (http.Timeout, http.ConnectionError, http.ChunkedEncodingError) as exc:
             raise TransientSourceError(f"{where}: {type(exc).__name__} ({exc})") from exc
 
 
-def bucket_for(scheme: str, name: str, timeout_s: float) -> Bucket:
-    """The store for ``s3`` or ``gs``."""
+def retry_after(headers: Any) -> float | None:
+    """A Retry-After header in seconds (a date form is treated as absent)."""
+    value = next((v for k, v in dict(headers).items() if k.lower() == "retry-after"), None)
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def bucket_for(scheme: str, name: str, timeout_s: float, connections: int = _CONNECTIONS) -> Bucket:
+    """The store for ``s3`` or ``gs``, with a connection pool of ``connections``."""
     if scheme == "s3":
-        return S3Bucket(name, timeout_s)
+        return S3Bucket(name, timeout_s, connections)
     if scheme == "gs":
-        return GCSBucket(name, timeout_s)
+        return GCSBucket(name, timeout_s, connections)
     raise SourceError(f"{scheme}:// is not an object store")

@@ -8,8 +8,6 @@ share the directory (one node, one hostPath) wait for one download instead of re
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -17,17 +15,16 @@ from pathlib import Path, PurePosixPath
 from typing import TypedDict
 from urllib.parse import urlsplit
 
-import google_crc32c
 import structlog
 from filelock import FileLock, Timeout
 
 from kubellm_runtime.sources.buckets import Bucket, RemoteObject, TransientSourceError
 from kubellm_runtime.sources.errors import SourceError
 from kubellm_runtime.sources.local import checked
+from kubellm_runtime.sources.transfer import TransferOptions, download_all
 
 log = structlog.get_logger(__name__)
 MANIFEST = ".kubellm-manifest.json"
-_READ = 1 << 20
 
 
 class Entry(TypedDict):
@@ -54,7 +51,7 @@ def fetch_prefix(
     bucket: Bucket,
     root: Path,
     *,
-    attempts: int = 5,
+    options: TransferOptions | None = None,
     lock_timeout_s: float = 3600,
     max_bytes: int | None = None,
 ) -> Fetched:
@@ -84,7 +81,7 @@ def fetch_prefix(
             bucket,
             target,
             f"{prefix}/" if prefix else "",
-            attempts=attempts,
+            options=options or TransferOptions(),
             max_bytes=max_bytes,
         )
     finally:
@@ -92,7 +89,13 @@ def fetch_prefix(
 
 
 def _fetch_locked(
-    uri: str, bucket: Bucket, target: Path, prefix: str, *, attempts: int, max_bytes: int | None
+    uri: str,
+    bucket: Bucket,
+    target: Path,
+    prefix: str,
+    *,
+    options: TransferOptions,
+    max_bytes: int | None,
 ) -> Fetched:
     manifest = _read_manifest(target)
     try:
@@ -109,18 +112,24 @@ def _fetch_locked(
         raise SourceError(f"{uri}: {total} bytes, more than the limit of {max_bytes}")
     log.info("fetching model files", uri=uri, files=len(objects), bytes=total, cache=str(target))
     downloaded = reused = 0
+    wanted: list[tuple[RemoteObject, Path]] = []
+    entries: dict[str, Entry] = {}
     for obj in objects:
         name = _relative(uri, obj.key, prefix)
         dest = target / name
-        entry = Entry(size=obj.size, digest=list(obj.digest) if obj.digest else None)
-        if manifest.get(name) == entry and dest.is_file() and dest.stat().st_size == obj.size:
+        entries[obj.key] = Entry(size=obj.size, digest=list(obj.digest) if obj.digest else None)
+        same = manifest.get(name) == entries[obj.key]
+        if same and dest.is_file() and dest.stat().st_size == obj.size:
             reused += obj.size
             continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        downloaded += download(uri, bucket, obj, dest, attempts)
-        manifest[name] = entry
+        wanted.append((obj, dest))
+    for obj, dest, moved in download_all(uri, bucket, wanted, options):
+        downloaded += moved
+        name = str(dest.relative_to(target))
+        manifest[name] = entries[obj.key]
         _write_manifest(target, manifest)
-        log.info("fetched", uri=uri, file=name, bytes=obj.size, done=downloaded + reused, of=total)
+        log.info("fetched", uri=uri, file=name, bytes=obj.size, moved=moved, of=total)
     return Fetched(checked(uri, target), downloaded, reused)
 
 
@@ -131,51 +140,11 @@ def _relative(uri: str, key: str, prefix: str) -> str:
     return str(name)
 
 
-def download(uri: str, bucket: Bucket, obj: RemoteObject, dest: Path, attempts: int) -> int:
-    """Fetch ``obj`` into ``dest`` through ``dest.part``; returns the bytes moved."""
-    part = dest.with_name(dest.name + ".part")
-    moved = 0
-    for attempt in range(1, attempts + 1):
-        start = part.stat().st_size if part.exists() else 0
-        if start > obj.size:
-            part.unlink()
-            start = 0
-        if start:
-            log.info("resuming download", uri=uri, key=obj.key, offset=start, size=obj.size)
-        try:
-            with part.open("ab") as sink:
-                if start < obj.size:
-                    bucket.fetch(obj.key, start, sink)
-        except TransientSourceError as exc:
-            log.warning(
-                "download interrupted", uri=uri, key=obj.key, attempt=attempt, error=str(exc)
-            )
-            continue
-        finally:
-            moved += (part.stat().st_size if part.exists() else 0) - start
-        problem = _verify(part, obj)
-        if problem is None:
-            part.replace(dest)
-            return moved
-        log.warning("downloaded file failed verification", uri=uri, key=obj.key, problem=problem)
-        part.unlink()
-    raise SourceError(f"{uri}: could not download {obj.key} in {attempts} attempts")
-
-
-def _verify(path: Path, obj: RemoteObject) -> str | None:
-    size = path.stat().st_size
-    if size != obj.size:
-        return f"size {size} != {obj.size}"
-    if obj.digest is None:
-        return None
-    kind, expected = obj.digest
-    md5, crc = hashlib.md5(usedforsecurity=False), google_crc32c.Checksum()
-    hasher = md5 if kind == "md5" else crc
-    with path.open("rb") as stream:
-        while block := stream.read(_READ):
-            hasher.update(block)
-    actual = md5.hexdigest() if kind == "md5" else base64.b64encode(crc.digest()).decode()
-    return None if actual == expected else f"{kind} {actual} != {expected}"
+def download(
+    uri: str, bucket: Bucket, obj: RemoteObject, dest: Path, options: TransferOptions
+) -> int:
+    """Fetch one object into ``dest`` (resumable, verified); returns the bytes moved."""
+    return sum(moved for _, _, moved in download_all(uri, bucket, [(obj, dest)], options))
 
 
 def _read_manifest(target: Path) -> Manifest:

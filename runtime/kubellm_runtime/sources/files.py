@@ -14,6 +14,7 @@ from kubellm_runtime.sources.cache import download
 from kubellm_runtime.sources.errors import SourceError
 from kubellm_runtime.sources.local import local_path
 from kubellm_runtime.sources.policy import inside, safe
+from kubellm_runtime.sources.transfer import transfer_options
 
 
 def resolve_file(uri: str, settings: RuntimeSettings) -> Path:
@@ -37,13 +38,15 @@ def _object(uri: str, settings: RuntimeSettings) -> Path:
     key = split.path.lstrip("/")
     if not key or key.endswith("/"):
         raise SourceError(f"{uri}: name an object ({split.scheme}://BUCKET/path/file.jsonl)")
-    bucket = bucket_for(split.scheme, split.netloc, settings.download_timeout_s)
+    bucket = bucket_for(
+        split.scheme, split.netloc, settings.download_timeout_s, settings.download_concurrency
+    )
     matches = [o for o in bucket.list(key) if o.key == key]
     if not matches:
         raise SourceError(f"{uri}: no such object")
     dest = settings.model_cache_dir / split.scheme / split.netloc / PurePosixPath(key)
     dest.parent.mkdir(parents=True, exist_ok=True)
-    download(uri, bucket, matches[0], dest, settings.download_attempts)
+    download(uri, bucket, matches[0], dest, transfer_options(settings))
     return dest
 
 

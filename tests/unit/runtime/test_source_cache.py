@@ -2,55 +2,19 @@
 
 from __future__ import annotations
 
-import hashlib
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import pytest
 
 from kubellm_runtime.sources import SourceError
-from kubellm_runtime.sources.buckets import RemoteObject, TransientSourceError
 from kubellm_runtime.sources.cache import fetch_prefix
+from kubellm_runtime.sources.transfer import TransferOptions
+from tests.unit.runtime.memory_bucket import MemoryBucket
 
 URI = "s3://models/tiny"
 WEIGHTS = bytes(range(256)) * 4096  # 1 MiB
-
-
-@dataclass
-class MemoryBucket:
-    """Objects in a dict; ``cut`` = (key, n) drops that key's connection after n bytes, once."""
-
-    objects: dict[str, bytes]
-    cut: tuple[str, int] | None = None
-    corrupt_once: bool = False
-    unreachable: bool = False
-    served: int = 0
-    fetches: list[tuple[str, int]] = field(default_factory=list)
-
-    def list(self, prefix: str) -> list[RemoteObject]:
-        if self.unreachable:
-            raise TransientSourceError("connection refused")
-        return [
-            RemoteObject(key, len(data), ("md5", hashlib.md5(data).hexdigest()))
-            for key, data in sorted(self.objects.items())
-            if key.startswith(prefix)
-        ]
-
-    def fetch(self, key: str, start: int, sink: BinaryIO) -> None:
-        self.fetches.append((key, start))
-        data = self.objects[key][start:]
-        if self.corrupt_once:
-            self.corrupt_once = False
-            data = bytes(len(data))
-        if self.cut is not None and self.cut[0] == key:
-            sink.write(data[: self.cut[1]])
-            self.served += min(len(data), self.cut[1])
-            self.cut = None
-            raise TransientSourceError("connection reset")
-        sink.write(data)
-        self.served += len(data)
 
 
 def bucket() -> MemoryBucket:
@@ -115,13 +79,13 @@ def test_a_source_that_never_verifies_fails_with_the_reason(tmp_path: Path) -> N
     store.objects["tiny/sub/model.bin"] = WEIGHTS
     original = store.fetch
 
-    def always_corrupt(key: str, start: int, sink: BinaryIO) -> None:
+    def always_corrupt(key: str, start: int, sink: BinaryIO, end: int | None = None) -> None:
         store.corrupt_once = True
-        original(key, start, sink)
+        original(key, start, sink, end)
 
     store.fetch = always_corrupt  # type: ignore[method-assign]
     with pytest.raises(SourceError, match=r"could not download tiny/config.json in 2 attempts"):
-        fetch_prefix(URI, store, tmp_path, attempts=2)
+        fetch_prefix(URI, store, tmp_path, options=TransferOptions(attempts=2))
 
 
 def test_an_unreachable_store_serves_a_complete_cache(tmp_path: Path) -> None:

@@ -13,6 +13,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import boto3
+from gcp_storage_emulator.server import create_server
+from google.cloud import storage
+from moto.server import ThreadedMotoServer
+
 BUCKET = "models"
 
 
@@ -23,9 +28,6 @@ class ObjectStores:
 
     def upload(self, directory: Path, prefix: str) -> None:
         """Copy ``directory`` under ``prefix`` in both stores' ``models`` bucket."""
-        import boto3
-        from google.cloud import storage
-
         s3 = boto3.client("s3", endpoint_url=self.env["AWS_ENDPOINT_URL"])
         gcs = storage.Client.create_anonymous_client().bucket(BUCKET)
         for path in sorted(p for p in directory.rglob("*") if p.is_file()):
@@ -43,10 +45,6 @@ def _free_port() -> int:
 @contextmanager
 def object_stores(environ: MutableMapping[str, str]) -> Iterator[ObjectStores]:
     """Start both servers, create the bucket, and yield the client environment."""
-    import boto3
-    from gcp_storage_emulator.server import create_server
-    from moto.server import ThreadedMotoServer
-
     s3_port, gcs_port = _free_port(), _free_port()
     s3 = ThreadedMotoServer(ip_address="127.0.0.1", port=s3_port, verbose=False)
     gcs = create_server("127.0.0.1", gcs_port, in_memory=True, default_bucket=BUCKET)
