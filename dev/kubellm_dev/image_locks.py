@@ -76,9 +76,12 @@ def requirements(repo: Path, image: Image) -> list[str]:
 
 
 def inputs_digest(repo: Path, image: Image) -> str:
+    """What the resolution depends on: the Dockerfile, the requirements it installs (from
+    pyproject.toml's project table, not its tool settings) and the pins."""
     digest = hashlib.sha256()
-    for name in (image.dockerfile, "pyproject.toml", CONSTRAINTS):
-        digest.update((repo / name).read_bytes())
+    digest.update((repo / image.dockerfile).read_bytes())
+    digest.update("\n".join(requirements(repo, image)).encode())
+    digest.update((repo / CONSTRAINTS).read_bytes())
     return digest.hexdigest()[:16]
 
 
@@ -107,7 +110,7 @@ def render(repo: Path, image: Image, versions: dict[str, str]) -> str:
         f"# {image.dockerfile}'s requirements for CPython 3.11 on manylinux x86_64. The\n"
         "# Dockerfile installs with -c this file. Do not edit; regenerate after changing\n"
         "# the inputs.\n"
-        f"# inputs: {image.dockerfile} pyproject.toml {CONSTRAINTS} "
+        f"# inputs: {image.dockerfile} pyproject.toml[project] {CONSTRAINTS} "
         f"sha256 {inputs_digest(repo, image)}\n"
     )
     return header + "".join(f"{name}=={versions[name]}\n" for name in sorted(versions))

@@ -40,6 +40,16 @@ class OperatorConfig(BaseSettings):
     """Memory of the Ray head pod."""
     shm_size: str = "16Gi"
     """Size of the /dev/shm memory volume of GPU workers (NCCL, vLLM)."""
+    defaults_rollout: Literal["pinned", "paced"] = "pinned"
+    """pinned: a deployment keeps the runtime image, Ray version, head resources and shm size
+    it was built with (an operator upgrade changes no RayService) until its annotation
+    kubellm.io/adopt-defaults asks for the operator's current ones; paced: every deployment
+    moves to them, defaults_rollout_max_in_flight at a time."""
+    defaults_rollout_max_in_flight: int = Field(default=1, ge=1)
+    """Deployments moving to new defaults at once (each a NewCluster upgrade: twice its GPUs
+    for a while); the next starts only when one of them is Ready on the new defaults."""
+    defaults_recheck_s: float = Field(default=10.0, gt=0)
+    """A deployment waiting for a rollout slot looks for a free one this often."""
     cluster_domain: str = "cluster.local"
     """DNS domain of the cluster, for the endpoint URL."""
     watch_namespaces: tuple[str, ...] = ()

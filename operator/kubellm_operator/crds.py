@@ -30,6 +30,12 @@ LLMDEPLOYMENT = ResourceDefinition(
         PrinterColumn("Available", "integer", ".status.readyReplicas", "Ready replicas"),
         PrinterColumn("Pool", "string", ".spec.placement.nodePool", "GPU node pool"),
         PrinterColumn("Endpoint", "string", ".status.endpoint", "OpenAI API base URL"),
+        PrinterColumn(
+            "Defaults",
+            "string",
+            ".status.defaults.state",
+            "Operator defaults: Current, or Outdated/Queued/Upgrading (built with earlier ones)",
+        ),
         PrinterColumn("Age", "date", ".metadata.creationTimestamp", "Age"),
     ),
 )

@@ -77,6 +77,27 @@ class Kube(JobCalls):
     def get_finetunejob(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(names.GROUP, names.VERSION, names.FINETUNEJOB_PLURAL, namespace, name)
 
+    def list_llmdeployments(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        """Every LLMDeployment in ``namespaces`` (empty: all namespaces)."""
+        resource = (names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL)
+        found: list[dict[str, Any]] = []
+        with calling("list llmdeployments", "list llmdeployments"):
+            if not namespaces:
+                listed: Any = self._custom.list_cluster_custom_object(
+                    *resource, _request_timeout=REQUEST_TIMEOUT
+                )
+                return list(listed.get("items", []))
+            for namespace in namespaces:
+                listed = self._custom.list_namespaced_custom_object(
+                    resource[0],
+                    resource[1],
+                    namespace,
+                    resource[2],
+                    _request_timeout=REQUEST_TIMEOUT,
+                )
+                found += listed.get("items", [])
+        return found
+
     def list_pending_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         """The Pending pods among those selected: the only ones that can be unschedulable (the
         API server filters them, so a large healthy deployment costs a small answer)."""

@@ -17,10 +17,11 @@ from typing import Any
 from kubellm_operator import metrics, names
 from kubellm_operator.api.llmdeployment import LLMDeploymentStatus
 from kubellm_operator.config import OperatorConfig
+from kubellm_operator.defaults import ADOPT_ANNOTATION, RolloutSlots
 from kubellm_operator.errors import KubeError
 from kubellm_operator.packed import pack, unpack
 from kubellm_operator.ports import ClusterPort
-from kubellm_operator.service import ObjectRef, Outcome, sync
+from kubellm_operator.service import ObjectRef, Outcome, holds_slot, sync
 from kubellm_operator.status import FAILURES, RECONCILING, STALLED
 
 logger = logging.getLogger(__name__)
@@ -72,14 +73,24 @@ def _object(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp")
+KEPT_ANNOTATIONS = (ADOPT_ANNOTATION,)
+
+
+def _asked(body: Mapping[str, Any]) -> str | None:
+    """The object's adopt-defaults annotation (changing it changes no generation)."""
+    return ((body.get("metadata") or {}).get("annotations") or {}).get(ADOPT_ANNOTATION)
 
 
 def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
     """What a reconcile reads of its object: without managedFields, labels and annotations,
     which would make up most of the memory kept for each object."""
     meta = body.get("metadata") or {}
+    kept = {k: meta[k] for k in KEPT_METADATA if k in meta}
+    annotations = meta.get("annotations") or {}
+    if asked := {k: annotations[k] for k in KEPT_ANNOTATIONS if k in annotations}:
+        kept["annotations"] = asked
     return {
-        "metadata": {k: meta[k] for k in KEPT_METADATA if k in meta},
+        "metadata": kept,
         "spec": body.get("spec") or {},
         "status": body.get("status") or {},
     }
@@ -112,12 +123,28 @@ class Reconciler:
     monotonic: Callable[[], float] = time.monotonic
     last_write: dict[Key, float] = field(default_factory=dict)
     """When each object's status was last written, to pace progress-only writes."""
+    asked: dict[Key, str | None] = field(default_factory=dict)
+    """The adopt-defaults annotation each object's last reconcile saw."""
+    slots: RolloutSlots = field(init=False)
+    """Moves to the operator's current defaults in flight, over all deployments."""
+
+    def __post_init__(self) -> None:
+        self.slots = RolloutSlots(self.config.defaults_rollout_max_in_flight, self._upgrading)
+
+    def _upgrading(self) -> list[Key]:
+        """Deployments whose status says they are moving to new defaults (before a restart)."""
+        found = self.cluster.list_llmdeployments(self.config.watch_namespaces)
+        return [
+            (str(body["metadata"]["namespace"]), str(body["metadata"]["name"]))
+            for body in found
+            if ((body.get("status") or {}).get("defaults") or {}).get("state") == "Upgrading"
+        ]
 
     def is_echo(self, key: Key, body: Mapping[str, Any]) -> bool:
         """The event only shows the status this reconciler wrote for the same generation."""
         generation = int(body.get("metadata", {}).get("generation") or 0)
         written = self.written.get(key)
-        if written is None or written[0] != generation:
+        if written is None or written[0] != generation or _asked(body) != self.asked.get(key):
             return False
         return written[1] == pack(body.get("status") or {})
 
@@ -128,6 +155,8 @@ class Reconciler:
         self.written.pop(key, None)
         self.bodies.pop(key, None)
         self.last_write.pop(key, None)
+        self.asked.pop(key, None)
+        self.slots.release(key)
         self.phases.set(f"{key[0]}/{key[1]}", None)
         self.series.set(f"{key[0]}/{key[1]}", [])
 
@@ -150,7 +179,8 @@ class Reconciler:
         if key in self.written:  # newer than a body handed in with an event (the only writer)
             ref = replace(ref, status=unpack(self.written[key][1]))
         with metrics.reconciling(KIND, "refresh"):
-            outcome = sync(ref, self.cluster, self.config, self.clock())
+            outcome = sync(ref, self.cluster, self.config, self.clock(), self.slots)
+        self.asked[key] = ref.annotations.get(ADOPT_ANNOTATION)
         if outcome.applied:
             metrics.API_WRITES.labels(KIND, "rayservice").inc()
         if outcome.error is not None:
@@ -191,6 +221,8 @@ class Reconciler:
             )
             self._report(parent, ref.status, outcome)
         self.written[key] = (ref.generation, pack(wire))
+        if not holds_slot(outcome.status):  # written: the next deployment may start moving
+            self.slots.release(key)
         return self._again(outcome)
 
     def _again(self, outcome: Outcome) -> bool | float:

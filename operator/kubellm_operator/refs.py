@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Self
 
 
@@ -15,6 +15,7 @@ class ParentRef:
     generation: int
     spec: Mapping[str, Any]
     status: Mapping[str, Any]
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_body(cls, body: Mapping[str, Any]) -> Self:
@@ -26,4 +27,5 @@ class ParentRef:
             generation=int(meta.get("generation") or 0),
             spec=body.get("spec") or {},
             status=body.get("status") or {},
+            annotations=meta.get("annotations") or {},
         )

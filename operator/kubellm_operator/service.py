@@ -1,4 +1,4 @@
-"""Reconcile service: parse → resolve adapters → build → diff → apply → derive status.
+"""Reconcile service: parse → resolve adapters → choose defaults → build → diff → apply → status.
 
 The refresher calls :func:`sync` and writes what it returns. It writes the child only when the built
 manifest differs from what is in the cluster, so resumes and timers cost no writes at rest.
@@ -11,11 +11,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kubellm_operator import names
+from kubellm_operator.adapters import resolve_adapters
 from kubellm_operator.api.common import Condition
-from kubellm_operator.api.llmdeployment import AdapterStatus, LLMDeploymentSpec, LLMDeploymentStatus
+from kubellm_operator.api.llmdeployment import (
+    DefaultsStatus,
+    LLMDeploymentSpec,
+    LLMDeploymentStatus,
+)
 from kubellm_operator.builders.owner import Owner
 from kubellm_operator.builders.rayservice import build_rayservice
-from kubellm_operator.builders.serve_config import ResolvedAdapter, contract_args, replica_config
+from kubellm_operator.builders.serve_config import contract_args, replica_config
 from kubellm_operator.children import (
     DeployedApp,
     PodView,
@@ -25,8 +30,15 @@ from kubellm_operator.children import (
 )
 from kubellm_operator.claims import deployment_claims
 from kubellm_operator.config import OperatorConfig
+from kubellm_operator.defaults import (
+    ADOPT_ANNOTATION,
+    BuildDefaults,
+    Choice,
+    RolloutSlots,
+    choose,
+    recorded_in,
+)
 from kubellm_operator.errors import KubeError
-from kubellm_operator.handoffs import HandOff
 from kubellm_operator.parse import InvalidSpecError, parse_spec
 from kubellm_operator.ports import ClusterPort
 from kubellm_operator.refs import ParentRef
@@ -41,6 +53,13 @@ class ObjectRef(ParentRef):
     def previous_conditions(self) -> tuple[Condition, ...]:
         raw = self.status.get("conditions") or []
         return tuple(Condition.model_validate(c) for c in raw)
+
+    def previous_defaults(self) -> DefaultsStatus | None:
+        raw = self.status.get("defaults")
+        try:
+            return DefaultsStatus.model_validate(raw) if raw else None
+        except ValueError:
+            return None
 
 
 @dataclass(frozen=True)
@@ -57,95 +76,6 @@ class Outcome:
 
     def status_changed(self, current: Mapping[str, Any]) -> bool:
         return self.status.to_wire() != dict(current)
-
-
-def _other_base(
-    spec: LLMDeploymentSpec, job: str, base_uri: str, base_revision: str | None
-) -> str | None:
-    """Why a job's adapter cannot be served here (trained on another model), or None."""
-    if (base_uri, base_revision) == (spec.model.uri, spec.model.revision):
-        return None
-    return (
-        f"FineTuneJob {job} trained on {base_uri}, but this deployment serves "
-        f"{spec.model.uri}: not loaded"
-    )
-
-
-def _handed_off(
-    spec: LLMDeploymentSpec, handoffs: tuple[HandOff, ...], taken: set[str]
-) -> tuple[list[ResolvedAdapter], list[AdapterStatus]]:
-    """FineTuneJobs that name this deployment in deployTo: served once Succeeded, if they
-    were trained on its model and their adapter's name is free."""
-    resolved: list[ResolvedAdapter] = []
-    states: list[AdapterStatus] = []
-    for h in handoffs:
-        if (message := _other_base(spec, h.job, h.base_uri, h.base_revision)) is not None:
-            states.append(AdapterStatus(name=h.adapter_name, state="Failed", message=message))
-        elif h.adapter_name in taken:
-            message = (
-                f"FineTuneJob {h.job}: the name {h.adapter_name} is taken "
-                "(give a new version a new output.adapterName)"
-            )
-            states.append(AdapterStatus(name=h.adapter_name, state="Failed", message=message))
-        elif h.adapter_uri is None:
-            message = f"waiting for FineTuneJob {h.job} (phase {h.phase or 'Pending'})"
-            states.append(AdapterStatus(name=h.adapter_name, state="Pending", message=message))
-        else:
-            resolved.append(ResolvedAdapter(h.adapter_name, h.adapter_uri))
-            states.append(AdapterStatus(name=h.adapter_name, state="Pending", uri=h.adapter_uri))
-        taken.add(h.adapter_name)
-    return resolved, states
-
-
-def resolve_adapters(
-    spec: LLMDeploymentSpec, namespace: str, cluster: ClusterPort, name: str = ""
-) -> tuple[tuple[ResolvedAdapter, ...], tuple[AdapterStatus, ...]]:
-    """Adapters with a known location, and the state of each requested adapter (those the
-    spec lists, then those FineTuneJobs hand off)."""
-    resolved: list[ResolvedAdapter] = []
-    states: list[AdapterStatus] = []
-    for adapter in spec.adapters:
-        if adapter.uri is not None:
-            resolved.append(ResolvedAdapter(adapter.name, adapter.uri))
-            states.append(AdapterStatus(name=adapter.name, state="Pending", uri=adapter.uri))
-            continue
-        job_name = adapter.from_fine_tune_job or ""
-        job = cluster.get_finetunejob(namespace, job_name)
-        job_status = (job or {}).get("status") or {}
-        uri = job_status.get("adapterUri")
-        base = ((job or {}).get("spec") or {}).get("baseModel") or {}
-        refused = job and _other_base(
-            spec, job_name, str(base.get("uri", "")), base.get("revision")
-        )
-        if refused:
-            states.append(AdapterStatus(name=adapter.name, state="Failed", message=refused))
-        elif job is None:
-            states.append(
-                AdapterStatus(
-                    name=adapter.name, state="Pending", message=f"FineTuneJob {job_name} not found"
-                )
-            )
-        elif job_status.get("phase") == "Failed":
-            states.append(
-                AdapterStatus(
-                    name=adapter.name, state="Failed", message=f"FineTuneJob {job_name} failed"
-                )
-            )
-        elif uri:
-            resolved.append(ResolvedAdapter(adapter.name, uri))
-            states.append(AdapterStatus(name=adapter.name, state="Pending", uri=uri))
-        else:
-            phase = job_status.get("phase") or "Pending"
-            states.append(
-                AdapterStatus(
-                    name=adapter.name,
-                    state="Pending",
-                    message=f"waiting for FineTuneJob {job_name} (phase {phase})",
-                )
-            )
-    taken = {a.name for a in spec.adapters} | {spec.model.default_served_name()}
-    extra, extra_states = _handed_off(spec, cluster.list_handoffs(namespace, name), taken)
-    return (*resolved, *extra), (*states, *extra_states)
 
 
 def is_subset(desired: Any, current: Any) -> bool:
@@ -189,12 +119,63 @@ def probe_models(spec: LLMDeploymentSpec, ref: ObjectRef, cluster: ClusterPort) 
     return cluster.served_models(ref.namespace, names.rayservice_name(ref.name), key)
 
 
-def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str) -> Outcome:
+def unlimited() -> RolloutSlots:
+    """Slots for a caller that paces nothing (tests of one object)."""
+    return RolloutSlots(limit=1 << 30, seed=tuple)
+
+
+def choose_defaults(
+    ref: ObjectRef,
+    spec: LLMDeploymentSpec,
+    current: Mapping[str, Any] | None,
+    config: OperatorConfig,
+    slots: RolloutSlots,
+) -> Choice:
+    """What this build takes of the operator's configuration (see defaults.py)."""
+    key = (ref.namespace, ref.name)
+    previous = ref.previous_defaults()
+    return choose(
+        key,
+        recorded_in(current, spec),
+        BuildDefaults.of(config, spec),
+        asked=ref.annotations.get(ADOPT_ANNOTATION),
+        paced=config.defaults_rollout == "paced",
+        was_upgrading=(previous is not None and previous.state == "Upgrading") or slots.holds(key),
+        slots=slots,
+    )
+
+
+def _with_defaults(
+    status: LLMDeploymentStatus, choice: Choice | None, ref: ObjectRef
+) -> LLMDeploymentStatus:
+    """The status with what it is built with (Upgrading ends once Ready on the new ones).
+    Without a choice (an invalid spec, a failed read, a missing claim) the last word is kept.
+    The caller lets the slot go once a status that is not Upgrading is written (so the next
+    deployment's Upgrading is never written before this one's Current)."""
+    if choice is None:
+        return status.model_copy(update={"defaults": ref.previous_defaults()})
+    ready = bool(status.conditions) and status.conditions[0].status == "True"
+    return status.model_copy(update={"defaults": choice.settled(ready).status()})
+
+
+def holds_slot(status: LLMDeploymentStatus) -> bool:
+    return status.defaults is not None and status.defaults.state == "Upgrading"
+
+
+def sync(
+    ref: ObjectRef,
+    cluster: ClusterPort,
+    config: OperatorConfig,
+    now: str,
+    slots: RolloutSlots | None = None,
+) -> Outcome:
     """Bring the RayService in line with the spec (if needed) and derive the status.
 
     An API failure does not escape: it is part of the outcome (and of the status, with the
-    API's message), so the caller writes what is known and retries.
+    API's message), so the caller writes what is known and retries. ``slots`` pace moves to
+    the operator's current defaults over all deployments (None: this object alone).
     """
+    slots = slots if slots is not None else unlimited()
     observed = Observed(
         name=ref.name,
         namespace=ref.namespace,
@@ -207,14 +188,14 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
     try:
         spec = parse_spec(ref.spec)
     except InvalidSpecError as exc:
-        status = derive(replace(observed, invalid=str(exc)))
+        status = _with_defaults(derive(replace(observed, invalid=str(exc))), None, ref)
         return Outcome(status=status, invalid=str(exc), applied=False)
     observed = replace(observed, spec=spec)
     applied = False
+    choice: Choice | None = None
     try:
         resolved, adapter_states = resolve_adapters(spec, ref.namespace, cluster, ref.name)
         observed = replace(observed, adapters=adapter_states)
-        desired = build_rayservice(Owner(ref.name, ref.namespace, ref.uid), spec, config, resolved)
         # An object that has never had a status has never been reconciled: its child is
         # applied straight away (an apply of an existing identical child changes nothing).
         current = (
@@ -222,6 +203,9 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
             if ref.status
             else None
         )
+        choice = choose_defaults(ref, spec, current, config, slots)
+        owner = Owner(ref.name, ref.namespace, ref.uid)
+        desired = build_rayservice(owner, spec, choice.use.applied_to(config), resolved)
         if current is not None:
             observed = replace(observed, rayservice=RayServiceView.parse(current))
         if current is None or not is_subset(desired, current):
@@ -237,7 +221,7 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
                     rayservice=RayServiceView.parse(current) if current else None,
                 )
                 return Outcome(
-                    status=derive(waiting),
+                    status=_with_defaults(derive(waiting), None, ref),
                     invalid=None,
                     applied=False,
                     recheck_s=config.claim_recheck_s,
@@ -263,8 +247,14 @@ def sync(ref: ObjectRef, cluster: ClusterPort, config: OperatorConfig, now: str)
             if resolved and confirmed.ok:
                 observed = replace(observed, listing=probe_models(spec, ref, cluster))
     except KubeError as exc:
-        status = derive(replace(observed, api_error=exc))
+        status = _with_defaults(derive(replace(observed, api_error=exc)), None, ref)
         return Outcome(status=status, invalid=None, applied=applied, error=exc)
+    status = _with_defaults(derive(observed), choice, ref)
+    queued = status.defaults is not None and status.defaults.state == "Queued"
     return Outcome(
-        status=derive(observed), invalid=None, applied=applied, recheck=awaits_head(observed)
+        status=status,
+        invalid=None,
+        applied=applied,
+        recheck=awaits_head(observed),
+        recheck_s=config.defaults_recheck_s if queued else None,
     )

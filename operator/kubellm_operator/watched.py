@@ -141,6 +141,9 @@ class WatchedCluster:
     def list_finetunejobs(self, namespace: str) -> list[dict[str, Any]]:
         return self.api.list_finetunejobs(namespace)
 
+    def list_llmdeployments(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        return self.api.list_llmdeployments(namespaces)
+
     def list_pending_pods(self, namespace: str, selector: str) -> list[dict[str, Any]]:
         parent = selector.removeprefix(f"{names.LABEL_LLMDEPLOYMENT}=")
         return list((self.store.refused.get((namespace, parent)) or {}).values())

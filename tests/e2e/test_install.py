@@ -1,6 +1,7 @@
 """Installing kubellm as users do, on the local cluster: the Helm chart with the real Helm CLI
 (install, an upgrade with the same values that changes nothing, upgrade, rollback, uninstall),
-the plain manifests (a second apply changes nothing), and the operator running the chart's
+the plain manifests (a second apply changes nothing; the operator they describe, as their
+ServiceAccount, serves a deployment), and the operator running the chart's
 exact command line as the chart's ServiceAccount (a TokenRequest token, not admin): its RBAC
 is enough to reconcile both kinds with peering on, and not broader than that."""
 
@@ -81,10 +82,14 @@ def test_the_chart_upgrades_without_changes_rolls_back_and_uninstalls(
     assert "llmdeployments.kubellm.io" in {c.metadata.name for c in crds}  # CRDs stay
 
 
-def test_the_plain_manifests_install_and_a_second_apply_changes_nothing(
-    cluster: E2ECluster,
+def test_the_plain_manifests_install_a_working_operator_and_a_second_apply_changes_nothing(
+    cluster: E2ECluster, namespace: str, kubellm_operator: OperatorProcess
 ) -> None:
+    """`kubectl apply -f crds/ -f manifests/` as a user runs it, then the operator those
+    manifests describe (their command, environment and ServiceAccount) serves a deployment."""
     manifests = str(REPO / "manifests")
+    folder = Path(tempfile.mkdtemp(prefix="kubellm-manifests-operator-"))
+    operator: OperatorProcess | None = None
     try:
         kubectl(cluster, "apply", "-f", manifests)
         again = kubectl(cluster, "apply", "-f", manifests).strip().splitlines()
@@ -95,7 +100,29 @@ def test_the_plain_manifests_install_and_a_second_apply_changes_nothing(
         )
         (container,) = deployment.spec.template.spec.containers
         assert container.command == ["python", "-m", "kubellm_operator"]
+        account = deployment.spec.template.spec.service_account_name
+        operator = OperatorProcess(
+            kubeconfig=account_kubeconfig(cluster, "kubellm-system", account, folder),
+            supervisor=Supervisor(folder / "logs"),
+            metrics_port=CHART_OPERATOR_METRICS,
+            extra_env={**{e.name: e.value for e in container.env}, **local_overrides(cluster)},
+            standalone=False,  # the manifests' command line, peering on
+            name="manifests-operator",
+        )
+        kubellm_operator.kill()  # the session's operator must not reconcile this one
+        operator.start()
+        cluster.custom.create_namespaced_custom_object(
+            GROUP, VERSION, namespace, "llmdeployments", small("plain")
+        )
+        wait_ready(cluster, namespace, "plain")
+        logs = "".join(p.read_text() for p in (folder / "logs").glob("*.log"))
+        assert "Forbidden" not in logs, logs[-4000:]
+        assert "failed unexpectedly" not in logs, logs[-4000:]
     finally:
+        if operator is not None:
+            operator.supervisor.stop_all()
+            if kubellm_operator.managed is None:
+                kubellm_operator.start()
         subprocess.run(
             [
                 str(default_paths().kubectl),

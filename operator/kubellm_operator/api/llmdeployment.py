@@ -315,6 +315,28 @@ class AdapterStatus(ApiModel):
 
 
 Phase = Literal["Pending", "Deploying", "Upgrading", "Ready", "Failed"]
+DefaultsState = Literal["Current", "Outdated", "Queued", "Upgrading"]
+
+
+class DefaultsStatus(ApiModel):
+    """The operator-level defaults (runtime image, Ray version, head resources, shm size) the
+    Ray cluster is built with. An operator upgrade never changes them by itself."""
+
+    state: DefaultsState
+    """Current: the operator's defaults. Outdated: earlier ones, kept until a rollout is asked
+    for (annotation kubellm.io/adopt-defaults=<latestRevision> or latest, or the operator's
+    defaultsRollout paced). Queued: asked for, waiting while other deployments move (at most
+    defaultsRollout.maxInFlight at once). Upgrading: moving to them, until Ready."""
+    revision: str
+    """Digest of the defaults the cluster is built with."""
+    latest_revision: str
+    """Digest of the operator's current defaults (equal to revision when Current)."""
+    runtime_image: str | None = None
+    """The image it runs when the spec names none (unset: the spec's image)."""
+    ray_version: str | None = None
+    """The Ray version when the spec names none (unset: the spec's)."""
+    message: str = ""
+    """What differs, and how to move on."""
 
 
 class LLMDeploymentStatus(ApiModel):
@@ -347,3 +369,6 @@ class LLMDeploymentStatus(ApiModel):
     """Per-adapter state."""
     ray_service_name: str | None = None
     """The RayService this object owns."""
+    defaults: DefaultsStatus | None = None
+    """The operator-level defaults its Ray cluster is built with, and whether they are the
+    operator's current ones."""

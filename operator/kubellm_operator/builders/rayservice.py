@@ -10,6 +10,7 @@ from kubellm_operator.builders.owner import Owner, owner_reference
 from kubellm_operator.builders.raycluster import ray_cluster_config
 from kubellm_operator.builders.serve_config import ResolvedAdapter, serve_config
 from kubellm_operator.config import OperatorConfig
+from kubellm_operator.defaults import BUILD_ANNOTATION, BuildDefaults
 
 
 def build_rayservice(
@@ -26,6 +27,8 @@ def build_rayservice(
             "name": names.rayservice_name(owner.name),
             "namespace": owner.namespace,
             "labels": names.child_labels(owner.name),
+            # What it is built with of the operator's configuration: later builds keep it.
+            "annotations": {BUILD_ANNOTATION: BuildDefaults.of(config, spec).to_annotation()},
             "ownerReferences": [owner_reference(owner)],
         },
         "spec": {

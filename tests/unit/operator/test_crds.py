@@ -73,7 +73,9 @@ def test_scale_subresource_points_at_replicas_and_selector() -> None:
 def test_printer_columns_and_short_name() -> None:
     crd = llmd_crd()
     columns = [c["name"] for c in crd["spec"]["versions"][0]["additionalPrinterColumns"]]
-    assert columns == ["Ready", "Model", "Replicas", "Available", "Pool", "Endpoint", "Age"]
+    assert columns == [
+        *("Ready", "Model", "Replicas", "Available", "Pool", "Endpoint", "Defaults", "Age")
+    ]
     assert crd["spec"]["names"]["shortNames"] == ["llmd"]
 
 

@@ -125,6 +125,14 @@ class MemoryCluster:
         found = self.llmdeployments.get((namespace, name))
         return copy.deepcopy(found) if found else None
 
+    def list_llmdeployments(self, namespaces: tuple[str, ...]) -> list[dict[str, Any]]:
+        self._maybe_fail("list_llmdeployments")
+        return [
+            copy.deepcopy(body)
+            for (ns, _), body in sorted(self.llmdeployments.items())
+            if not namespaces or ns in namespaces
+        ]
+
     def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self._maybe_fail("patch_llmdeployment_status")
         self.writes += 1
