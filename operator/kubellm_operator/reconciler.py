@@ -262,3 +262,9 @@ class Reconciler:
                 metrics.TIME_TO_READY.labels(KIND).observe(
                     (dt.datetime.now(dt.UTC) - created).total_seconds()
                 )
+        defaults = outcome.status.defaults
+        was = (before.get("defaults") or {}).get("state")
+        if defaults is not None and was is not None and defaults.state != was:
+            # Outdated after an operator upgrade, Queued, Upgrading, Current again.
+            message = defaults.message or f"built with the operator's defaults {defaults.revision}"
+            self.post_event(parent, "Normal", f"Defaults{defaults.state}", message)

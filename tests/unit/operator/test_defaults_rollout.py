@@ -40,7 +40,11 @@ class Fleet:
 
     def restart(self, config: OperatorConfig) -> None:
         config = config.model_copy(update={"status_interval_s": 0})
-        self.operator = Reconciler(self.cluster, config, lambda *_: None)
+        self.events: list[tuple[str, str]] = []
+        self.operator = Reconciler(self.cluster, config, self._event)
+
+    def _event(self, obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
+        self.events.append((obj["metadata"]["name"], reason))
 
     def sync(self, name: str) -> bool | float:
         return self.operator(("ns", name), None)
@@ -120,6 +124,8 @@ def test_the_annotation_moves_one_deployment_and_leaves_the_others() -> None:
     assert fleet.state("a") == "Current"
     assert fleet.ready("a")
     assert fleet.status["a"]["defaults"]["revision"] == latest
+    moves = [reason for name, reason in fleet.events if name == "a" and "Defaults" in reason]
+    assert moves == ["DefaultsOutdated", "DefaultsUpgrading", "DefaultsCurrent"]
     for name in ("b", "c"):
         fleet.sync(name)
         assert fleet.image(name) == "kubellm-runtime:0.1.0"
