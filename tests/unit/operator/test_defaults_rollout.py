@@ -210,3 +210,22 @@ def test_an_annotation_change_alone_is_reconciled_not_skipped_as_an_echo() -> No
     run.remember(("ns", "m"), written)
     run(("ns", "m"), None)  # from the remembered body: the annotation is kept
     assert run.asked[("ns", "m")] == "latest"
+
+
+def test_rolling_the_operator_back_moves_a_stuck_deployment_back_and_frees_the_fleet() -> None:
+    fleet = serving_fleet()
+    fleet.restart(PACED)
+    fleet.sync("a")  # moving to 0.2.0, and its new cluster never gets Ready
+    fleet.sync("b")
+    assert fleet.state("b") == "Queued"
+    fleet.restart(OLD.model_copy(update={"defaults_rollout": "paced"}))  # helm rollback
+    fleet.sync("a")
+    assert fleet.image("a") == "kubellm-runtime:0.1.0"  # back, as a rollout of its own
+    assert fleet.state("a") == "Upgrading"
+    fleet.sync("b")
+    assert fleet.state("b") == "Current"  # it never moved
+    assert fleet.image("b") == "kubellm-runtime:0.1.0"
+    fleet.serves("a")
+    fleet.sync("a")
+    assert fleet.state("a") == "Current"
+    assert fleet.ready("a")
