@@ -4,6 +4,7 @@ a time, each only once the one before is Ready on the new defaults."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -84,12 +85,16 @@ def summary(found: Fleet) -> dict[str, tuple[str, bool]]:
     return {name: (state(o), ready(o)) for name, o in sorted(found.items())}
 
 
-def rayservices(cluster: E2ECluster, namespace: str) -> dict[str, tuple[str, str]]:
-    """Each RayService's resourceVersion and head image."""
+def rayservices(cluster: E2ECluster, namespace: str) -> dict[str, tuple[Any, ...]]:
+    """What the operator writes of each RayService: its generation (moves with any change of
+    the spec), its spec and its annotations; and the head image. Not the resourceVersion:
+    KubeRay's own status writes move that."""
     items = cluster.custom.list_namespaced_custom_object("ray.io", "v1", namespace, "rayservices")
     return {
         rs["metadata"]["name"]: (
-            rs["metadata"]["resourceVersion"],
+            rs["metadata"]["generation"],
+            json.dumps(rs["spec"], sort_keys=True),
+            json.dumps(rs["metadata"].get("annotations") or {}, sort_keys=True),
             rs["spec"]["rayClusterConfig"]["headGroupSpec"]["template"]["spec"]["containers"][0][
                 "image"
             ],
@@ -119,7 +124,7 @@ def test_an_operator_upgrade_rolls_nothing_until_asked_then_one_deployment_at_a_
     assert result.returncode == 0, result.stderr
     history(cluster, namespace, all_current_and_ready, READY * 2)
     built = rayservices(cluster, namespace)
-    old_image = next(iter(built.values()))[1]
+    old_image = next(iter(built.values()))[-1]
     assert old_image != NEXT_IMAGE
 
     with upgrades(kubellm_operator) as restart:
@@ -130,7 +135,7 @@ def test_an_operator_upgrade_rolls_nothing_until_asked_then_one_deployment_at_a_
             timeout=READY,
             what="every deployment reported on the old defaults",
         )
-        assert rayservices(cluster, namespace) == built  # not one write to any RayService
+        assert rayservices(cluster, namespace) == built  # no RayService changed
         assert all(ready(o) for o in found.values())  # and still serving
         table = kubectl(cluster, "get", "llmd", "-n", namespace)
         assert table.returncode == 0, table.stderr
@@ -157,4 +162,4 @@ def test_an_operator_upgrade_rolls_nothing_until_asked_then_one_deployment_at_a_
             assert state(snapshot[earlier]) == "Current", summary(snapshot)
             assert ready(snapshot[earlier]), summary(snapshot)
     after = rayservices(cluster, namespace)
-    assert {image for _, image in after.values()} == {NEXT_IMAGE}
+    assert {image for *_, image in after.values()} == {NEXT_IMAGE}
