@@ -24,6 +24,7 @@ from vllm.v1.engine.async_llm import AsyncLLM
 
 from kubellm_runtime.contract import ServeArgs
 from kubellm_runtime.engine import templates
+from kubellm_runtime.engine.amx import allow_amx
 from kubellm_runtime.engine.base import (
     AdapterLoadError,
     Chunk,
@@ -191,6 +192,7 @@ class VLLMEngine:
     @classmethod
     def start(cls, args: ServeArgs, model_path: str) -> VLLMEngine:
         log.info("loading model %s from %s", args.model.served_name, model_path)
+        allow_amx()  # before vLLM forks its engine processes (see amx.py)
         llm = AsyncLLM.from_engine_args(engine_args(args, model_path))
         log.info("model %s loaded", args.model.served_name)
         return cls(llm, args.model.served_name, args.lora.enabled, args.engine.tool_call_parser)
