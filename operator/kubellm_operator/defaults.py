@@ -25,6 +25,7 @@ from typing import Any
 
 from kubellm_operator import names
 from kubellm_operator.api.llmdeployment import DefaultsState, DefaultsStatus, LLMDeploymentSpec
+from kubellm_operator.builders.raycluster import SHM_VOLUME
 from kubellm_operator.config import OperatorConfig
 
 BUILD_ANNOTATION = f"{names.GROUP}/build-defaults"
@@ -114,7 +115,7 @@ def _from_fields(rayservice: Mapping[str, Any], spec: LLMDeploymentSpec) -> Buil
         cluster = rayservice["spec"]["rayClusterConfig"]
         pod = cluster["headGroupSpec"]["template"]["spec"]
         head = pod["containers"][0]
-        shm = next(v for v in pod["volumes"] if v["name"] == "dshm")
+        shm = next(v for v in pod["volumes"] if v["name"] == SHM_VOLUME)
         return BuildDefaults(
             runtime_image=None if spec.image else str(head["image"]),
             ray_version=None if spec.ray_version else str(cluster["rayVersion"]),
