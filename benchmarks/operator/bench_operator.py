@@ -4,16 +4,23 @@ Run by hand, inside a loopback-only namespace (it starts its own cluster and ope
 
     .venv/bin/kubellm-dev netns -- .venv/bin/python benchmarks/operator/bench_operator.py
 
-It prints a table; docs/benchmarks.md records the figures with the machine they ran on.
+The latency run alternates its objects between the operator and floor_controller.py (one
+watch event in, one apply out: the least any controller can do on this API server), so the
+operator's create→RayService is measured beside its floor. It prints a table;
+docs/benchmarks.md records the figures with the machine they ran on.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import re
 import ssl
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 import urllib.request
@@ -31,10 +38,16 @@ from kubellm_dev.waiting import wait_for
 
 GROUP, VERSION, PLURAL = "kubellm.io", "v1alpha1", "llmdeployments"
 NAMESPACE = "bench"
+FLOOR_NAMESPACE = "bench-floor"  # floor_controller.py's objects; the operator does not watch it
+FLOOR = Path(__file__).with_name("floor_controller.py")
 # CPU-only replicas with tiny requests, so 1,000 RayServices (2,000 pods) fit the fake nodes:
 # the benchmark measures the operator, not GPU capacity.
 POOLS = (Pool(name="bench", nodes=25, cpu="1000", memory="4Ti", pods=110),)
-OPERATOR_ENV = {"KUBELLM_HEAD_CPU": "10m", "KUBELLM_HEAD_MEMORY": "64Mi"}
+OPERATOR_ENV = {
+    "KUBELLM_HEAD_CPU": "10m",
+    "KUBELLM_HEAD_MEMORY": "64Mi",
+    "KUBELLM_WATCH_NAMESPACES": json.dumps([NAMESPACE]),
+}
 WRITE_VERBS = {"POST", "PUT", "PATCH", "APPLY", "DELETE"}
 
 
@@ -122,7 +135,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 class RayServiceWatch(threading.Thread):
-    """Records when each RayService first appears (ADDED), on this process's monotonic clock."""
+    """Records when each RayService first appears (ADDED), on this process's monotonic clock,
+    by ``namespace/name``."""
 
     def __init__(self, api: client.ApiClient) -> None:
         super().__init__(daemon=True)
@@ -133,12 +147,13 @@ class RayServiceWatch(threading.Thread):
     def run(self) -> None:
         custom = client.CustomObjectsApi(self.api)
         stream = watch.Watch().stream(
-            custom.list_namespaced_custom_object, "ray.io", "v1", NAMESPACE, "rayservices"
+            custom.list_cluster_custom_object, "ray.io", "v1", "rayservices"
         )
         self.ready.set()
         try:
             for event in stream:
-                self.seen.setdefault(event["object"]["metadata"]["name"], time.monotonic())
+                meta = event["object"]["metadata"]
+                self.seen.setdefault(f"{meta['namespace']}/{meta['name']}", time.monotonic())
         except (urllib3.exceptions.HTTPError, OSError):
             return  # the cluster went away at the end of the run
 
@@ -199,35 +214,87 @@ def ready(custom: client.CustomObjectsApi) -> int:
     return sum(1 for o in items if (o.get("status") or {}).get("phase") == "Ready")
 
 
+def create_and_wait(
+    custom: client.CustomObjectsApi, watcher: RayServiceWatch, namespace: str, name: str
+) -> tuple[float, float]:
+    """Create one LLMDeployment; (ms of the create call, ms until its RayService appears)."""
+    started = time.monotonic()
+    custom.create_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, llmd(name))
+    call = (time.monotonic() - started) * 1000
+    wait_for(
+        lambda: f"{namespace}/{name}" in watcher.seen,
+        bool,
+        timeout=60,
+        what=f"RayService {namespace}/{name}",
+        interval=0.005,
+    )
+    return call, (watcher.seen[f"{namespace}/{name}"] - started) * 1000
+
+
+def start_floor(
+    custom: client.CustomObjectsApi, kubeconfig: Path, template_of: str, workdir: Path
+) -> subprocess.Popen[bytes]:
+    """floor_controller.py, with kubellm's RayService for ``template_of`` as its template."""
+    child = custom.get_namespaced_custom_object(
+        "ray.io", "v1", NAMESPACE, "rayservices", template_of
+    )
+    template = workdir / "rayservice.json"
+    template.write_text(json.dumps({k: child[k] for k in ("apiVersion", "kind", "spec")}))
+    argv = [sys.executable, str(FLOOR), str(kubeconfig), FLOOR_NAMESPACE, str(template)]
+    return subprocess.Popen(argv, stdin=subprocess.DEVNULL)
+
+
 def measure_latency(
     custom: client.CustomObjectsApi,
     watcher: RayServiceWatch,
     count: int,
     operator: OperatorProcess,
-) -> tuple[list[float], list[tuple[str, str]]]:
-    """Create objects one at a time (no queueing behind others); ms until each child appears,
-    and the operator's accounting of that run."""
+    kubeconfig: Path,
+) -> tuple[dict[str, list[float]], list[tuple[str, str]]]:
+    """Create objects one at a time (no queueing behind others), alternating between kubellm's
+    namespace and the floor controller's; ms until each child appears, per contender, and the
+    operator's accounting of that run."""
     metrics_start = operator.metrics()
-    created: dict[str, float] = {}
     calls: list[float] = []  # the benchmark's own create calls: the API server's write path
-    for i in range(count):
-        name = f"lat-{i:04d}"
-        created[name] = time.monotonic()
-        custom.create_namespaced_custom_object(GROUP, VERSION, NAMESPACE, PLURAL, llmd(name))
-        calls.append((time.monotonic() - created[name]) * 1000)
-        wait_for(
-            lambda n=name: n in watcher.seen,  # type: ignore[misc]
-            bool,
-            timeout=60,
-            what=f"RayService {name}",
-            interval=0.005,
-        )
+    latencies: dict[str, list[float]] = {"kubellm": [], "floor": []}
+    with tempfile.TemporaryDirectory() as workdir:
+        call, took = create_and_wait(custom, watcher, NAMESPACE, "lat-0000")
+        calls.append(call)
+        latencies["kubellm"].append(took)
+        floor = start_floor(custom, kubeconfig, "lat-0000", Path(workdir))
+        try:
+            create_and_wait(custom, watcher, FLOOR_NAMESPACE, "floor-warm-up")  # not counted
+            for i in range(1, count):
+                for contender, namespace, name in (
+                    ("floor", FLOOR_NAMESPACE, f"floor-{i:04d}"),
+                    ("kubellm", NAMESPACE, f"lat-{i:04d}"),
+                ):
+                    call, took = create_and_wait(custom, watcher, namespace, name)
+                    calls.append(call)
+                    latencies[contender].append(took)
+        finally:
+            floor.terminate()
+            floor.wait(timeout=30)
     spent = [
         ("latency run: the benchmark's own create call p50 (ms)", f"{percentile(calls, 0.5):.0f}"),
         ("latency run: the benchmark's own create call p99 (ms)", f"{percentile(calls, 0.99):.0f}"),
         *where_time_goes(operator.metrics(), metrics_start, "latency run: "),
     ]
-    return [(watcher.seen[n] - t) * 1000 for n, t in created.items()], spent
+    return latencies, spent
+
+
+def remove_floor(custom: client.CustomObjectsApi) -> None:
+    """The floor's objects go before the burst, which then runs on kubellm's objects alone."""
+    custom.delete_collection_namespaced_custom_object(GROUP, VERSION, FLOOR_NAMESPACE, PLURAL)
+    wait_for(
+        lambda: custom.list_namespaced_custom_object(
+            "ray.io", "v1", FLOOR_NAMESPACE, "rayservices"
+        )["items"],
+        lambda items: not items,
+        timeout=600,
+        what="the floor's RayServices to be gone",
+        interval=2,
+    )
 
 
 def idle_writes_per_minute(cluster: LocalCluster, seconds: int) -> float:
@@ -277,7 +344,10 @@ def measure_burst(
     reconciles = operator_counter(metrics_after, "kubellm_reconcile_total")  # the whole run
     # Writes by the operator over the whole run (the latency run's objects progress during the
     # burst too): LLMDeployment status patches and RayService applies, minus the creates.
-    ours = sum(writes_after.values()) - sum(writes_before.values()) - args.total_objects
+    # The floor controller's objects: the benchmark's creates of them and the floor's applies
+    # are not the operator's either (their removal is one DELETECOLLECTION, not counted).
+    floor = 2 * args.latency_objects
+    ours = sum(writes_after.values()) - sum(writes_before.values()) - args.total_objects - floor
     results = [
         (f"{burst} created in (s)", f"{created_at:.1f}"),
         (f"{args.total_objects} converged: child + status (s)", f"{converge_s:.1f}"),
@@ -317,7 +387,8 @@ def main() -> None:
         pid = operator.start().pid
         api = config.new_client_from_config(config_file=str(cluster.kubeconfig))
         core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
-        core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=NAMESPACE)))
+        for namespace in (NAMESPACE, FLOOR_NAMESPACE):
+            core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=namespace)))
         watcher = RayServiceWatch(api)
         watcher.start()
         statuses = StatusWatch(api)
@@ -325,14 +396,18 @@ def main() -> None:
         watcher.ready.wait(10)
 
         writes = apiserver_writes(cluster)  # writes per object count the whole run
-        latencies, spent = measure_latency(custom, watcher, args.latency_objects, operator)
-        results += [
-            ("create→RayService p50 (ms)", f"{percentile(latencies, 0.50):.0f}"),
-            ("create→RayService p99 (ms)", f"{percentile(latencies, 0.99):.0f}"),
-            ("create→RayService max (ms)", f"{max(latencies):.0f}"),
-            ("objects in the latency run", str(len(latencies))),
-            *spent,
-        ]
+        latencies, spent = measure_latency(
+            custom, watcher, args.latency_objects, operator, cluster.kubeconfig
+        )
+        for contender, values in latencies.items():
+            results += [
+                (f"{contender}: create→RayService p50 (ms)", f"{percentile(values, 0.50):.0f}"),
+                (f"{contender}: create→RayService p99 (ms)", f"{percentile(values, 0.99):.0f}"),
+                (f"{contender}: create→RayService max (ms)", f"{max(values):.0f}"),
+                (f"{contender}: objects in the latency run", str(len(values))),
+            ]
+        results += spent
+        remove_floor(custom)
 
         results += measure_burst(
             cluster, custom, operator, statuses=statuses, args=args, pid=pid, writes_before=writes

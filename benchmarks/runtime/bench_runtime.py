@@ -188,6 +188,14 @@ def round_fake(model: Path, logs: Path, args: argparse.Namespace) -> dict[str, A
     port = free_port()
     with server("fake", kubellm(model, port, "fake"), port, "/ready", logs, env={}):
         results["kubellm"] = asyncio.run(over_http(port, args))
+    if "kubellm_serve" in args.paths:  # the same application behind Ray Serve's proxy
+        spec = serve_path.spec_for(model, NAME, {})
+        env = ENV | parse_env(args.serve_env)
+        with serve_path.ray_serve(spec, logs, env=env, fake=True) as serve_port:
+            results["kubellm_serve"] = asyncio.run(over_http(serve_port, args))
+        wait_quiet()
+    if args.fake_ceiling_only:
+        return results
     # 2,000 connections at once against 256 admitted (default max_inflight): 50-token streams
     # at 20 ms a token, so admitted ones are still running while the rest arrive.
     port = free_port()
@@ -330,6 +338,11 @@ def main() -> None:
     parser.add_argument("--throughput-tokens", type=int, default=32)
     parser.add_argument("--streams", type=int, default=1000, help="open streams for memory")
     parser.add_argument("--rounds", nargs="*", default=["fake", "vllm"])
+    parser.add_argument(
+        "--fake-ceiling-only",
+        action="store_true",
+        help="fake round: latency and throughput only (no flood, no memory run)",
+    )
     parser.add_argument("--floods", nargs="*", type=int, default=list(FLOODS))
     parser.add_argument("--paths", nargs="*", choices=PATHS, default=list(PATHS))
     parser.add_argument(

@@ -32,8 +32,19 @@ def spec_for(model: Path, served_name: str, engine_args: dict[str, str], **extra
     )
 
 
+FAKE_APP = "fake_serve_app:build_app"
+"""kubellm's Serve application on the zero-cost engine (``fake_serve_app.py``, beside this)."""
+
+
 @contextmanager
-def ray_serve(spec: Any, logs: Path, env: dict[str, str] | None = None) -> Iterator[int]:
-    """A Ray head with the operator's serve config for ``spec`` RUNNING; yields the proxy port."""
-    with local_serve(spec, logs, env) as serve:
+def ray_serve(
+    spec: Any, logs: Path, env: dict[str, str] | None = None, *, fake: bool = False
+) -> Iterator[int]:
+    """A Ray head with the operator's serve config for ``spec`` RUNNING; yields the proxy port.
+    ``fake`` runs the same application on the zero-cost engine: the Serve path's own ceiling."""
+    env = dict(env or {})
+    if fake:  # every Ray worker imports the benchmark's application from here
+        here = str(Path(__file__).parent)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (here, env.get("PYTHONPATH")) if p)
+    with local_serve(spec, logs, env, import_path=FAKE_APP if fake else None) as serve:
         yield int(serve.proxy.rsplit(":", 1)[1])

@@ -63,11 +63,17 @@ class LocalServe:
         return dict((self.details().get("applications") or {}).get("llm") or {})
 
     def deploy(
-        self, spec: LLMDeploymentSpec, adapters: tuple[ResolvedAdapter, ...] = ()
+        self,
+        spec: LLMDeploymentSpec,
+        adapters: tuple[ResolvedAdapter, ...] = (),
+        import_path: str | None = None,
     ) -> dict[str, Any]:
         """PUT the operator's serve config for ``spec``, as KubeRay does on a spec change;
-        returns the model deployment's config as written."""
+        returns the model deployment's config as written. ``import_path`` replaces the
+        application's (a benchmark's variant of the kubellm application)."""
         config = yaml.safe_load(serve_config(spec, adapters, OperatorConfig()))
+        if import_path is not None:
+            config["applications"][0]["import_path"] = import_path
         # The operator's config leaves Serve's proxy on its default port (KubeRay's serve
         # Service targets it); here it goes where this head's ports say.
         port = int(self.proxy.rsplit(":", 1)[1])
@@ -120,8 +126,10 @@ def local_serve(
     logs: Path,
     env: dict[str, str] | None = None,
     ports: RayPorts | None = None,
+    import_path: str | None = None,
 ) -> Iterator[LocalServe]:
-    """A Ray head with the operator's serve config for ``spec`` RUNNING."""
+    """A Ray head with the operator's serve config for ``spec`` RUNNING (the application at
+    ``import_path`` instead of kubellm's, when given)."""
     ports = ports or RayPorts()
     supervisor = Supervisor(logs)
     temp = Path(tempfile.gettempdir()) / "kubellm-local-serve"
@@ -132,7 +140,7 @@ def local_serve(
             f"http://127.0.0.1:{ports.serve}",
             f"127.0.0.1:{ports.metrics}",
         )
-        serve.deploy(spec)
+        serve.deploy(spec, import_path=import_path)
         serve.wait_running()
         yield serve
         serve.delete()

@@ -15,6 +15,7 @@ import kopf
 
 from kubellm_operator import handlers  # noqa: F401 - registers the handlers with Kopf
 from kubellm_operator.config import OperatorConfig, load_config
+from kubellm_operator.memory import limit_malloc_arenas
 
 MAX_PRIORITY = 1_000_000
 
@@ -28,6 +29,7 @@ def priority(config: OperatorConfig, pod: str) -> int:
 
 
 def main(argv: list[str]) -> None:
+    limit_malloc_arenas()  # before Kopf starts any thread
     config = load_config()
     kopf.configure(
         log_format=kopf.LogFormat.JSON if config.log_format == "json" else kopf.LogFormat.PLAIN,
