@@ -94,7 +94,10 @@ def test_sigterm_drains_in_flight_requests_and_refuses_new_ones(
         def refused() -> bool:
             try:
                 httpx.get(f"{server.base_url}/health", timeout=1, trust_env=False)
-            except httpx.ConnectError:
+            # Refused at connect, or accepted into the listen backlog just before uvicorn
+            # closed its socket and then reset by the kernel with no response: either way the
+            # request was not served (the lines below prove the server itself still runs).
+            except (httpx.ConnectError, httpx.RemoteProtocolError):
                 return True
             return False
 
