@@ -76,7 +76,7 @@ class JobReconciler:
                 logger.warning("FineTuneJob %s/%s: status not written: %s", namespace, name, exc)
                 return False
             metrics.API_WRITES.labels(KIND, "status").inc()
-            self._report(job, ref.status, outcome.status.phase, outcome.status.message)
+            self._report(ref, outcome.status.phase, outcome.status.message)
             # What was written is the body now (its event follows); the trainer's fields stay.
             self.bodies[key] = {
                 **trimmed(job),
@@ -86,11 +86,9 @@ class JobReconciler:
             return False
         return outcome.recheck_s if outcome.recheck_s is not None else True
 
-    def _report(
-        self, job: Mapping[str, Any], before: Mapping[str, Any], phase: Any, message: str
-    ) -> None:
-        if before.get("phase") == phase or phase is None:
+    def _report(self, ref: JobRef, phase: Any, message: str) -> None:
+        if ref.status.get("phase") == phase or phase is None:
             return
         kind = "Warning" if phase in WARNING_PHASES else "Normal"
-        self.post_event(job, kind, str(phase), message)
-        logger.info("FineTuneJob %s: %s (%s)", job["metadata"]["name"], phase, message)
+        self.post_event(ref, kind, str(phase), message)
+        logger.info("FineTuneJob %s: %s (%s)", ref.name, phase, message)

@@ -18,7 +18,6 @@ from typing import Any
 
 from kubellm_operator import names
 from kubellm_operator.api.finetunejob import FineTuneJobSpec, FineTuneJobStatus
-from kubellm_operator.builders.owner import Owner
 from kubellm_operator.builders.rayjob import build_rayjob
 from kubellm_operator.builders.trainer_identity import build_trainer_identity
 from kubellm_operator.claims import job_claims
@@ -40,10 +39,6 @@ from kubellm_operator.refs import ParentRef
 @dataclass(frozen=True)
 class JobRef(ParentRef):
     """The FineTuneJob being reconciled, as read from its body."""
-
-    @property
-    def owner(self) -> Owner:
-        return Owner(self.name, self.namespace, self.uid, names.FINETUNEJOB_KIND)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -27,6 +26,7 @@ from kubellm_operator.kube_calls import (
 )
 from kubellm_operator.kube_jobs import JobCalls
 from kubellm_operator.rayhead import RayHead
+from kubellm_operator.refs import ParentRef
 
 logger = logging.getLogger(__name__)
 
@@ -155,23 +155,18 @@ class Kube(JobCalls):
             status=True,
         )
 
-    def post_event(self, obj: Mapping[str, Any], type_: str, reason: str, message: str) -> None:
+    def post_event(self, ref: ParentRef, type_: str, reason: str, message: str) -> None:
         """A Kubernetes Event on the object, handed to the poster (a reconcile never waits)."""
-        self.events.post(event_body(obj, type_, reason, message))
+        self.events.post(event_body(ref, type_, reason, message))
 
 
-def event_body(obj: Mapping[str, Any], type_: str, reason: str, message: str) -> dict[str, Any]:
-    meta = obj["metadata"]
+def event_body(ref: ParentRef, type_: str, reason: str, message: str) -> dict[str, Any]:
+    """The Event about ``ref``: its involvedObject names the object's own kind and uid, so
+    `kubectl describe` of that object lists it."""
     now = dt.datetime.now(dt.UTC)
     return {
-        "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-        "involvedObject": {
-            "apiVersion": obj.get("apiVersion", names.API_VERSION),
-            "kind": obj.get("kind", names.LLMDEPLOYMENT_KIND),
-            "name": meta["name"],
-            "namespace": meta["namespace"],
-            "uid": meta.get("uid"),
-        },
+        "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
+        "involvedObject": ref.involved,
         "type": type_,
         "reason": reason,
         "message": message[:1024],

@@ -21,6 +21,7 @@ from kubellm_operator.defaults import ADOPT_ANNOTATION, RolloutSlots
 from kubellm_operator.errors import KubeError
 from kubellm_operator.packed import pack, unpack
 from kubellm_operator.ports import ClusterPort
+from kubellm_operator.refs import ParentRef
 from kubellm_operator.service import ObjectRef, Outcome, holds_slot, sync
 from kubellm_operator.status import FAILURES, RECONCILING, STALLED
 
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 KIND = names.LLMDEPLOYMENT_KIND
 Key = tuple[str, str]
 """(namespace, name) of an LLMDeployment."""
-PostEvent = Callable[[Mapping[str, Any], str, str, str], None]
+PostEvent = Callable[[ParentRef, str, str, str], None]
 """(object, type, reason, message): a Kubernetes Event on the object."""
 STATUS_FIELDS = tuple(f.alias or n for n, f in LLMDeploymentStatus.model_fields.items())
 # Reconciling and Stalled restate Ready for kstatus; an Event for them would say it twice.
@@ -59,17 +60,9 @@ def transition(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     return key(before) != key(after)
 
 
-def _object(body: Mapping[str, Any]) -> dict[str, Any]:
+def _object(ref: ParentRef) -> dict[str, Any]:
     """Log context naming the object (Kopf's JSON formatter writes it as "object")."""
-    meta = body.get("metadata") or {}
-    ref = {
-        "apiVersion": body.get("apiVersion", names.API_VERSION),
-        "kind": body.get("kind", KIND),
-        "name": meta.get("name"),
-        "namespace": meta.get("namespace"),
-        "uid": meta.get("uid"),
-    }
-    return {"k8s_ref": ref}
+    return {"k8s_ref": ref.involved}
 
 
 KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp")
@@ -83,13 +76,16 @@ def _asked(body: Mapping[str, Any]) -> str | None:
 
 def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
     """What a reconcile reads of its object: without managedFields, labels and annotations,
-    which would make up most of the memory kept for each object."""
+    which would make up most of the memory kept for each object. Its apiVersion and kind
+    stay: the Events and log lines about it name them."""
     meta = body.get("metadata") or {}
     kept = {k: meta[k] for k in KEPT_METADATA if k in meta}
     annotations = meta.get("annotations") or {}
     if asked := {k: annotations[k] for k in KEPT_ANNOTATIONS if k in annotations}:
         kept["annotations"] = asked
     return {
+        "apiVersion": body["apiVersion"],
+        "kind": body["kind"],
         "metadata": kept,
         "spec": body.get("spec") or {},
         "status": body.get("status") or {},
@@ -185,7 +181,7 @@ class Reconciler:
             metrics.API_WRITES.labels(KIND, "rayservice").inc()
         if outcome.error is not None:
             metrics.RECONCILE_ERRORS.labels(KIND, outcome.error.reason).inc()
-            logger.warning("reconcile failed, will retry: %s", outcome.error, extra=_object(parent))
+            logger.warning("reconcile failed, will retry: %s", outcome.error, extra=_object(ref))
         self.phases.set(f"{namespace}/{name}", outcome.status.phase)
         ready = next((c for c in outcome.status.conditions if c.type == "Ready"), None)
         self.series.set(
@@ -206,7 +202,7 @@ class Reconciler:
                     namespace, name, status_patch(outcome.status)
                 )
             except KubeError as exc:
-                logger.warning("status not written, will retry: %s", exc, extra=_object(parent))
+                logger.warning("status not written, will retry: %s", exc, extra=_object(ref))
                 return False
             metrics.API_WRITES.labels(KIND, "status").inc()
             self.last_write[key] = self.monotonic()
@@ -217,9 +213,9 @@ class Reconciler:
                 ready.type,
                 ready.status,
                 ready.reason,
-                extra=_object(parent),
+                extra=_object(ref),
             )
-            self._report(parent, ref.status, outcome)
+            self._report(ref, parent, outcome)
         self.written[key] = (ref.generation, pack(wire))
         if not holds_slot(outcome.status):  # written: the next deployment may start moving
             self.slots.release(key)
@@ -242,10 +238,9 @@ class Reconciler:
             return 0.0
         return max(0.0, last + self.config.status_interval_s - self.monotonic())
 
-    def _report(
-        self, parent: Mapping[str, Any], before: Mapping[str, Any], outcome: Outcome
-    ) -> None:
+    def _report(self, ref: ObjectRef, parent: Mapping[str, Any], outcome: Outcome) -> None:
         """Events for changed conditions; time to Ready."""
+        before = ref.status
         old = {c.get("type"): c for c in before.get("conditions") or []}
         for cond in outcome.status.conditions:
             prev = old.get(cond.type) or {}
@@ -256,7 +251,7 @@ class Reconciler:
                 continue
             warning = cond.status == "False" and cond.reason in ALERTS
             kind = "Warning" if warning else "Normal"
-            self.post_event(parent, kind, cond.reason, f"{cond.type}: {cond.message}")
+            self.post_event(ref, kind, cond.reason, f"{cond.type}: {cond.message}")
             if cond.type == "Ready" and cond.status == "True" and prev.get("status") != "True":
                 created = dt.datetime.fromisoformat(parent["metadata"]["creationTimestamp"])
                 metrics.TIME_TO_READY.labels(KIND).observe(
@@ -267,4 +262,4 @@ class Reconciler:
         if defaults is not None and was is not None and defaults.state != was:
             # Outdated after an operator upgrade, Queued, Upgrading, Current again.
             message = defaults.message or f"built with the operator's defaults {defaults.revision}"
-            self.post_event(parent, "Normal", f"Defaults{defaults.state}", message)
+            self.post_event(ref, "Normal", f"Defaults{defaults.state}", message)

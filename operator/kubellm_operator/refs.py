@@ -1,4 +1,8 @@
-"""The object being reconciled, as read from its body (either kind)."""
+"""The object being reconciled, as read from its body (either kind).
+
+Its kind and apiVersion come from the body itself, never from a default: whatever is posted or
+built for it (Events, owner references, log context) names the object it is really about.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from kubellm_operator.builders.owner import Owner
+
 
 @dataclass(frozen=True)
 class ParentRef:
+    api_version: str
+    kind: str
     name: str
     namespace: str
     uid: str
@@ -21,6 +29,8 @@ class ParentRef:
     def from_body(cls, body: Mapping[str, Any]) -> Self:
         meta = body["metadata"]
         return cls(
+            api_version=body["apiVersion"],
+            kind=body["kind"],
             name=meta["name"],
             namespace=meta["namespace"],
             uid=meta["uid"],
@@ -29,3 +39,19 @@ class ParentRef:
             status=body.get("status") or {},
             annotations=meta.get("annotations") or {},
         )
+
+    @property
+    def owner(self) -> Owner:
+        """The object as the owner of the children built for it."""
+        return Owner(self.name, self.namespace, self.uid, self.kind)
+
+    @property
+    def involved(self) -> dict[str, Any]:
+        """The object as an Event's involvedObject (what `kubectl describe` selects on)."""
+        return {
+            "apiVersion": self.api_version,
+            "kind": self.kind,
+            "name": self.name,
+            "namespace": self.namespace,
+            "uid": self.uid,
+        }

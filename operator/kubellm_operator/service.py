@@ -18,7 +18,6 @@ from kubellm_operator.api.llmdeployment import (
     LLMDeploymentSpec,
     LLMDeploymentStatus,
 )
-from kubellm_operator.builders.owner import Owner
 from kubellm_operator.builders.rayservice import build_rayservice
 from kubellm_operator.builders.serve_config import contract_args, replica_config
 from kubellm_operator.children import (
@@ -204,8 +203,7 @@ def sync(
             else None
         )
         choice = choose_defaults(ref, spec, current, config, slots)
-        owner = Owner(ref.name, ref.namespace, ref.uid)
-        desired = build_rayservice(owner, spec, choice.use.applied_to(config), resolved)
+        desired = build_rayservice(ref.owner, spec, choice.use.applied_to(config), resolved)
         if current is not None:
             observed = replace(observed, rayservice=RayServiceView.parse(current))
         if current is None or not is_subset(desired, current):

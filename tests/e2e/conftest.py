@@ -9,6 +9,7 @@ With KUBELLM_REQUIRE_E2E=1 (set by `make test` and CI) missing prerequisites fai
 from __future__ import annotations
 
 import os
+import subprocess
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -81,6 +82,27 @@ class E2ECluster:
                 namespace, field_selector=f"involvedObject.name={name}"
             ).items
         )
+
+    def described_events(self, namespace: str, resource: str, name: str) -> list[str]:
+        """The reasons of the Events `kubectl describe <resource> <name>` shows, oldest first:
+        kubectl selects them by the object's kind, name, namespace and uid."""
+        kubectl = [str(default_paths().kubectl), f"--kubeconfig={self.kubeconfig}"]
+        described = subprocess.run(
+            [*kubectl, "describe", "-n", namespace, resource, name],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        _, found, table = described.partition("\nEvents:")
+        assert found, described
+        if table.strip().startswith("<none>"):
+            return []
+        reasons = []
+        for line in table.splitlines()[3:]:  # after the header and its rule
+            if not line.startswith(" "):
+                break
+            reasons.append(line.split()[1])
+        return reasons
 
     @property
     def bridge(self) -> BridgeClient:

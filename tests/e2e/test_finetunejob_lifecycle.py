@@ -126,6 +126,15 @@ def test_suspend_frees_the_workers_and_resume_continues_from_the_last_checkpoint
     adapter = Path(done["adapterUri"].removeprefix("file://"))
     assert json.loads((adapter / "kubellm-adapter.json").read_text())["steps"] == STEPS
     assert len(ray_jobs_of(cluster, ns, "pause")) == 2  # the first attempt and the resumed one
+    # What `kubectl describe ftj` shows: every phase it went through (kubectl orders Events by
+    # their timestamps, whole seconds, so the order within one second is not asserted).
+    phases = {"Pending", "Running", "Suspended", "Succeeded"}
+    wait_for(
+        lambda: cluster.described_events(ns, "ftj", "pause"),
+        lambda reasons: phases <= set(reasons),
+        timeout=30,
+        what=f"`kubectl describe ftj pause` to show its Events {sorted(phases)}",
+    )
 
 
 def test_a_run_past_its_deadline_fails_and_the_ttl_removes_its_children(
@@ -155,6 +164,12 @@ def test_a_run_past_its_deadline_fails_and_the_ttl_removes_its_children(
     assert (kept["phase"], kept["error"]["reason"]) == ("Failed", "DeadlineExceeded")
     reasons = {c["type"]: c["reason"] for c in kept["conditions"]}
     assert reasons["Failed"] == "DeadlineExceeded"
+    wait_for(
+        lambda: cluster.described_events(ns, "ftj", "late"),
+        lambda reasons: {"Running", "Failed"} <= set(reasons),
+        timeout=30,
+        what="`kubectl describe ftj late` to show its Running and Failed Events",
+    )
 
 
 def running_driver(cluster: E2ECluster, namespace: str, name: str, done: set[str]) -> Any:

@@ -149,6 +149,13 @@ def test_a_finetunejob_trains_reports_progress_and_publishes_its_adapter(
     header, row = table.splitlines()
     assert header.split() == ["NAME", "PHASE", "MODEL", "PROGRESS", "LOSS", "ETA", "AGE"]
     assert row.split()[:4] == ["zebra", "Succeeded", f"file://{tiny}", "100"]
+    # Events are posted in the background, after the status: poll for them with a deadline.
+    wait_for(
+        lambda: cluster.described_events(ns, "ftj", "zebra"),
+        lambda reasons: {"Pending", "Succeeded"} <= set(reasons),
+        timeout=30,
+        what="`kubectl describe ftj zebra` to show its Pending and Succeeded Events",
+    )
 
 
 def test_bad_data_fails_at_once_naming_the_line_and_stops_the_run(
@@ -164,6 +171,12 @@ def test_bad_data_fails_at_once_naming_the_line_and_stops_the_run(
     assert failed["error"]["message"].endswith("line 3: missing field 'response'")
     assert failed["error"]["field"] == "spec.dataset"
     assert "adapterUri" not in failed
+    wait_for(
+        lambda: cluster.described_events(ns, "ftj", "bad-data"),
+        lambda reasons: "Failed" in reasons,
+        timeout=30,
+        what="`kubectl describe ftj bad-data` to show its Failed Event",
+    )
     wait_for(
         lambda: cluster.custom.list_namespaced_custom_object("ray.io", "v1", ns, "rayjobs"),
         lambda found: not found["items"],

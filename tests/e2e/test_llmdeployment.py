@@ -190,10 +190,10 @@ def test_each_sample_becomes_ready_on_its_pool(
     assert cluster.core.read_namespaced_service(f"{name}-serve-svc", namespace).spec.selector
     # Events are posted in the background, after the status: poll for it with a deadline.
     wait_for(
-        lambda: {e.reason for e in cluster.events_for(namespace, name)},
+        lambda: cluster.described_events(namespace, "llmd", name),
         lambda reasons: "Serving" in reasons,
         timeout=30,
-        what="the Serving event",
+        what=f"`kubectl describe llmd {name}` to show the Serving Event",
     )
 
 

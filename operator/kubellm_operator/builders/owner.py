@@ -15,7 +15,7 @@ class Owner:
     name: str
     namespace: str
     uid: str
-    kind: str = names.LLMDEPLOYMENT_KIND
+    kind: str
 
 
 def owner_reference(owner: Owner) -> dict[str, Any]:

@@ -27,7 +27,7 @@ UID = "5b3c7c1e-0000-4000-8000-000000000001"
 
 def build_example(path: Path, config: OperatorConfig = CONFIG) -> dict[str, Any]:
     doc = yaml.safe_load(path.read_text())
-    owner = Owner(name=doc["metadata"]["name"], namespace="default", uid=UID)
+    owner = Owner(doc["metadata"]["name"], "default", UID, "LLMDeployment")
     return build_rayservice(owner, parse_spec(doc["spec"]), config)
 
 
@@ -39,7 +39,7 @@ def test_every_sample_builds_its_golden_rayservice(example: Path) -> None:
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
 def test_output_is_byte_identical_whatever_the_input_key_order(example: Path) -> None:
     doc = yaml.safe_load(example.read_text())
-    owner = Owner(name=doc["metadata"]["name"], namespace="default", uid=UID)
+    owner = Owner(doc["metadata"]["name"], "default", UID, "LLMDeployment")
     outputs = set()
     for seed in range(5):
         spec = parse_spec(shuffled(doc["spec"], random.Random(seed)))
@@ -137,10 +137,11 @@ def test_secrets_are_only_referenced_never_inlined() -> None:
 def test_child_carries_owner_reference_labels_and_a_stable_dns_safe_name() -> None:
     long_name = "a-very-long-llmdeployment-name-that-exceeds-what-kuberay-accepts-x"
     spec = parse_spec({"model": {"uri": "hf://a/b"}})
-    rs = build_rayservice(Owner(long_name, "ns", UID), spec, CONFIG)
+    rs = build_rayservice(Owner(long_name, "ns", UID, "LLMDeployment"), spec, CONFIG)
     name = rs["metadata"]["name"]
     assert len(name) <= 47
-    assert name == build_rayservice(Owner(long_name, "ns", UID), spec, CONFIG)["metadata"]["name"]
+    again = build_rayservice(Owner(long_name, "ns", UID, "LLMDeployment"), spec, CONFIG)
+    assert name == again["metadata"]["name"]
     assert rs["metadata"]["ownerReferences"][0]["uid"] == UID
     assert rs["metadata"]["ownerReferences"][0]["controller"] is True
     assert rs["metadata"]["labels"]["kubellm.io/llmdeployment"] == long_name
@@ -154,7 +155,7 @@ def test_the_serve_contract_round_trips_through_serve_config_v2() -> None:
         }
     )
     adapters = (ResolvedAdapter("x", "s3://out/x"),)
-    rs = build_rayservice(Owner("m", "ns", UID), spec, CONFIG, adapters)
+    rs = build_rayservice(Owner("m", "ns", UID, "LLMDeployment"), spec, CONFIG, adapters)
     (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
     args = ServeArgs.model_validate(app["args"])
     assert args.model.max_model_len == 4096
@@ -192,13 +193,14 @@ def test_adapters_and_allowed_sources_change_only_the_live_user_config() -> None
 
 
 def _serve_app(spec: dict[str, Any], adapters: tuple[ResolvedAdapter, ...]) -> dict[str, Any]:
-    rs = build_rayservice(Owner("m", "ns", UID), parse_spec(spec), CONFIG, adapters)
+    owner = Owner("m", "ns", UID, "LLMDeployment")
+    rs = build_rayservice(owner, parse_spec(spec), CONFIG, adapters)
     (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
     return dict(app)
 
 
 def _built(spec: dict[str, Any]) -> dict[str, Any]:
-    return build_rayservice(Owner("m", "ns", UID), parse_spec(spec), CONFIG)
+    return build_rayservice(Owner("m", "ns", UID, "LLMDeployment"), parse_spec(spec), CONFIG)
 
 
 @pytest.mark.parametrize(

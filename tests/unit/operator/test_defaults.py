@@ -26,7 +26,7 @@ KEY = ("ns", "m")
 
 
 def built(config: OperatorConfig, spec: Any = SPEC) -> dict[str, Any]:
-    return build_rayservice(Owner("m", "ns", "uid-1"), spec, config)
+    return build_rayservice(Owner("m", "ns", "uid-1", "LLMDeployment"), spec, config)
 
 
 def slots(limit: int = 1, seed: tuple[tuple[str, str], ...] = ()) -> RolloutSlots:

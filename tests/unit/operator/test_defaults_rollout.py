@@ -9,6 +9,7 @@ from kubellm_operator.config import OperatorConfig
 from kubellm_operator.defaults import ADOPT_ANNOTATION
 from kubellm_operator.errors import KubeError
 from kubellm_operator.reconciler import Reconciler
+from kubellm_operator.refs import ParentRef
 
 from .test_service import MemoryCluster
 
@@ -27,6 +28,8 @@ class Fleet:
         self.cluster = MemoryCluster()
         for name in FLEET:
             self.cluster.llmdeployments[("ns", name)] = {
+                "apiVersion": "kubellm.io/v1alpha1",
+                "kind": "LLMDeployment",
                 "metadata": {
                     "name": name,
                     "namespace": "ns",
@@ -43,8 +46,8 @@ class Fleet:
         self.events: list[tuple[str, str]] = []
         self.operator = Reconciler(self.cluster, config, self._event)
 
-    def _event(self, obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
-        self.events.append((obj["metadata"]["name"], reason))
+    def _event(self, ref: ParentRef, kind: str, reason: str, message: str) -> None:
+        self.events.append((ref.name, reason))
 
     def sync(self, name: str) -> bool | float:
         return self.operator(("ns", name), None)
@@ -197,6 +200,8 @@ def test_a_slot_is_freed_only_once_the_status_saying_so_is_written() -> None:
 def test_an_annotation_change_alone_is_reconciled_not_skipped_as_an_echo() -> None:
     cluster = MemoryCluster()
     body = {
+        "apiVersion": "kubellm.io/v1alpha1",
+        "kind": "LLMDeployment",
         "metadata": {"name": "m", "namespace": "ns", "uid": "u", "generation": 1},
         "spec": SPEC,
     }

@@ -13,6 +13,8 @@ from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
 from kubellm_operator.job_reconciler import JobReconciler
 from kubellm_operator.job_service import JobRef, status_patch, sync_job
+from kubellm_operator.kube import event_body
+from kubellm_operator.refs import ParentRef
 
 NOW = "2026-12-02T10:00:00Z"
 CONFIG = OperatorConfig()
@@ -31,6 +33,8 @@ class JobCluster:
     calls: list[str] = field(default_factory=list)
     fail: dict[str, list[KubeError]] = field(default_factory=dict)
     events: list[tuple[str, str]] = field(default_factory=list)
+    involved: list[dict[str, Any]] = field(default_factory=list)
+    """The involvedObject of each Event, as the client edge posts it."""
     deployments: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     missing_claims: set[str] = field(default_factory=set)
     """PersistentVolumeClaims that do not exist; every other one does."""
@@ -78,14 +82,17 @@ class JobCluster:
         merged = {**self.jobs[(namespace, name)].get("status", {}), **status}
         self.jobs[(namespace, name)]["status"] = {k: v for k, v in merged.items() if v is not None}
 
-    def post_event(self, obj: Any, kind: str, reason: str, message: str) -> None:
+    def post_event(self, ref: ParentRef, kind: str, reason: str, message: str) -> None:
         self.events.append((kind, reason))
+        self.involved.append(event_body(ref, kind, reason, message)["involvedObject"])
 
 
 def body(
     spec: dict[str, Any] | None = None, status: dict[str, Any] | None = None
 ) -> dict[str, Any]:
     return {
+        "apiVersion": "kubellm.io/v1alpha1",
+        "kind": "FineTuneJob",
         "metadata": {"name": "sql", "namespace": "team", "uid": "abcd1234-5678", "generation": 1},
         "spec": spec or SPEC,
         "status": status or {},
@@ -179,6 +186,26 @@ def test_the_operator_never_writes_over_the_trainers_fields() -> None:
     assert status["adapterUri"] == "pvc://out/adapters/sql-abcd1234"
     assert "error" not in status  # the retried attempt's error went with the success
     assert cluster.events == [("Normal", "Pending"), ("Normal", "Running"), ("Normal", "Succeeded")]
+
+
+def test_every_event_is_about_the_finetunejob_itself() -> None:
+    """`kubectl describe ftj` lists the Events whose involvedObject is the job (kind and uid);
+    an Event naming another kind is shown under no object."""
+    cluster = JobCluster()
+    cluster.jobs[KEY] = body()
+    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    reconcile(KEY)  # from the API's body
+    kuberay_says(cluster, "Failed", "FAILED", reason="DeadlineExceeded")
+    reconcile(KEY)  # from the body kept from its own write
+    assert [reason for _, reason in cluster.events] == ["Pending", "Failed"]
+    expected = {
+        "apiVersion": "kubellm.io/v1alpha1",
+        "kind": "FineTuneJob",
+        "name": "sql",
+        "namespace": "team",
+        "uid": "abcd1234-5678",
+    }
+    assert cluster.involved == [expected, expected]
 
 
 def test_nothing_is_written_when_nothing_changed() -> None:

@@ -11,7 +11,9 @@ import pytest
 
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
+from kubellm_operator.kube import event_body
 from kubellm_operator.reconciler import Reconciler
+from kubellm_operator.refs import ParentRef
 from kubellm_operator.watched import WatchedCluster, WatchedStore
 from kubellm_operator.workqueue import Backoff, WorkQueue
 
@@ -39,8 +41,14 @@ def llmd(spec: dict[str, Any] = SPEC, generation: int = 1) -> dict[str, Any]:
 
 
 class Events(list[tuple[str, str, str]]):
-    def __call__(self, obj: Any, type_: str, reason: str, message: str) -> None:
+    def __init__(self) -> None:
+        super().__init__()
+        self.involved: list[dict[str, Any]] = []
+        """The involvedObject of each Event, as the client edge posts it."""
+
+    def __call__(self, ref: ParentRef, type_: str, reason: str, message: str) -> None:
         self.append((type_, reason, message))
+        self.involved.append(event_body(ref, type_, reason, message)["involvedObject"])
 
 
 def reconciler(cluster: MemoryCluster) -> tuple[Reconciler, Events]:
@@ -83,6 +91,27 @@ def test_a_first_reconcile_creates_the_child_and_writes_status() -> None:
     assert condition(cluster, "Reconciling")["status"] == "True"
     assert ("Normal", "WaitingForKubeRay") in {(t, r) for t, r, _ in events}
     assert cluster.writes == 2  # the RayService and the status, nothing else
+
+
+def test_every_event_is_about_the_llmdeployment_itself() -> None:
+    """`kubectl describe llmd` lists the Events whose involvedObject is the object (kind and
+    uid), also when the reconcile works on the body it kept from the watch."""
+    cluster = MemoryCluster(llmdeployments={KEY: llmd()})
+    run, events = reconciler(cluster)
+    run(KEY, None)
+    run.remember(KEY, cluster.llmdeployments[KEY])
+    kuberay_reports(cluster, "RUNNING")
+    run(KEY, None)
+    assert len(events.involved) > 1
+    assert {tuple(sorted(i.items())) for i in events.involved} == {
+        (
+            ("apiVersion", "kubellm.io/v1alpha1"),
+            ("kind", "LLMDeployment"),
+            ("name", "m"),
+            ("namespace", "ns"),
+            ("uid", "uid-1"),
+        )
+    }
 
 
 def test_a_second_reconcile_with_nothing_new_writes_nothing() -> None:

@@ -144,7 +144,14 @@ class MemoryCluster:
 
 def ref(spec: dict[str, Any], generation: int = 1) -> ObjectRef:
     return ObjectRef(
-        name="m", namespace="ns", uid="uid-1", generation=generation, spec=spec, status={}
+        api_version="kubellm.io/v1alpha1",
+        kind="LLMDeployment",
+        name="m",
+        namespace="ns",
+        uid="uid-1",
+        generation=generation,
+        spec=spec,
+        status={},
     )
 
 
