@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from kubellm_dev.serve_local import local_serve
-from kubellm_operator.parse import parse_spec
+from kubellm_operator.api.parse import parse_spec
 
 
 def spec_for(model: Path, served_name: str, engine_args: dict[str, str], **extra: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The operator's error vocabulary for API failures (translated once, in kube.py)."""
+"""The operator's error vocabulary for API failures (translated once, at the edge)."""
 
 from __future__ import annotations
 

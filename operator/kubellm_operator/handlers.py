@@ -19,14 +19,16 @@ from kubernetes import client
 from kubernetes import config as kube_config
 
 from kubellm_operator import metrics, names
+from kubellm_operator.api.refs import Key, key_of
 from kubellm_operator.config import load_config
+from kubellm_operator.controller.finetunejob import JobReconciler
+from kubellm_operator.controller.llmdeployment import Reconciler
+from kubellm_operator.controller.watched import WatchedCluster, WatchedStore
+from kubellm_operator.controller.workqueue import Backoff, WorkQueue
+from kubellm_operator.edge.events import EventPoster
+from kubellm_operator.edge.kube import Kube
+from kubellm_operator.edge.rayhead import RayHead
 from kubellm_operator.errors import REASONS
-from kubellm_operator.job_reconciler import JobReconciler
-from kubellm_operator.kube import EventPoster, Kube
-from kubellm_operator.rayhead import RayHead
-from kubellm_operator.reconciler import Key, Reconciler
-from kubellm_operator.watched import WatchedCluster, WatchedStore, key_of
-from kubellm_operator.workqueue import Backoff, WorkQueue
 
 LLMD = (names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL)
 FTJ = (names.GROUP, names.VERSION, names.FINETUNEJOB_PLURAL)

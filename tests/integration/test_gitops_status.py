@@ -18,8 +18,9 @@ import pytest
 
 from kubellm_dev import build
 from kubellm_dev.paths import REPO_ROOT, default_paths
-from kubellm_operator.job_status import RayJobView, derive_job
-from kubellm_operator.status import Observed, derive
+from kubellm_operator.status.finetunejob import derive_job
+from kubellm_operator.status.llmdeployment import Observed, derive
+from kubellm_operator.status.rayjob import RayJobView
 from tests.unit.operator.test_job_status import PHASES, PUBLISHED
 from tests.unit.operator.test_job_status import observe as job_observed
 from tests.unit.operator.test_status import CASES, Expect

@@ -23,8 +23,8 @@ from kubellm_dev.paths import default_paths
 from kubellm_dev.serve_local import LocalServe, local_serve
 from kubellm_dev.waiting import wait_for
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
+from kubellm_operator.api.parse import parse_spec
 from kubellm_operator.builders.serve_config import ResolvedAdapter, replica_config
-from kubellm_operator.parse import parse_spec
 
 from .conftest import _unavailable, free_ray_ports
 

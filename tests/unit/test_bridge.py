@@ -15,8 +15,8 @@ from kubellm_dev.bridge import BridgeServer
 from kubellm_dev.bridge_client import BridgeClient
 from kubellm_dev.bridge_state import BridgeState, parse_target
 from kubellm_dev.pod_lifetime import JobReaper
-from kubellm_operator.children import ServedModels
-from kubellm_operator.rayhead import RayHead
+from kubellm_operator.edge.rayhead import RayHead
+from kubellm_operator.status.rayhead import ServedModels
 
 HEAD = "http://rs-abc-head-svc.team-a.svc.cluster.local:8265"
 

@@ -10,7 +10,7 @@ import pytest
 
 from kubellm_dev import engine_args
 from kubellm_dev.paths import REPO_ROOT
-from kubellm_operator.parse import InvalidSpecError, parse_spec
+from kubellm_operator.api.parse import InvalidSpecError, parse_spec
 from kubellm_runtime.engine.base import InvalidEngineArgsError
 from kubellm_runtime.engine.vllm_engine import parsed_extra_args
 

@@ -20,6 +20,12 @@ DnsSubdomain = Annotated[
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
     ),
 ]
+# A Ray release (the RayService's and RayJob's rayVersion).
+RayVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
+# Names clients pass as `model`: adapter and served names (no slashes, no spaces).
+ServedName = Annotated[
+    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
+]
 # A Kubernetes resource quantity such as "8", "500m", "64Gi".
 Quantity = Annotated[
     str, StringConstraints(pattern=r"^([0-9]+(\.[0-9]+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")

@@ -13,9 +13,10 @@ from kubellm_operator.api.common import (
     EnvVar,
     Placement,
     Quantity,
+    RayVersion,
     SecretRef,
+    ServedName,
 )
-from kubellm_operator.api.llmdeployment import RayVersion, ServedName
 from kubellm_operator.api.sources import SourceUri
 
 # A field name inside a dataset record (JSON object key).

@@ -14,18 +14,14 @@ from kubellm_operator.api.common import (
     EnvVar,
     Placement,
     Quantity,
+    RayVersion,
     SecretKeyRef,
     SecretRef,
+    ServedName,
 )
 from kubellm_operator.api.sources import SourceUri
 
-RayVersion = Annotated[str, StringConstraints(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")]
 Quantization = Literal["awq", "gptq", "fp8", "bitsandbytes", "gguf", "compressed-tensors"]
-
-# Names clients pass as `model`: adapter and served names (no slashes, no spaces).
-ServedName = Annotated[
-    str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9][A-Za-z0-9._:-]*$")
-]
 
 
 class ModelSpec(ApiModel):

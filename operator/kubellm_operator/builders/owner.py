@@ -2,20 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from kubellm_operator import names
-
-
-@dataclass(frozen=True)
-class Owner:
-    """The parent object, as a builder needs it for names and the owner reference."""
-
-    name: str
-    namespace: str
-    uid: str
-    kind: str
+from kubellm_operator.api.refs import Owner
 
 
 def owner_reference(owner: Owner) -> dict[str, Any]:

@@ -10,8 +10,9 @@ from urllib.parse import urlsplit
 
 from kubellm_operator import names
 from kubellm_operator.api.finetunejob import FineTuneJobSpec
+from kubellm_operator.api.refs import Owner
 from kubellm_operator.builders import placement, storage
-from kubellm_operator.builders.owner import Owner, owner_reference
+from kubellm_operator.builders.owner import owner_reference
 from kubellm_operator.builders.quantities import whole_cores
 from kubellm_operator.config import OperatorConfig
 from kubellm_runtime.contract import (

@@ -6,11 +6,12 @@ from typing import Any
 
 from kubellm_operator import names
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
-from kubellm_operator.builders.owner import Owner, owner_reference
+from kubellm_operator.api.refs import Owner
+from kubellm_operator.builders.defaults import BUILD_ANNOTATION, BuildDefaults
+from kubellm_operator.builders.owner import owner_reference
 from kubellm_operator.builders.raycluster import ray_cluster_config
 from kubellm_operator.builders.serve_config import ResolvedAdapter, serve_config
 from kubellm_operator.config import OperatorConfig
-from kubellm_operator.defaults import BUILD_ANNOTATION, BuildDefaults
 
 
 def build_rayservice(

@@ -7,7 +7,8 @@ from __future__ import annotations
 from typing import Any
 
 from kubellm_operator import names
-from kubellm_operator.builders.owner import Owner, owner_reference
+from kubellm_operator.api.refs import Owner
+from kubellm_operator.builders.owner import owner_reference
 
 
 def _metadata(owner: Owner) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from kubellm_operator.parse import InvalidSpecError, parse_spec
+from kubellm_operator.api.parse import InvalidSpecError, parse_spec
 
 BASE: dict[str, Any] = {"model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"}}
 

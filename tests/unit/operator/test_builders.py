@@ -10,12 +10,12 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from kubellm_operator import yamlio
-from kubellm_operator.builders.owner import Owner
+from kubellm_operator.api.parse import parse_spec
+from kubellm_operator.api.refs import Owner
 from kubellm_operator.builders.rayservice import build_rayservice
 from kubellm_operator.builders.serve_config import ResolvedAdapter
 from kubellm_operator.config import OperatorConfig
-from kubellm_operator.parse import parse_spec
+from kubellm_operator.crds import yamlio
 from kubellm_runtime.contract import ReplicaConfig, ServeArgs
 from tests.unit.operator.goldens import assert_golden, shuffled
 

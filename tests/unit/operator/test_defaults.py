@@ -6,18 +6,12 @@ from typing import Any
 
 import pytest
 
-from kubellm_operator.builders.owner import Owner
+from kubellm_operator.api.parse import parse_spec
+from kubellm_operator.api.refs import Owner
+from kubellm_operator.builders.defaults import BUILD_ANNOTATION, BuildDefaults, recorded_in
 from kubellm_operator.builders.rayservice import build_rayservice
 from kubellm_operator.config import OperatorConfig
-from kubellm_operator.defaults import (
-    ADOPT_ANNOTATION,
-    BUILD_ANNOTATION,
-    BuildDefaults,
-    RolloutSlots,
-    choose,
-    recorded_in,
-)
-from kubellm_operator.parse import parse_spec
+from kubellm_operator.service.defaults import ADOPT_ANNOTATION, RolloutSlots, choose
 
 SPEC = parse_spec({"model": {"uri": "hf://a/b"}})
 OLD = OperatorConfig(runtime_image="kubellm-runtime:0.1.0")

@@ -5,11 +5,11 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from kubellm_operator.api.refs import ParentRef
 from kubellm_operator.config import OperatorConfig
-from kubellm_operator.defaults import ADOPT_ANNOTATION
+from kubellm_operator.controller.llmdeployment import Reconciler
 from kubellm_operator.errors import KubeError
-from kubellm_operator.reconciler import Reconciler
-from kubellm_operator.refs import ParentRef
+from kubellm_operator.service.defaults import ADOPT_ANNOTATION
 
 from .test_service import MemoryCluster
 

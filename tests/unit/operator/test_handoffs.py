@@ -9,8 +9,8 @@ from typing import Any
 import yaml
 
 from kubellm_operator.config import OperatorConfig
-from kubellm_operator.handoffs import HandOffIndex
-from kubellm_operator.service import sync
+from kubellm_operator.service.handoffs import HandOffIndex
+from kubellm_operator.service.llmdeployment import sync
 
 from .test_service import NOW, MemoryCluster, ref
 

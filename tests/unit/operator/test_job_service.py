@@ -9,12 +9,12 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubellm_operator.api.refs import ParentRef
 from kubellm_operator.config import OperatorConfig
+from kubellm_operator.controller.finetunejob import JobReconciler
+from kubellm_operator.edge.events import event_body
 from kubellm_operator.errors import KubeError
-from kubellm_operator.job_reconciler import JobReconciler
-from kubellm_operator.job_service import JobRef, status_patch, sync_job
-from kubellm_operator.kube import event_body
-from kubellm_operator.refs import ParentRef
+from kubellm_operator.service.finetunejob import JobRef, status_patch, sync_job
 
 NOW = "2026-12-02T10:00:00Z"
 CONFIG = OperatorConfig()

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
+from kubellm_operator.api.parse import parse_job_spec
 from kubellm_operator.errors import KubeError
-from kubellm_operator.job_status import JobObserved, RayJobView, derive_job
-from kubellm_operator.parse import parse_job_spec
+from kubellm_operator.status.finetunejob import JobObserved, derive_job
+from kubellm_operator.status.rayjob import RayJobView
 
 NOW = "2026-12-02T10:00:00Z"
 SPEC: dict[str, Any] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubellm_operator.packed import pack, unpack
+from kubellm_operator.controller.packed import pack, unpack
 
 
 def test_equal_objects_pack_equal_whatever_the_key_order() -> None:

@@ -12,12 +12,13 @@ from typing import Any
 import pytest
 import yaml
 
-from kubellm_operator import names, yamlio
-from kubellm_operator.builders.owner import Owner
+from kubellm_operator import names
+from kubellm_operator.api.parse import parse_job_spec
+from kubellm_operator.api.refs import Owner
 from kubellm_operator.builders.rayjob import build_rayjob
 from kubellm_operator.builders.trainer_identity import build_trainer_identity
 from kubellm_operator.config import OperatorConfig
-from kubellm_operator.parse import parse_job_spec
+from kubellm_operator.crds import yamlio
 from kubellm_runtime.contract import TRAIN_MODULE, TrainArgs
 from tests.unit.operator.goldens import assert_golden, shuffled
 

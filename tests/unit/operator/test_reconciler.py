@@ -9,13 +9,13 @@ from typing import Any
 
 import pytest
 
+from kubellm_operator.api.refs import ParentRef
 from kubellm_operator.config import OperatorConfig
+from kubellm_operator.controller.llmdeployment import Reconciler
+from kubellm_operator.controller.watched import WatchedCluster, WatchedStore
+from kubellm_operator.controller.workqueue import Backoff, WorkQueue
+from kubellm_operator.edge.events import event_body
 from kubellm_operator.errors import KubeError
-from kubellm_operator.kube import event_body
-from kubellm_operator.reconciler import Reconciler
-from kubellm_operator.refs import ParentRef
-from kubellm_operator.watched import WatchedCluster, WatchedStore
-from kubellm_operator.workqueue import Backoff, WorkQueue
 
 from .test_service import MemoryCluster
 from .test_workqueue import until

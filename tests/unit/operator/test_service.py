@@ -8,11 +8,11 @@ from typing import Any
 
 import yaml
 
-from kubellm_operator.children import ServedModels
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
-from kubellm_operator.handoffs import HandOff, HandOffIndex
-from kubellm_operator.service import ObjectRef, is_subset, sync
+from kubellm_operator.service.handoffs import HandOff, HandOffIndex
+from kubellm_operator.service.llmdeployment import ObjectRef, is_subset, sync
+from kubellm_operator.status.rayhead import ServedModels
 
 NOW = "2026-11-22T10:00:00Z"
 

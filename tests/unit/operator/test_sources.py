@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
+from kubellm_operator.api.parse import InvalidSpecError, parse_spec
 from kubellm_operator.api.sources import STORE_RULES, store_problem
 from kubellm_operator.crds import rendered
-from kubellm_operator.parse import InvalidSpecError, parse_spec
 
 ACCEPTED = [
     "pvc://models/llama",

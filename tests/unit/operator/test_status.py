@@ -13,16 +13,13 @@ import pytest
 
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import AdapterStatus
-from kubellm_operator.children import (
-    DeployedApp,
-    PodView,
-    RayClusterView,
-    RayServiceView,
-    ServedModels,
-)
+from kubellm_operator.api.parse import parse_spec
 from kubellm_operator.errors import KubeError
-from kubellm_operator.parse import parse_spec
-from kubellm_operator.status import Observed, awaits_head, derive
+from kubellm_operator.status.llmdeployment import Observed, awaits_head, derive
+from kubellm_operator.status.pod import PodView
+from kubellm_operator.status.raycluster import RayClusterView
+from kubellm_operator.status.rayhead import DeployedApp, ServedModels
+from kubellm_operator.status.rayservice import RayServiceView
 
 SPEC = parse_spec({"model": {"uri": "hf://a/b"}, "replicas": 2})
 NOW = "2026-11-22T10:00:00Z"

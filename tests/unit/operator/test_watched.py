@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubellm_operator.controller.watched import WatchedCluster, WatchedStore
 from kubellm_operator.errors import KubeError
-from kubellm_operator.watched import WatchedCluster, WatchedStore
 
 from .test_service import MemoryCluster
 

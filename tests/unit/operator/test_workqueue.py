@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kubellm_operator.workqueue import Backoff, WorkQueue
+from kubellm_operator.controller.workqueue import Backoff, WorkQueue
 
 FAST = Backoff(base_s=0.001, cap_s=0.01)
 

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm_operator import metrics, names
+from kubellm_operator.api.refs import Key
 from kubellm_operator.config import OperatorConfig
+from kubellm_operator.controller.runner import PostEvent, now, trimmed
 from kubellm_operator.errors import KubeError
-from kubellm_operator.job_service import JobRef, changed, status_patch, sync_job
-from kubellm_operator.ports import JobClusterPort
-from kubellm_operator.reconciler import Key, PostEvent, now, trimmed
+from kubellm_operator.service.finetunejob import JobRef, changed, status_patch, sync_job
+from kubellm_operator.service.ports import JobClusterPort
 
 logger = logging.getLogger(__name__)
 KIND = names.FINETUNEJOB_KIND

@@ -11,38 +11,28 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kubellm_operator import names
-from kubellm_operator.adapters import resolve_adapters
+from kubellm_operator.api.claims import deployment_claims
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import (
     DefaultsStatus,
     LLMDeploymentSpec,
     LLMDeploymentStatus,
 )
+from kubellm_operator.api.parse import InvalidSpecError, parse_spec
+from kubellm_operator.api.refs import ParentRef
+from kubellm_operator.builders.defaults import BuildDefaults, recorded_in
 from kubellm_operator.builders.rayservice import build_rayservice
 from kubellm_operator.builders.serve_config import contract_args, replica_config
-from kubellm_operator.children import (
-    DeployedApp,
-    PodView,
-    RayClusterView,
-    RayServiceView,
-    ServedModels,
-)
-from kubellm_operator.claims import deployment_claims
 from kubellm_operator.config import OperatorConfig
-from kubellm_operator.defaults import (
-    ADOPT_ANNOTATION,
-    BuildDefaults,
-    Choice,
-    RolloutSlots,
-    choose,
-    recorded_in,
-)
 from kubellm_operator.errors import KubeError
-from kubellm_operator.parse import InvalidSpecError, parse_spec
-from kubellm_operator.ports import ClusterPort
-from kubellm_operator.refs import ParentRef
-from kubellm_operator.status import Observed, awaits_head, derive
-from kubellm_operator.verdicts import confirmed_verdict, needs_confirmation
+from kubellm_operator.service.adapters import resolve_adapters
+from kubellm_operator.service.defaults import ADOPT_ANNOTATION, Choice, RolloutSlots, choose
+from kubellm_operator.service.ports import ClusterPort
+from kubellm_operator.status.llmdeployment import Observed, awaits_head, derive
+from kubellm_operator.status.pod import PodView
+from kubellm_operator.status.raycluster import RayClusterView
+from kubellm_operator.status.rayhead import DeployedApp, ServedModels, confirmed_verdict
+from kubellm_operator.status.rayservice import RayServiceView, needs_confirmation
 
 
 @dataclass(frozen=True)
@@ -130,7 +120,7 @@ def choose_defaults(
     config: OperatorConfig,
     slots: RolloutSlots,
 ) -> Choice:
-    """What this build takes of the operator's configuration (see defaults.py)."""
+    """What this build takes of the operator's configuration (see service/defaults.py)."""
     key = (ref.namespace, ref.name)
     previous = ref.previous_defaults()
     return choose(

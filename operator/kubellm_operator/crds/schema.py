@@ -7,7 +7,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from kubellm_operator import names, yamlio
+from kubellm_operator import names
+from kubellm_operator.crds import yamlio
 
 # Keys of pydantic's JSON schema that have no place in a structural Kubernetes schema.
 _DROPPED = {"title", "$defs", "additionalProperties"}

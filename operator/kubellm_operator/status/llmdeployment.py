@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm_operator import names
+from kubellm_operator.api.claims import CLAIM_NOT_FOUND, missing_message
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import (
     AdapterStatus,
@@ -27,24 +28,17 @@ from kubellm_operator.api.llmdeployment import (
     LLMDeploymentStatus,
     Phase,
 )
-from kubellm_operator.children import (
-    DeployedApp,
-    PodView,
-    RayClusterView,
-    RayServiceView,
-    ServedModels,
-    ServingSide,
-)
-from kubellm_operator.claims import CLAIM_NOT_FOUND, missing_message
 from kubellm_operator.errors import KubeError
-from kubellm_operator.verdicts import (
-    Verdict,
-    adapters_verdict,
-    cluster_verdict,
-    confirmed_verdict,
+from kubellm_operator.status.adapters import adapters_verdict, unlisted
+from kubellm_operator.status.conditions import Verdict
+from kubellm_operator.status.pod import PodView
+from kubellm_operator.status.raycluster import RayClusterView, cluster_verdict
+from kubellm_operator.status.rayhead import DeployedApp, ServedModels, confirmed_verdict
+from kubellm_operator.status.rayservice import (
+    RayServiceView,
+    ServingSide,
     needs_confirmation,
     serve_verdict,
-    unlisted,
 )
 
 READY = "Ready"

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubellm_operator.api.claims import CLAIM_NOT_FOUND, missing_message
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.finetunejob import (
     FineTuneJobSpec,
@@ -24,46 +25,14 @@ from kubellm_operator.api.finetunejob import (
     JobPhase,
     TrainingError,
 )
-from kubellm_operator.claims import CLAIM_NOT_FOUND, missing_message
 from kubellm_operator.errors import KubeError
+from kubellm_operator.status.rayjob import RayJobView
 
 RUNNING, SUCCEEDED, FAILED, DEPLOYED = "Running", "Succeeded", "Failed", "Deployed"
 # The trainer's reasons for inputs at fault: final at once, never retried.
 INPUT_FAULTS = frozenset({"InvalidDataset", "ModelNotLoadable", "OutputNotWritable"})
 FINAL: frozenset[str] = frozenset({SUCCEEDED, FAILED})
 MAX_MESSAGE = 1024
-
-
-@dataclass(frozen=True)
-class RayJobView:
-    """What the status needs of a RayJob."""
-
-    name: str
-    deployment: str
-    """KubeRay's jobDeploymentStatus: Initializing, Running, Complete, Failed, Suspended, ..."""
-    job: str
-    """Ray's job status: PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED (empty before)."""
-    reason: str
-    message: str
-    start_time: str | None
-    end_time: str | None
-    failed: int
-    succeeded: int
-
-    @classmethod
-    def parse(cls, obj: Mapping[str, Any]) -> RayJobView:
-        status = obj.get("status") or {}
-        return cls(
-            name=str((obj.get("metadata") or {}).get("name", "")),
-            deployment=str(status.get("jobDeploymentStatus") or ""),
-            job=str(status.get("jobStatus") or ""),
-            reason=str(status.get("reason") or ""),
-            message=str(status.get("message") or ""),
-            start_time=status.get("startTime"),
-            end_time=status.get("endTime"),
-            failed=int(status.get("failed") or 0),
-            succeeded=int(status.get("succeeded") or 0),
-        )
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm_operator import names
-from kubellm_operator.children import PodView, ServedModels
-from kubellm_operator.handoffs import HandOff, HandOffIndex
-from kubellm_operator.packed import pack, unpack
-from kubellm_operator.ports import ClusterPort
-
-Key = tuple[str, str]
-
-
-def key_of(body: Mapping[str, Any]) -> Key:
-    """(namespace, name) of a watched object."""
-    meta = body.get("metadata") or {}
-    return str(meta.get("namespace", "")), str(meta.get("name", ""))
+from kubellm_operator.api.refs import Key, key_of
+from kubellm_operator.controller.packed import pack, unpack
+from kubellm_operator.service.handoffs import HandOff, HandOffIndex
+from kubellm_operator.service.ports import ClusterPort
+from kubellm_operator.status.pod import PodView
+from kubellm_operator.status.rayhead import ServedModels
 
 
 @dataclass

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from kubellm_operator.children import ServedModels
-from kubellm_operator.handoffs import HandOff
+from kubellm_operator.service.handoffs import HandOff
+from kubellm_operator.status.rayhead import ServedModels
 
 
 class ClusterPort(Protocol):

@@ -1,4 +1,5 @@
-"""FineTuneJob reconcile: parse → build → apply → derive status, side by side with service.py.
+"""FineTuneJob reconcile: parse → build → apply → derive status, side by side with
+service/llmdeployment.py.
 
 The RayJob is created once (with the trainer's identity before it) and afterwards only its
 ``suspend`` is changed: a running training cluster is never re-applied, so an operator upgrade
@@ -17,23 +18,23 @@ from datetime import datetime
 from typing import Any
 
 from kubellm_operator import names
+from kubellm_operator.api.claims import job_claims
 from kubellm_operator.api.finetunejob import FineTuneJobSpec, FineTuneJobStatus
+from kubellm_operator.api.parse import InvalidSpecError, parse_job_spec
+from kubellm_operator.api.refs import ParentRef
 from kubellm_operator.builders.rayjob import build_rayjob
 from kubellm_operator.builders.trainer_identity import build_trainer_identity
-from kubellm_operator.claims import job_claims
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
-from kubellm_operator.job_status import (
+from kubellm_operator.service.ports import JobClusterPort
+from kubellm_operator.status.finetunejob import (
     FINAL,
     INPUT_FAULTS,
     JobObserved,
-    RayJobView,
     derive_job,
     verdict,
 )
-from kubellm_operator.parse import InvalidSpecError, parse_job_spec
-from kubellm_operator.ports import JobClusterPort
-from kubellm_operator.refs import ParentRef
+from kubellm_operator.status.rayjob import RayJobView
 
 
 @dataclass(frozen=True)

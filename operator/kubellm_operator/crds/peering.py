@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubellm_operator import yamlio
+from kubellm_operator.crds import yamlio
 
 GROUP = "kopf.dev"
 

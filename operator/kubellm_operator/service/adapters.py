@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from kubellm_operator.api.llmdeployment import AdapterStatus, LLMDeploymentSpec
 from kubellm_operator.builders.serve_config import ResolvedAdapter
-from kubellm_operator.handoffs import HandOff
-from kubellm_operator.ports import ClusterPort
+from kubellm_operator.service.handoffs import HandOff
+from kubellm_operator.service.ports import ClusterPort
 
 
 def _other_base(

@@ -10,7 +10,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
-from kubellm_operator.builders.owner import Owner
+Key = tuple[str, str]
+"""(namespace, name) of an object: what work queues, caches and indexes are keyed by."""
+
+
+def key_of(body: Mapping[str, Any]) -> Key:
+    """(namespace, name) of a watched object."""
+    meta = body.get("metadata") or {}
+    return str(meta.get("namespace", "")), str(meta.get("name", ""))
 
 
 @dataclass(frozen=True)
@@ -55,3 +62,13 @@ class ParentRef:
             "namespace": self.namespace,
             "uid": self.uid,
         }
+
+
+@dataclass(frozen=True)
+class Owner:
+    """The parent object, as a builder needs it for names and the owner reference."""
+
+    name: str
+    namespace: str
+    uid: str
+    kind: str

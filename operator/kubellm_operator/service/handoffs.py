@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-Key = tuple[str, str]
+from kubellm_operator.api.refs import Key
 
 
 @dataclass(frozen=True)

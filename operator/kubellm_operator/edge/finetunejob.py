@@ -7,8 +7,7 @@ import json
 from typing import Any, cast
 
 from kubellm_operator import names
-from kubellm_operator.handoffs import HandOff, HandOffIndex
-from kubellm_operator.kube_calls import (
+from kubellm_operator.edge.calls import (
     REQUEST_TIMEOUT,
     SERVER_SIDE_APPLY,
     TYPED_APPLY,
@@ -17,9 +16,10 @@ from kubellm_operator.kube_calls import (
     NotFoundError,
     calling,
 )
+from kubellm_operator.service.handoffs import HandOff, HandOffIndex
 
 
-class JobCalls(CustomCalls):
+class FineTuneJobCalls(CustomCalls):
     """Mixed into Kube: what the FineTuneJob reconcile needs beyond LLMDeployment's calls."""
 
     def _apply_typed(self, manifest: dict[str, Any]) -> dict[str, Any]:

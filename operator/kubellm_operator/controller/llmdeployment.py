@@ -16,22 +16,19 @@ from typing import Any
 
 from kubellm_operator import metrics, names
 from kubellm_operator.api.llmdeployment import LLMDeploymentStatus
+from kubellm_operator.api.refs import Key
 from kubellm_operator.config import OperatorConfig
-from kubellm_operator.defaults import ADOPT_ANNOTATION, RolloutSlots
+from kubellm_operator.controller.packed import pack, unpack
+from kubellm_operator.controller.runner import PostEvent, log_context, now, trimmed
 from kubellm_operator.errors import KubeError
-from kubellm_operator.packed import pack, unpack
-from kubellm_operator.ports import ClusterPort
-from kubellm_operator.refs import ParentRef
-from kubellm_operator.service import ObjectRef, Outcome, holds_slot, sync
-from kubellm_operator.status import FAILURES, RECONCILING, STALLED
+from kubellm_operator.service.defaults import ADOPT_ANNOTATION, RolloutSlots
+from kubellm_operator.service.llmdeployment import ObjectRef, Outcome, holds_slot, sync
+from kubellm_operator.service.ports import ClusterPort
+from kubellm_operator.status.llmdeployment import FAILURES, RECONCILING, STALLED
 
 logger = logging.getLogger(__name__)
 
 KIND = names.LLMDEPLOYMENT_KIND
-Key = tuple[str, str]
-"""(namespace, name) of an LLMDeployment."""
-PostEvent = Callable[[ParentRef, str, str, str], None]
-"""(object, type, reason, message): a Kubernetes Event on the object."""
 STATUS_FIELDS = tuple(f.alias or n for n, f in LLMDeploymentStatus.model_fields.items())
 # Reconciling and Stalled restate Ready for kstatus; an Event for them would say it twice.
 UNREPORTED = frozenset({RECONCILING, STALLED})
@@ -60,40 +57,9 @@ def transition(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
     return key(before) != key(after)
 
 
-def _object(ref: ParentRef) -> dict[str, Any]:
-    """Log context naming the object (Kopf's JSON formatter writes it as "object")."""
-    return {"k8s_ref": ref.involved}
-
-
-KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp")
-KEPT_ANNOTATIONS = (ADOPT_ANNOTATION,)
-
-
 def _asked(body: Mapping[str, Any]) -> str | None:
     """The object's adopt-defaults annotation (changing it changes no generation)."""
     return ((body.get("metadata") or {}).get("annotations") or {}).get(ADOPT_ANNOTATION)
-
-
-def trimmed(body: Mapping[str, Any]) -> dict[str, Any]:
-    """What a reconcile reads of its object: without managedFields, labels and annotations,
-    which would make up most of the memory kept for each object. Its apiVersion and kind
-    stay: the Events and log lines about it name them."""
-    meta = body.get("metadata") or {}
-    kept = {k: meta[k] for k in KEPT_METADATA if k in meta}
-    annotations = meta.get("annotations") or {}
-    if asked := {k: annotations[k] for k in KEPT_ANNOTATIONS if k in annotations}:
-        kept["annotations"] = asked
-    return {
-        "apiVersion": body["apiVersion"],
-        "kind": body["kind"],
-        "metadata": kept,
-        "spec": body.get("spec") or {},
-        "status": body.get("status") or {},
-    }
-
-
-def now() -> str:
-    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def status_patch(status: LLMDeploymentStatus) -> dict[str, Any]:
@@ -181,7 +147,9 @@ class Reconciler:
             metrics.API_WRITES.labels(KIND, "rayservice").inc()
         if outcome.error is not None:
             metrics.RECONCILE_ERRORS.labels(KIND, outcome.error.reason).inc()
-            logger.warning("reconcile failed, will retry: %s", outcome.error, extra=_object(ref))
+            logger.warning(
+                "reconcile failed, will retry: %s", outcome.error, extra=log_context(ref)
+            )
         self.phases.set(f"{namespace}/{name}", outcome.status.phase)
         ready = next((c for c in outcome.status.conditions if c.type == "Ready"), None)
         self.series.set(
@@ -202,7 +170,7 @@ class Reconciler:
                     namespace, name, status_patch(outcome.status)
                 )
             except KubeError as exc:
-                logger.warning("status not written, will retry: %s", exc, extra=_object(ref))
+                logger.warning("status not written, will retry: %s", exc, extra=log_context(ref))
                 return False
             metrics.API_WRITES.labels(KIND, "status").inc()
             self.last_write[key] = self.monotonic()
@@ -213,7 +181,7 @@ class Reconciler:
                 ready.type,
                 ready.status,
                 ready.reason,
-                extra=_object(ref),
+                extra=log_context(ref),
             )
             self._report(ref, parent, outcome)
         self.written[key] = (ref.generation, pack(wire))

@@ -19,7 +19,7 @@ import urllib3
 from urllib3.exceptions import HTTPError
 
 from kubellm_operator import metrics, names
-from kubellm_operator.children import ServedModels
+from kubellm_operator.status.rayhead import ServedModels
 
 logger = logging.getLogger(__name__)
 
