@@ -15,12 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from kubellm_dev.serve_local import local_serve
-from kubellm_operator.api.parse import parse_spec
+from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 
 
 def spec_for(model: Path, served_name: str, engine_args: dict[str, str], **extra: Any) -> Any:
     """The LLMDeployment spec a user would write for this model on a CPU node."""
-    return parse_spec(
+    return LLMDeploymentSpec.parse(
         {
             "model": {"uri": f"file://{model}", "servedName": served_name, "maxModelLen": 256},
             # All the machine's cores, as the other paths' engines have them.

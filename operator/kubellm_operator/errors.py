@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-CONFLICT = 409
-TOO_MANY_REQUESTS = 429
-SERVER_ERROR = 500
-
+API_ERROR = "ApiError"
+"""The reason of an API failure that retrying may fix (no answer, a conflict, a 5xx)."""
 # Reasons an API failure shows under on the object, by HTTP status.
 _REASONS = {
     400: "ChildRejected",
@@ -13,10 +11,10 @@ _REASONS = {
     404: "KubeRayMissing",
     422: "ChildRejected",
 }
-# Failures that last until somebody acts (RBAC, installing KubeRay, a schema mismatch):
-# still retried with backoff, but reported as Stalled rather than in progress.
-_LASTING = frozenset(_REASONS)
-REASONS = ("ApiError", *sorted(set(_REASONS.values())))
+LASTING = frozenset(_REASONS.values())
+"""Failures that last until somebody acts (RBAC, installing KubeRay, a schema mismatch): still
+retried with backoff, but reported as Stalled rather than in progress."""
+REASONS = (API_ERROR, *sorted(LASTING))
 """Every reason a KubeError can carry (the metrics start each at zero)."""
 
 
@@ -27,13 +25,4 @@ class KubeError(Exception):
         super().__init__(f"Kubernetes API error {status}: {message}")
         self.status = status
         self.message = message
-        self.reason = reason or _REASONS.get(status, "ApiError")
-
-    @property
-    def lasting(self) -> bool:
-        """Retrying soon will not help: somebody has to change the cluster first."""
-        return self.status in _LASTING
-
-    @property
-    def retryable(self) -> bool:
-        return self.status in {CONFLICT, TOO_MANY_REQUESTS, 0} or self.status >= SERVER_ERROR
+        self.reason = reason or _REASONS.get(status, API_ERROR)

@@ -21,8 +21,7 @@ from kubernetes import config as kube_config
 from kubellm_operator import metrics, names
 from kubellm_operator.api.refs import Key, key_of
 from kubellm_operator.config import load_config
-from kubellm_operator.controller.finetunejob import JobReconciler
-from kubellm_operator.controller.llmdeployment import Reconciler
+from kubellm_operator.controller import finetunejob, llmdeployment
 from kubellm_operator.controller.watched import WatchedCluster, WatchedStore
 from kubellm_operator.controller.workqueue import Backoff, WorkQueue
 from kubellm_operator.edge.events import EventPoster
@@ -72,7 +71,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     api = client.ApiClient()
     kube = Kube(api, ray_head, EventPoster(api))
     store = WatchedStore()
-    reconciler = Reconciler(WatchedCluster(kube, store), config, kube.post_event)
+    reconciler = llmdeployment.Reconciler(WatchedCluster(kube, store), config, kube.post_event)
 
     async def work(key: Any, body: Any) -> bool | float:
         return await asyncio.to_thread(reconciler, key, body)
@@ -86,7 +85,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> N
     memo["reconciler"], memo["queue"], memo["store"] = reconciler, queue, store
     memo["settle_s"] = config.child_settle_s
     memo["workers"] = asyncio.create_task(queue.run())
-    jobs = JobReconciler(kube, config, kube.post_event)
+    jobs = finetunejob.Reconciler(kube, config, kube.post_event)
 
     async def job_work(key: Any, _: Any) -> bool | float:
         return await asyncio.to_thread(jobs, key)
@@ -118,7 +117,7 @@ async def llmdeployment_changed(
     body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any
 ) -> None:
     """Created, changed, listed at start-up, or deleted: reconcile it (or forget it)."""
-    key, reconciler = key_of(body), cast(Reconciler, memo["reconciler"])
+    key, reconciler = key_of(body), cast(llmdeployment.Reconciler, memo["reconciler"])
     if type == "DELETED":
         _queue(memo).forget(key)
         reconciler.forget(key)
@@ -169,7 +168,7 @@ def _job_key(body: Mapping[str, Any]) -> Key | None:
 @kopf.on.event(*FTJ)
 async def finetunejob_changed(body: kopf.Body, type: str | None, memo: kopf.Memo, **_: Any) -> None:
     """Created, changed (the trainer's progress too), listed at start-up, or deleted."""
-    key, jobs = key_of(body), cast(JobReconciler, memo["jobs"])
+    key, jobs = key_of(body), cast(finetunejob.Reconciler, memo["jobs"])
     queue = cast(WorkQueue, memo["job_queue"])
     # A hand-off appeared, changed (the job succeeded) or went: its deployment re-derives.
     for deployment in cast(WatchedStore, memo["store"]).handoffs.job_changed(

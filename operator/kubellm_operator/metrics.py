@@ -10,9 +10,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-RECONCILES = Counter(
-    "kubellm_reconcile_total", "Reconciles by kind and trigger", ["kind", "trigger"]
-)
+RECONCILES = Counter("kubellm_reconcile_total", "Reconciles by kind", ["kind"])
 RECONCILE_ERRORS = Counter(
     "kubellm_reconcile_errors_total", "Failed reconciles by kind and error", ["kind", "error"]
 )
@@ -44,8 +42,8 @@ TIME_TO_READY = Histogram(
 
 
 @contextmanager
-def reconciling(kind: str, trigger: str) -> Iterator[None]:
-    RECONCILES.labels(kind, trigger).inc()
+def reconciling(kind: str) -> Iterator[None]:
+    RECONCILES.labels(kind).inc()
     start = time.perf_counter()
     try:
         yield

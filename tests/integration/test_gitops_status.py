@@ -18,7 +18,7 @@ import pytest
 
 from kubellm_dev import build
 from kubellm_dev.paths import REPO_ROOT, default_paths
-from kubellm_operator.status.finetunejob import derive_job
+from kubellm_operator.status import finetunejob
 from kubellm_operator.status.llmdeployment import Observed, derive
 from kubellm_operator.status.rayjob import RayJobView
 from tests.unit.operator.test_job_status import PHASES, PUBLISHED
@@ -130,7 +130,7 @@ def test_argocd_reads_each_finetunejob_phase_as_documented(
     reason: str,
     argocd_job: Any,
 ) -> None:
-    status = derive_job(job_observed(job, previous, **spec)).to_wire()
+    status = finetunejob.derive(job_observed(job, previous, **spec)).to_wire()
     health, message = argocd_job(job_object(status))
     assert health == JOB_HEALTH[phase]
     if phase == "Failed":
@@ -138,7 +138,7 @@ def test_argocd_reads_each_finetunejob_phase_as_documented(
 
 
 def test_argocd_waits_for_a_new_job_generation_and_for_the_hand_off(argocd_job: Any) -> None:
-    done = derive_job(job_observed(PHASES_BY_REASON["Succeeded"], PUBLISHED)).to_wire()
+    done = finetunejob.derive(job_observed(PHASES_BY_REASON["Succeeded"], PUBLISHED)).to_wire()
     assert argocd_job(job_object(done, generation=4))[0] == "Progressing"
     waiting = {
         **done,

@@ -23,7 +23,6 @@ from kubellm_dev.paths import default_paths
 from kubellm_dev.serve_local import LocalServe, local_serve
 from kubellm_dev.waiting import wait_for
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
-from kubellm_operator.api.parse import parse_spec
 from kubellm_operator.builders.serve_config import ResolvedAdapter, replica_config
 
 from .conftest import _unavailable, free_ray_ports
@@ -34,7 +33,7 @@ SEEN_DEADLINE_S = 120.0
 
 
 def spec(model: Path, **extra: Any) -> LLMDeploymentSpec:
-    return parse_spec(
+    return LLMDeploymentSpec.parse(
         {
             "model": {"uri": f"file://{model}", "servedName": "tiny", "maxModelLen": 256},
             "replicas": 2,

@@ -10,7 +10,8 @@ import pytest
 
 from kubellm_dev import engine_args
 from kubellm_dev.paths import REPO_ROOT
-from kubellm_operator.api.parse import InvalidSpecError, parse_spec
+from kubellm_operator.api.base import InvalidSpecError
+from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_runtime.engine.base import InvalidEngineArgsError
 from kubellm_runtime.engine.vllm_engine import parsed_extra_args
 
@@ -68,6 +69,6 @@ def test_what_vllms_parser_refuses_is_refused_by_both_naming_the_option(
     assert runtime in str(by_runtime.value)
     spec: dict[str, Any] = {"model": {"uri": "hf://a/b"}, "engine": {"extraArgs": extra}}
     with pytest.raises(InvalidSpecError, match=r"spec\.engine\.extraArgs") as by_operator:
-        parse_spec(spec)
+        LLMDeploymentSpec.parse(spec)
     assert operator in str(by_operator.value)
     assert next(iter(extra)) in str(by_operator.value)

@@ -7,14 +7,38 @@ runs when the operator parses an object (which catches specs admitted by an olde
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, GetJsonSchemaHandler, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    GetJsonSchemaHandler,
+    ValidationError,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema
+
+
+class InvalidSpecError(ValueError):
+    """The spec breaks a rule; the message names the field and the rule."""
+
+
+def _message(error: ValidationError, root: str) -> str:
+    problems = []
+    for item in error.errors():
+        path = [root, *(str(p) for p in item["loc"])]
+        text = item["msg"].removeprefix("Value error, ")
+        # Cross-field rules name their field first ("gpusPerReplica: ..."): move it into the path.
+        field, sep, rest = text.partition(": ")
+        if sep and all(part.isidentifier() for part in field.split(".")):
+            path.append(field)
+            text = rest
+        problems.append(f"{'.'.join(path)}: {text}")
+    return "; ".join(problems)
 
 
 @dataclass(frozen=True)
@@ -63,6 +87,15 @@ class ApiModel(BaseModel):
             target = handler.resolve_ref_schema(schema)
             target["x-kubernetes-validations"] = [r.to_crd() for r in cls.rules]
         return schema
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any] | None, root: str = "spec") -> Self:
+        """An object's ``root`` field as this model, or InvalidSpecError naming each field
+        at fault (``spec.replicas: ...``) and the rule it breaks."""
+        try:
+            return cls.model_validate(dict(raw or {}))
+        except ValidationError as exc:
+            raise InvalidSpecError(_message(exc, root)) from exc
 
     def to_wire(self) -> dict[str, Any]:
         """The object as it appears in YAML: camelCase, unset optional fields omitted."""

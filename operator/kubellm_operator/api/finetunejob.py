@@ -17,7 +17,7 @@ from kubellm_operator.api.common import (
     SecretRef,
     ServedName,
 )
-from kubellm_operator.api.sources import SourceUri
+from kubellm_operator.api.sources import SourceUri, pvc_claims
 
 # A field name inside a dataset record (JSON object key).
 FieldName = Annotated[
@@ -28,6 +28,10 @@ ModuleName = Annotated[
     str, StringConstraints(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.-]+$")
 ]
 DatasetFormat = Literal["text", "instruction", "chat"]
+
+
+OUTPUT_FIELD = "spec.output.uri"
+"""Where the adapter is written: the one source a job writes to."""
 
 
 class BaseModelSpec(ApiModel):
@@ -221,6 +225,18 @@ class FineTuneJobSpec(ApiModel):
             field_path=".output.uri",
         ),
     )
+
+    @property
+    def claims(self) -> dict[str, tuple[str, ...]]:
+        """The PersistentVolumeClaims it names (claim → the fields naming it); the one
+        ``OUTPUT_FIELD`` names is written, the others read."""
+        return pvc_claims(
+            [
+                ("spec.baseModel.uri", self.base_model.uri),
+                ("spec.dataset.uri", self.dataset.uri),
+                (OUTPUT_FIELD, self.output.uri),
+            ]
+        )
 
 
 class TrainingError(ApiModel):

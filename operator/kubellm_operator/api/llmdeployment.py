@@ -19,7 +19,7 @@ from kubellm_operator.api.common import (
     SecretRef,
     ServedName,
 )
-from kubellm_operator.api.sources import SourceUri
+from kubellm_operator.api.sources import SourceUri, pvc_claims
 
 Quantization = Literal["awq", "gptq", "fp8", "bitsandbytes", "gguf", "compressed-tensors"]
 
@@ -295,6 +295,17 @@ class LLMDeploymentSpec(ApiModel):
             field_path=".replicas",
         ),
     )
+
+    @property
+    def claims(self) -> dict[str, tuple[str, ...]]:
+        """The PersistentVolumeClaims it names (claim → the fields naming it)."""
+        return pvc_claims(
+            [
+                ("spec.model.uri", self.model.uri),
+                *((f"spec.adapters[{i}].uri", a.uri) for i, a in enumerate(self.adapters)),
+                *((f"spec.adapterSources[{i}]", s) for i, s in enumerate(self.adapter_sources)),
+            ]
+        )
 
 
 class AdapterStatus(ApiModel):

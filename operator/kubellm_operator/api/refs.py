@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Self
 
+from kubellm_operator.api.common import Condition
+
 Key = tuple[str, str]
 """(namespace, name) of an object: what work queues, caches and indexes are keyed by."""
 
@@ -21,7 +23,9 @@ def key_of(body: Mapping[str, Any]) -> Key:
 
 
 @dataclass(frozen=True)
-class ParentRef:
+class ObjectRef:
+    """The object being reconciled (either kind), as read from its body."""
+
     api_version: str
     kind: str
     name: str
@@ -46,6 +50,10 @@ class ParentRef:
             status=body.get("status") or {},
             annotations=meta.get("annotations") or {},
         )
+
+    def previous_conditions(self) -> tuple[Condition, ...]:
+        """The conditions its status has now (a new stamp keeps their transition times)."""
+        return tuple(Condition.model_validate(c) for c in self.status.get("conditions") or [])
 
     @property
     def owner(self) -> Owner:

@@ -10,8 +10,10 @@ bucket its store would refuse.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler, StringConstraints
 from pydantic.json_schema import JsonSchemaValue
@@ -131,3 +133,15 @@ def _checked(uri: str) -> str:
 
 
 SourceUri = Annotated[str, StringConstraints(pattern=SOURCE_URI, max_length=2048), _StoreNames()]
+
+
+def pvc_claims(fields: Iterable[tuple[str, str | None]]) -> dict[str, tuple[str, ...]]:
+    """The PersistentVolumeClaims that ``pvc://<claim>/<path>`` sources name: claim → the
+    fields naming it, in the order given (the operator checks they exist, the builders mount
+    them)."""
+    found: dict[str, tuple[str, ...]] = {}
+    for path, uri in fields:
+        if uri and uri.startswith("pvc://"):
+            claim = urlsplit(uri).netloc
+            found[claim] = (*found.get(claim, ()), path)
+    return found

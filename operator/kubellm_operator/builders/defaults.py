@@ -11,7 +11,7 @@ from typing import Any
 
 from kubellm_operator import names
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
-from kubellm_operator.builders.raycluster import SHM_VOLUME
+from kubellm_operator.builders.storage import SHM_VOLUME
 from kubellm_operator.config import OperatorConfig
 
 BUILD_ANNOTATION = f"{names.GROUP}/build-defaults"

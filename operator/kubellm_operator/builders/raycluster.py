@@ -17,7 +17,6 @@ HEAD_PORTS = (
     {"containerPort": 10001, "name": "client"},
     {"containerPort": names.SERVE_PORT, "name": "serve"},
 )
-SHM_VOLUME = "dshm"
 
 
 def _env(spec: LLMDeploymentSpec, *, secrets: bool) -> list[dict[str, Any]]:
@@ -50,7 +49,7 @@ def _container(
         "name": name,
         "image": spec.image or config.runtime_image,
         "resources": {"limits": dict(resources), "requests": dict(resources)},
-        "volumeMounts": [{"name": SHM_VOLUME, "mountPath": "/dev/shm"}],  # noqa: S108
+        "volumeMounts": [storage.shm_mount()],
     }
     env = _env(spec, secrets=secrets)
     if env:
@@ -65,10 +64,6 @@ def _pod_metadata(owner: str) -> dict[str, Any]:
     return {"labels": names.child_labels(owner)}
 
 
-def _shm(config: OperatorConfig) -> list[dict[str, Any]]:
-    return [{"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": config.shm_size}}]
-
-
 def head_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) -> dict[str, Any]:
     """The head runs Ray's control plane and the Serve proxy, no GPUs and no model replicas."""
     container = _container(
@@ -79,7 +74,7 @@ def head_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) -> d
         secrets=False,
     )
     container["ports"] = [dict(p) for p in HEAD_PORTS]
-    pod: dict[str, Any] = {"containers": [container], "volumes": _shm(config)}
+    pod: dict[str, Any] = {"containers": [container], "volumes": [storage.shm_volume(config)]}
     if spec.placement.priority_class_name:
         pod["priorityClassName"] = spec.placement.priority_class_name
     return {
@@ -121,7 +116,7 @@ def worker_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) ->
     ]
     pod: dict[str, Any] = {
         "containers": [container],
-        "volumes": [*_shm(config), *storage.model_volumes(spec, config)],
+        "volumes": [storage.shm_volume(config), *storage.model_volumes(spec, config)],
     }
     pod |= placement.worker_pod_fields(
         spec.placement, res.gpu_type, config, gpus=bool(gpus_per_pod)

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import shlex
 from typing import Any
-from urllib.parse import urlsplit
 
 from kubellm_operator import names
-from kubellm_operator.api.finetunejob import FineTuneJobSpec
+from kubellm_operator.api.finetunejob import OUTPUT_FIELD, FineTuneJobSpec
 from kubellm_operator.api.refs import Owner
 from kubellm_operator.builders import placement, storage
 from kubellm_operator.builders.owner import owner_reference
@@ -24,7 +23,6 @@ from kubellm_runtime.contract import (
     TrainArgs,
 )
 
-SHM_VOLUME = "dshm"
 HEAD_PORTS = (
     {"containerPort": 6379, "name": "gcs-server"},
     {"containerPort": 8265, "name": "dashboard"},
@@ -89,10 +87,10 @@ def entrypoint(args: TrainArgs) -> str:
 
 
 def _claims(spec: FineTuneJobSpec) -> tuple[list[str], list[str]]:
-    def claim(uri: str) -> list[str]:
-        return [urlsplit(uri).netloc] if uri.startswith("pvc://") else []
-
-    return claim(spec.base_model.uri) + claim(spec.dataset.uri), claim(spec.output.uri)
+    """The claims read (the model, the data) and written (the output)."""
+    named = spec.claims.items()
+    read = [claim for claim, fields in named if set(fields) - {OUTPUT_FIELD}]
+    return read, [claim for claim, fields in named if OUTPUT_FIELD in fields]
 
 
 def _env_from(spec: FineTuneJobSpec) -> list[dict[str, Any]]:
@@ -114,7 +112,7 @@ def _container(
             {"name": storage.CACHE_ENV, "value": storage.CACHE_DIR},
         ],
         "volumeMounts": [
-            {"name": SHM_VOLUME, "mountPath": "/dev/shm"},  # noqa: S108
+            storage.shm_mount(),
             {"name": storage.CACHE_VOLUME, "mountPath": storage.CACHE_DIR},
             *mounts,
         ],
@@ -129,14 +127,13 @@ def _pod(
 ) -> dict[str, Any]:
     read, write = _claims(spec)
     volumes, _ = storage.claim_volumes(read, write)
-    shm = {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": config.shm_size}}
     return {
         "metadata": {"labels": names.job_labels(owner.name)},
         "spec": {
             # The trainer writes progress with this identity: this job's status, nothing else.
             "serviceAccountName": names.trainer_identity_name(owner.name),
             "containers": [container],
-            "volumes": [shm, storage.cache_volume(config), *volumes],
+            "volumes": [storage.shm_volume(config), storage.cache_volume(config), *volumes],
         },
     }
 

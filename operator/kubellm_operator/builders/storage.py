@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 from typing import Any
-from urllib.parse import urlsplit
 
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_operator.config import OperatorConfig
@@ -18,13 +17,8 @@ PVC_ROOT = "/mnt/pvc"  # the runtime's KUBELLM_RUNTIME_PVC_ROOT default
 CACHE_VOLUME = "model-cache"
 CACHE_DIR = "/var/cache/kubellm/models"
 CACHE_ENV = "KUBELLM_RUNTIME_MODEL_CACHE_DIR"
-
-
-def claims(spec: LLMDeploymentSpec) -> list[str]:
-    """PersistentVolumeClaims named by the model, adapter and adapter-source URIs, sorted,
-    once each."""
-    uris = [spec.model.uri, *(a.uri for a in spec.adapters if a.uri), *spec.adapter_sources]
-    return sorted({urlsplit(u).netloc for u in uris if u.startswith("pvc://")})
+SHM_VOLUME = "dshm"
+SHM_DIR = "/dev/shm"  # noqa: S108 - the pod's own memory volume, not a shared temp dir
 
 
 def volume_name(claim: str) -> str:
@@ -38,7 +32,7 @@ def model_volumes(spec: LLMDeploymentSpec, config: OperatorConfig) -> list[dict[
     volumes = [cache_volume(config)]
     volumes += [
         {"name": volume_name(c), "persistentVolumeClaim": {"claimName": c, "readOnly": True}}
-        for c in claims(spec)
+        for c in sorted(spec.claims)
     ]
     return volumes
 
@@ -47,7 +41,7 @@ def model_mounts(spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
     mounts: list[dict[str, Any]] = [{"name": CACHE_VOLUME, "mountPath": CACHE_DIR}]
     mounts += [
         {"name": volume_name(c), "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True}
-        for c in claims(spec)
+        for c in sorted(spec.claims)
     ]
     return mounts
 
@@ -78,3 +72,12 @@ def claim_volumes(
             mount["readOnly"] = True
         mounts.append(mount)
     return volumes, mounts
+
+
+def shm_volume(config: OperatorConfig) -> dict[str, Any]:
+    """The shared-memory volume: memory of the configured size (NCCL, vLLM, Ray's objects)."""
+    return {"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": config.shm_size}}
+
+
+def shm_mount() -> dict[str, Any]:
+    return {"name": SHM_VOLUME, "mountPath": SHM_DIR}

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm_operator import metrics, names
-from kubellm_operator.api.refs import Key
+from kubellm_operator.api.refs import Key, ObjectRef
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.controller.runner import PostEvent, now, trimmed
 from kubellm_operator.errors import KubeError
-from kubellm_operator.service.finetunejob import JobRef, changed, status_patch, sync_job
-from kubellm_operator.service.ports import JobClusterPort
+from kubellm_operator.service.finetunejob import status_patch, sync
+from kubellm_operator.service.ports import FineTuneJobCluster
+from kubellm_operator.status.patch import changed
 
 logger = logging.getLogger(__name__)
 KIND = names.FINETUNEJOB_KIND
@@ -26,8 +27,8 @@ WARNING_PHASES = frozenset({"Failed"})
 
 
 @dataclass
-class JobReconciler:
-    cluster: JobClusterPort
+class Reconciler:
+    cluster: FineTuneJobCluster
     config: OperatorConfig
     post_event: PostEvent
     clock: Callable[[], str] = now
@@ -54,9 +55,9 @@ class JobReconciler:
         if job is None or (job.get("metadata") or {}).get("deletionTimestamp"):
             self.forget(key)
             return True
-        ref = JobRef.from_body(job)
-        with metrics.reconciling(KIND, "refresh"):
-            outcome = sync_job(ref, self.cluster, self.config, self.clock())
+        ref = ObjectRef.from_body(job)
+        with metrics.reconciling(KIND):
+            outcome = sync(ref, self.cluster, self.config, self.clock())
         for what in outcome.writes:
             metrics.API_WRITES.labels(KIND, what).inc()
         if outcome.error is not None:
@@ -68,11 +69,10 @@ class JobReconciler:
             f"{namespace}/{name}",
             metrics.job_series(namespace, name, outcome.status.phase, progress),
         )
-        if changed(outcome, ref.status):
+        patch = status_patch(outcome, ref.status)
+        if changed(patch, ref.status):
             try:
-                self.cluster.patch_finetunejob_status(
-                    namespace, name, status_patch(outcome, ref.status)
-                )
+                self.cluster.patch_finetunejob_status(namespace, name, patch)
             except KubeError as exc:
                 logger.warning("FineTuneJob %s/%s: status not written: %s", namespace, name, exc)
                 return False
@@ -81,13 +81,13 @@ class JobReconciler:
             # What was written is the body now (its event follows); the trainer's fields stay.
             self.bodies[key] = {
                 **trimmed(job),
-                "status": {**ref.status, **status_patch(outcome, ref.status)},
+                "status": {**ref.status, **patch},
             }
         if outcome.error is not None:
             return False
         return outcome.recheck_s if outcome.recheck_s is not None else True
 
-    def _report(self, ref: JobRef, phase: Any, message: str) -> None:
+    def _report(self, ref: ObjectRef, phase: Any, message: str) -> None:
         if ref.status.get("phase") == phase or phase is None:
             return
         kind = "Warning" if phase in WARNING_PHASES else "Normal"

@@ -15,29 +15,24 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubellm_operator import metrics, names
-from kubellm_operator.api.llmdeployment import LLMDeploymentStatus
-from kubellm_operator.api.refs import Key
+from kubellm_operator.api.refs import Key, ObjectRef
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.controller.packed import pack, unpack
 from kubellm_operator.controller.runner import PostEvent, log_context, now, trimmed
 from kubellm_operator.errors import KubeError
 from kubellm_operator.service.defaults import ADOPT_ANNOTATION, RolloutSlots
-from kubellm_operator.service.llmdeployment import ObjectRef, Outcome, holds_slot, sync
-from kubellm_operator.service.ports import ClusterPort
-from kubellm_operator.status.llmdeployment import FAILURES, RECONCILING, STALLED
+from kubellm_operator.service.llmdeployment import Outcome, holds_slot, status_patch, sync
+from kubellm_operator.service.ports import LLMDeploymentCluster
+from kubellm_operator.status.patch import changed
+from kubellm_operator.status.reasons import ALERTS, READY, RECONCILING, STALLED
 
 logger = logging.getLogger(__name__)
 
 KIND = names.LLMDEPLOYMENT_KIND
-STATUS_FIELDS = tuple(f.alias or n for n, f in LLMDeploymentStatus.model_fields.items())
 # Reconciling and Stalled restate Ready for kstatus; an Event for them would say it twice.
 UNREPORTED = frozenset({RECONCILING, STALLED})
 # What a waiting tool (kubectl wait, Argo CD, Flux) reads: a change of these is never paced.
-TRANSITIONS = frozenset({"Ready", RECONCILING, STALLED})
-
-
-ALERTS = FAILURES | {"Unhealthy", "ApiError"}
-"""Ready reasons that tell of a failure: leaving one is written at once too."""
+TRANSITIONS = frozenset({READY, RECONCILING, STALLED})
 
 
 def transition(before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
@@ -62,17 +57,11 @@ def _asked(body: Mapping[str, Any]) -> str | None:
     return ((body.get("metadata") or {}).get("annotations") or {}).get(ADOPT_ANNOTATION)
 
 
-def status_patch(status: LLMDeploymentStatus) -> dict[str, Any]:
-    """A merge patch that also clears fields the new status no longer has (endpoint...)."""
-    wire = status.to_wire()
-    return {name: wire.get(name) for name in STATUS_FIELDS}
-
-
 @dataclass
 class Reconciler:
     """Runs sync for a key and writes its status; remembers what it wrote, to skip echoes."""
 
-    cluster: ClusterPort
+    cluster: LLMDeploymentCluster
     config: OperatorConfig
     post_event: PostEvent
     clock: Callable[[], str] = now
@@ -140,7 +129,7 @@ class Reconciler:
         ref = ObjectRef.from_body(parent)
         if key in self.written:  # newer than a body handed in with an event (the only writer)
             ref = replace(ref, status=unpack(self.written[key][1]))
-        with metrics.reconciling(KIND, "refresh"):
+        with metrics.reconciling(KIND):
             outcome = sync(ref, self.cluster, self.config, self.clock(), self.slots)
         self.asked[key] = ref.annotations.get(ADOPT_ANNOTATION)
         if outcome.applied:
@@ -161,14 +150,12 @@ class Reconciler:
                 [a.state for a in outcome.status.adapters],
             ),
         )
-        wire = outcome.status.to_wire()
-        if wire != dict(ref.status):
+        wire, patch = outcome.status.to_wire(), status_patch(outcome, ref.status)
+        if changed(patch, ref.status):
             if (wait := self._paced(key, ref.status, wire, outcome)) > 0:
                 return wait  # written then, with whatever else has changed by that time
             try:
-                self.cluster.patch_llmdeployment_status(
-                    namespace, name, status_patch(outcome.status)
-                )
+                self.cluster.patch_llmdeployment_status(namespace, name, patch)
             except KubeError as exc:
                 logger.warning("status not written, will retry: %s", exc, extra=log_context(ref))
                 return False

@@ -7,14 +7,14 @@ import datetime as dt
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from kubellm_operator.api.refs import ParentRef
+from kubellm_operator.api.refs import ObjectRef
 from kubellm_operator.service.defaults import ADOPT_ANNOTATION
 
-PostEvent = Callable[[ParentRef, str, str, str], None]
+PostEvent = Callable[[ObjectRef, str, str, str], None]
 """(object, type, reason, message): a Kubernetes Event on the object."""
 
 
-def log_context(ref: ParentRef) -> dict[str, Any]:
+def log_context(ref: ObjectRef) -> dict[str, Any]:
     """Log context naming the object (Kopf's JSON formatter writes it as "object")."""
     return {"k8s_ref": ref.involved}
 

@@ -19,7 +19,7 @@ from kubellm_operator import names
 from kubellm_operator.api.refs import Key, key_of
 from kubellm_operator.controller.packed import pack, unpack
 from kubellm_operator.service.handoffs import HandOff, HandOffIndex
-from kubellm_operator.service.ports import ClusterPort
+from kubellm_operator.service.ports import LLMDeploymentCluster
 from kubellm_operator.status.pod import PodView
 from kubellm_operator.status.rayhead import ServedModels
 
@@ -79,10 +79,10 @@ class WatchedStore:
 
 @dataclass
 class WatchedCluster:
-    """A ClusterPort that answers RayServices, RayClusters and refused pods from the store,
+    """A LLMDeploymentCluster that answers RayServices, RayClusters and refused pods from the store,
     and everything else (writes, a child the watch has not delivered yet) from the API."""
 
-    api: ClusterPort
+    api: LLMDeploymentCluster
     store: WatchedStore
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel
@@ -47,7 +47,6 @@ class ResourceDefinition:
     columns: tuple[PrinterColumn, ...]
     scale: bool = False
     categories: tuple[str, ...] = ("kubellm",)
-    extra_status: dict[str, Any] = field(default_factory=dict)
 
 
 def _resolve(schema: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from typing import Any
 from kubernetes import client
 
 from kubellm_operator import names
-from kubellm_operator.api.refs import ParentRef
+from kubellm_operator.api.refs import ObjectRef
 from kubellm_operator.edge.calls import (
     REQUEST_TIMEOUT,
     NotFoundError,
@@ -23,7 +23,7 @@ from kubellm_operator.errors import KubeError
 logger = logging.getLogger(__name__)
 
 
-def event_body(ref: ParentRef, type_: str, reason: str, message: str) -> dict[str, Any]:
+def event_body(ref: ObjectRef, type_: str, reason: str, message: str) -> dict[str, Any]:
     """The Event about ``ref``: its involvedObject names the object's own kind and uid, so
     `kubectl describe` of that object lists it."""
     now = dt.datetime.now(dt.UTC)

@@ -10,7 +10,7 @@ from typing import Any, cast
 from kubernetes import client
 
 from kubellm_operator import names
-from kubellm_operator.api.refs import ParentRef
+from kubellm_operator.api.refs import ObjectRef
 from kubellm_operator.edge.calls import (
     REQUEST_TIMEOUT,
     SERVER_SIDE_APPLY,
@@ -74,6 +74,6 @@ class Kube(LLMDeploymentCalls, FineTuneJobCalls):
             return False
         return True
 
-    def post_event(self, ref: ParentRef, type_: str, reason: str, message: str) -> None:
+    def post_event(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
         """A Kubernetes Event on the object, handed to the poster (a reconcile never waits)."""
         self.events.post(event_body(ref, type_, reason, message))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from kubellm_operator.api.llmdeployment import AdapterStatus, LLMDeploymentSpec
 from kubellm_operator.builders.serve_config import ResolvedAdapter
 from kubellm_operator.service.handoffs import HandOff
-from kubellm_operator.service.ports import ClusterPort
+from kubellm_operator.service.ports import LLMDeploymentCluster
 
 
 def _other_base(
@@ -52,7 +52,7 @@ def _handed_off(
 
 
 def resolve_adapters(
-    spec: LLMDeploymentSpec, namespace: str, cluster: ClusterPort, name: str = ""
+    spec: LLMDeploymentSpec, namespace: str, cluster: LLMDeploymentCluster, name: str = ""
 ) -> tuple[tuple[ResolvedAdapter, ...], tuple[AdapterStatus, ...]]:
     """Adapters with a known location, and the state of each requested adapter (those the
     spec lists, then those FineTuneJobs hand off)."""

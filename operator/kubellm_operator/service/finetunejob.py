@@ -18,32 +18,31 @@ from datetime import datetime
 from typing import Any
 
 from kubellm_operator import names
-from kubellm_operator.api.claims import job_claims
+from kubellm_operator.api.base import InvalidSpecError
 from kubellm_operator.api.finetunejob import FineTuneJobSpec, FineTuneJobStatus
-from kubellm_operator.api.parse import InvalidSpecError, parse_job_spec
-from kubellm_operator.api.refs import ParentRef
+from kubellm_operator.api.refs import ObjectRef
 from kubellm_operator.builders.rayjob import build_rayjob
 from kubellm_operator.builders.trainer_identity import build_trainer_identity
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
-from kubellm_operator.service.ports import JobClusterPort
+from kubellm_operator.service.ports import FineTuneJobCluster
 from kubellm_operator.status.finetunejob import (
-    FINAL,
-    INPUT_FAULTS,
-    JobObserved,
-    derive_job,
-    verdict,
+    HandOffTarget,
+    JobStatusView,
+    Observed,
+    derive,
+    phase_verdict,
 )
+from kubellm_operator.status.patch import merge_patch
 from kubellm_operator.status.rayjob import RayJobView
+from kubellm_operator.status.reasons import FINAL_PHASES, INPUT_FAULTS
+
+TRAINER_FIELDS = ("adapterUri",)
+"""Status fields the trainer writes (with progress, which the operator's model lacks)."""
 
 
 @dataclass(frozen=True)
-class JobRef(ParentRef):
-    """The FineTuneJob being reconciled, as read from its body."""
-
-
-@dataclass(frozen=True)
-class JobOutcome:
+class Outcome:
     status: FineTuneJobStatus
     writes: tuple[str, ...] = ()
     """What this reconcile wrote (kinds), for the metrics."""
@@ -53,58 +52,52 @@ class JobOutcome:
     """Reconcile again this many seconds from now (a finished job's TTL falls due)."""
 
 
-def status_patch(outcome: JobOutcome, before: Mapping[str, Any]) -> dict[str, Any]:
+def status_patch(outcome: Outcome, before: Mapping[str, Any]) -> dict[str, Any]:
     """The operator's fields as a merge patch; the trainer's (progress, the adapter's
     location) are left alone, and a retried run's earlier error goes once it succeeded."""
-    patch = outcome.status.to_wire()
-    patch.pop("adapterUri", None)
-    if outcome.status.phase == "Succeeded" and before.get("error"):
-        patch["error"] = None
-    return patch
+    succeeded = outcome.status.phase == "Succeeded" and before.get("error")
+    clear = ("error",) if succeeded else ()
+    return merge_patch(outcome.status.to_wire(), clear=clear, skip=TRAINER_FIELDS)
 
 
-def changed(outcome: JobOutcome, before: Mapping[str, Any]) -> bool:
-    patch = status_patch(outcome, before)
-    return any(before.get(k) != v for k, v in patch.items())
-
-
-def sync_job(ref: JobRef, cluster: JobClusterPort, config: OperatorConfig, now: str) -> JobOutcome:
+def sync(ref: ObjectRef, cluster: FineTuneJobCluster, config: OperatorConfig, now: str) -> Outcome:
     """Bring the RayJob in line with the job (if needed) and derive the status."""
     name = names.rayjob_name(ref.name)
-    observed = JobObserved(
+    observed = Observed(
         ref.generation,
         now,
         None,
-        ref.status,
+        JobStatusView.parse(ref.status),
         rayjob_name=name,
         name=ref.name,
         namespace=ref.namespace,
     )
     try:
-        spec = parse_job_spec(ref.spec)
+        spec = FineTuneJobSpec.parse(ref.spec)
     except InvalidSpecError as exc:
-        return JobOutcome(derive_job(replace(observed, invalid=str(exc))))
+        return Outcome(derive(replace(observed, invalid=str(exc))))
     observed = replace(observed, spec=spec)
     recheck_s = None
     try:
-        if ref.status.get("phase") not in FINAL:
+        if observed.previous.phase not in FINAL_PHASES:
             observed, writes = _run(ref, spec, observed, cluster, config)
             if observed.missing_claims:
                 recheck_s = config.claim_recheck_s
         else:
-            recheck_s = _ttl_left(ref.status, spec, now)
+            recheck_s = _ttl_left(observed.previous, spec, now)
             writes = _clean_up(ref, cluster) if recheck_s is None else ()
-        if spec.deploy_to and verdict(observed).phase == "Succeeded":
+        if spec.deploy_to and phase_verdict(observed).phase == "Succeeded":
             found = cluster.get_llmdeployment(ref.namespace, spec.deploy_to)
-            observed = replace(observed, deployment=found)
+            target = HandOffTarget.parse(found) if found is not None else None
+            observed = replace(observed, deployment=target)
     except KubeError as exc:
-        return JobOutcome(derive_job(replace(observed, api_error=exc)), (), exc)
-    return JobOutcome(derive_job(observed), writes, recheck_s=recheck_s)
+        return Outcome(derive(replace(observed, api_error=exc)), (), exc)
+    return Outcome(derive(observed), writes, recheck_s=recheck_s)
 
 
-def _ttl_left(status: Mapping[str, Any], spec: FineTuneJobSpec, now: str) -> float | None:
+def _ttl_left(status: JobStatusView, spec: FineTuneJobSpec, now: str) -> float | None:
     """Seconds until a finished job's children are due for deletion; None once they are."""
-    ended = status.get("completionTime")
+    ended = status.completion_time
     if not ended:
         return None
     elapsed = (datetime.fromisoformat(now) - datetime.fromisoformat(ended)).total_seconds()
@@ -112,7 +105,7 @@ def _ttl_left(status: Mapping[str, Any], spec: FineTuneJobSpec, now: str) -> flo
     return left if left > 0 else None
 
 
-def _clean_up(ref: JobRef, cluster: JobClusterPort) -> tuple[str, ...]:
+def _clean_up(ref: ObjectRef, cluster: FineTuneJobCluster) -> tuple[str, ...]:
     """The finished job's RayJob and trainer identity; the identity goes first, so a RayJob
     that is gone means both are (a later reconcile then costs one GET)."""
     name = names.rayjob_name(ref.name)
@@ -124,23 +117,23 @@ def _clean_up(ref: JobRef, cluster: JobClusterPort) -> tuple[str, ...]:
 
 
 def _run(
-    ref: JobRef,
+    ref: ObjectRef,
     spec: FineTuneJobSpec,
-    observed: JobObserved,
-    cluster: JobClusterPort,
+    observed: Observed,
+    cluster: FineTuneJobCluster,
     config: OperatorConfig,
-) -> tuple[JobObserved, tuple[str, ...]]:
+) -> tuple[Observed, tuple[str, ...]]:
     """The RayJob: created once, suspended or resumed, stopped when its inputs are refused."""
     name = names.rayjob_name(ref.name)
     writes: list[str] = []
-    if (error := ref.status.get("error")) and error.get("reason") in INPUT_FAULTS:
+    if (error := observed.previous.error) is not None and error.reason in INPUT_FAULTS:
         cluster.delete_rayjob(ref.namespace, name)  # stop KubeRay's retries
         return observed, ("rayjob",)
     current = cluster.get_rayjob(ref.namespace, name)
     if current is None:
         missing = {
             claim: path
-            for claim, path in job_claims(spec).items()
+            for claim, (path, *_) in spec.claims.items()
             if not cluster.claim_exists(ref.namespace, claim)
         }
         if missing:  # its pods could never start: create nothing yet

@@ -11,15 +11,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from kubellm_operator import names
-from kubellm_operator.api.claims import deployment_claims
-from kubellm_operator.api.common import Condition
+from kubellm_operator.api.base import InvalidSpecError
 from kubellm_operator.api.llmdeployment import (
     DefaultsStatus,
     LLMDeploymentSpec,
     LLMDeploymentStatus,
 )
-from kubellm_operator.api.parse import InvalidSpecError, parse_spec
-from kubellm_operator.api.refs import ParentRef
+from kubellm_operator.api.refs import ObjectRef
 from kubellm_operator.builders.defaults import BuildDefaults, recorded_in
 from kubellm_operator.builders.rayservice import build_rayservice
 from kubellm_operator.builders.serve_config import contract_args, replica_config
@@ -27,28 +25,25 @@ from kubellm_operator.config import OperatorConfig
 from kubellm_operator.errors import KubeError
 from kubellm_operator.service.adapters import resolve_adapters
 from kubellm_operator.service.defaults import ADOPT_ANNOTATION, Choice, RolloutSlots, choose
-from kubellm_operator.service.ports import ClusterPort
+from kubellm_operator.service.ports import LLMDeploymentCluster
 from kubellm_operator.status.llmdeployment import Observed, awaits_head, derive
+from kubellm_operator.status.patch import merge_patch
 from kubellm_operator.status.pod import PodView
 from kubellm_operator.status.raycluster import RayClusterView
 from kubellm_operator.status.rayhead import DeployedApp, ServedModels, confirmed_verdict
 from kubellm_operator.status.rayservice import RayServiceView, needs_confirmation
 
+STATUS_FIELDS = tuple(f.alias or n for n, f in LLMDeploymentStatus.model_fields.items())
+"""The operator owns the whole status of an LLMDeployment."""
 
-@dataclass(frozen=True)
-class ObjectRef(ParentRef):
-    """The LLMDeployment being reconciled, as read from its body."""
 
-    def previous_conditions(self) -> tuple[Condition, ...]:
-        raw = self.status.get("conditions") or []
-        return tuple(Condition.model_validate(c) for c in raw)
-
-    def previous_defaults(self) -> DefaultsStatus | None:
-        raw = self.status.get("defaults")
-        try:
-            return DefaultsStatus.model_validate(raw) if raw else None
-        except ValueError:
-            return None
+def previous_defaults(ref: ObjectRef) -> DefaultsStatus | None:
+    """The defaults its status says it is built with (None: not said, or unreadable)."""
+    raw = ref.status.get("defaults")
+    try:
+        return DefaultsStatus.model_validate(raw) if raw else None
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -63,8 +58,10 @@ class Outcome:
     """Reconcile again this many seconds from now (a claim it waits for may be created)."""
     """Done for now, but Ready waits on a Ray head: reconcile again soon."""
 
-    def status_changed(self, current: Mapping[str, Any]) -> bool:
-        return self.status.to_wire() != dict(current)
+
+def status_patch(outcome: Outcome, before: Mapping[str, Any]) -> dict[str, Any]:
+    """A merge patch that also clears fields the new status no longer has (endpoint...)."""
+    return merge_patch(outcome.status.to_wire(), clear=STATUS_FIELDS)
 
 
 def is_subset(desired: Any, current: Any) -> bool:
@@ -83,7 +80,7 @@ def is_subset(desired: Any, current: Any) -> bool:
 
 
 def _observe_clusters(
-    rayservice: RayServiceView, namespace: str, cluster: ClusterPort
+    rayservice: RayServiceView, namespace: str, cluster: LLMDeploymentCluster
 ) -> dict[str, RayClusterView]:
     """The RayClusters of both sides, read from the clusters themselves: KubeRay does not
     rewrite its copy in the RayService when only the cluster changed (v1.6.2)."""
@@ -97,7 +94,9 @@ def _observe_clusters(
     return found
 
 
-def probe_models(spec: LLMDeploymentSpec, ref: ObjectRef, cluster: ClusterPort) -> ServedModels:
+def probe_models(
+    spec: LLMDeploymentSpec, ref: ObjectRef, cluster: LLMDeploymentCluster
+) -> ServedModels:
     """Ask the Serve endpoint, as a client would (with the deployment's API key), which models
     it serves: an adapter is Loaded only once a serving replica lists it."""
     key = None
@@ -122,7 +121,7 @@ def choose_defaults(
 ) -> Choice:
     """What this build takes of the operator's configuration (see service/defaults.py)."""
     key = (ref.namespace, ref.name)
-    previous = ref.previous_defaults()
+    previous = previous_defaults(ref)
     return choose(
         key,
         recorded_in(current, spec),
@@ -142,7 +141,7 @@ def _with_defaults(
     The caller lets the slot go once a status that is not Upgrading is written (so the next
     deployment's Upgrading is never written before this one's Current)."""
     if choice is None:
-        return status.model_copy(update={"defaults": ref.previous_defaults()})
+        return status.model_copy(update={"defaults": previous_defaults(ref)})
     ready = bool(status.conditions) and status.conditions[0].status == "True"
     return status.model_copy(update={"defaults": choice.settled(ready).status()})
 
@@ -153,7 +152,7 @@ def holds_slot(status: LLMDeploymentStatus) -> bool:
 
 def sync(
     ref: ObjectRef,
-    cluster: ClusterPort,
+    cluster: LLMDeploymentCluster,
     config: OperatorConfig,
     now: str,
     slots: RolloutSlots | None = None,
@@ -175,7 +174,7 @@ def sync(
         cluster_domain=config.cluster_domain,
     )
     try:
-        spec = parse_spec(ref.spec)
+        spec = LLMDeploymentSpec.parse(ref.spec)
     except InvalidSpecError as exc:
         status = _with_defaults(derive(replace(observed, invalid=str(exc))), None, ref)
         return Outcome(status=status, invalid=str(exc), applied=False)
@@ -199,7 +198,7 @@ def sync(
         if current is None or not is_subset(desired, current):
             missing = {
                 claim: path
-                for claim, path in deployment_claims(spec).items()
+                for claim, (path, *_) in spec.claims.items()
                 if not cluster.claim_exists(ref.namespace, claim)
             }
             if missing:  # a cluster mounting it would never start: create nothing yet

@@ -8,7 +8,7 @@ from kubellm_operator.service.handoffs import HandOff
 from kubellm_operator.status.rayhead import ServedModels
 
 
-class ClusterPort(Protocol):
+class LLMDeploymentCluster(Protocol):
     """What the reconcile service needs from the cluster (a fake implements it in unit tests)."""
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]: ...
@@ -31,7 +31,7 @@ class ClusterPort(Protocol):
     ) -> None: ...
 
 
-class JobClusterPort(Protocol):
+class FineTuneJobCluster(Protocol):
     """What the FineTuneJob service needs from the cluster."""
 
     def apply(self, manifest: dict[str, Any]) -> dict[str, Any]: ...

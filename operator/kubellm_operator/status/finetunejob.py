@@ -15,9 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
-from kubellm_operator.api.claims import CLAIM_NOT_FOUND, missing_message
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.finetunejob import (
     FineTuneJobSpec,
@@ -25,44 +24,79 @@ from kubellm_operator.api.finetunejob import (
     JobPhase,
     TrainingError,
 )
+from kubellm_operator.api.llmdeployment import AdapterStatus
 from kubellm_operator.errors import KubeError
+from kubellm_operator.status.conditions import Verdict, cap, missing_claims, stamp
 from kubellm_operator.status.rayjob import RayJobView
+from kubellm_operator.status.reasons import (
+    CLAIM_NOT_FOUND,
+    DEPLOYED,
+    FAILED,
+    FINAL_PHASES,
+    INPUT_FAULTS,
+    INVALID_SPEC,
+    RUNNING,
+    SUCCEEDED,
+)
+from kubellm_operator.status.view import View
 
-RUNNING, SUCCEEDED, FAILED, DEPLOYED = "Running", "Succeeded", "Failed", "Deployed"
-# The trainer's reasons for inputs at fault: final at once, never retried.
-INPUT_FAULTS = frozenset({"InvalidDataset", "ModelNotLoadable", "OutputNotWritable"})
-FINAL: frozenset[str] = frozenset({SUCCEEDED, FAILED})
-MAX_MESSAGE = 1024
 
+class JobStatusView(View):
+    """The job's status as it is: the operator's last word (its phase among it) and what the
+    trainer reported (progress, the adapter's location, the error of inputs at fault)."""
 
-@dataclass(frozen=True)
-class Reported:
-    """What the trainer wrote on the job's status."""
-
-    adapter_uri: str | None = None
+    phase: JobPhase | None = None
+    message: str = ""
+    conditions: tuple[Condition, ...] = ()
     error: TrainingError | None = None
-    started: bool = False
-    """It has written progress (training began)."""
+    start_time: str | None = None
+    completion_time: str | None = None
+    ray_job_name: str | None = None
+    attempts: int | None = None
+    adapter_uri: str | None = None
+    """Set by the trainer once the adapter is published whole."""
+    progress: dict[str, Any] | None = None
 
     @classmethod
-    def parse(cls, status: Mapping[str, Any]) -> Reported:
-        error = status.get("error")
+    def parse(cls, status: Mapping[str, Any]) -> Self:
+        return cls.model_validate({k: v for k, v in status.items() if v is not None})
+
+    @property
+    def started(self) -> bool:
+        """The trainer has written progress (training began)."""
+        return bool(self.progress)
+
+
+class HandOffTarget(View):
+    """What a job handing its adapter off reads of that LLMDeployment: whether its status
+    describes its current spec, and the adapters it reports."""
+
+    generation: int | None = None
+    observed_generation: int | None = None
+    adapters: tuple[AdapterStatus, ...] = ()
+
+    @classmethod
+    def parse(cls, obj: Mapping[str, Any]) -> Self:
+        status = obj.get("status") or {}
         return cls(
-            adapter_uri=status.get("adapterUri"),
-            error=TrainingError.model_validate(error) if isinstance(error, dict) else None,
-            started=bool(status.get("progress")),
+            generation=(obj.get("metadata") or {}).get("generation"),
+            observed_generation=status.get("observedGeneration"),
+            adapters=tuple(AdapterStatus.model_validate(a) for a in status.get("adapters") or ()),
         )
+
+    @property
+    def current(self) -> bool:
+        return self.observed_generation == self.generation
 
 
 @dataclass(frozen=True)
-class JobObserved:
+class Observed:
     """Everything a FineTuneJob's status is derived from (read by the caller)."""
 
     generation: int
     now: str
     spec: FineTuneJobSpec | None
-    previous: Mapping[str, Any]
-    """The status as it is (the trainer's fields and the last phase among it)."""
+    previous: JobStatusView
     rayjob: RayJobView | None = None
     rayjob_name: str | None = None
     invalid: str | None = None
@@ -72,63 +106,59 @@ class JobObserved:
     missing_claims: Mapping[str, str] = field(default_factory=dict)
     """PersistentVolumeClaims the spec names that do not exist (claim → field): the RayJob
     is not created until they do."""
-    deployment: Mapping[str, Any] | None = None
+    deployment: HandOffTarget | None = None
     """The LLMDeployment named in deployTo, read once the job has Succeeded."""
-
-    @property
-    def reported(self) -> Reported:
-        return Reported.parse(self.previous)
 
 
 @dataclass(frozen=True)
-class Verdict:
+class PhaseVerdict:
+    """The job's phase, why, and the error it failed with."""
+
     phase: JobPhase
     reason: str
     message: str
     error: TrainingError | None = None
 
 
-def verdict(obs: JobObserved) -> Verdict:
+def phase_verdict(obs: Observed) -> PhaseVerdict:
     """The job's phase and why."""
-    before = obs.previous.get("phase")
-    if before in FINAL:  # final: a later RayJob change (its TTL cleanup) changes nothing
-        error = obs.previous.get("error")
-        written: Mapping[str, Any] = next(
-            (c for c in obs.previous.get("conditions") or [] if c.get("type") == before), {}
-        )
-        return Verdict(
+    before = obs.previous.phase
+    if before is not None and before in FINAL_PHASES:
+        # Final: a later RayJob change (its TTL cleanup) changes nothing.
+        written = next((c for c in obs.previous.conditions if c.type == before), None)
+        return PhaseVerdict(
             before,
-            str(written.get("reason") or "Finished"),  # the reason it ended with stays
-            str(obs.previous.get("message") or ""),
-            TrainingError.model_validate(error) if isinstance(error, dict) else None,
+            written.reason if written and written.reason else "Finished",  # the reason stays
+            obs.previous.message,
+            obs.previous.error,
         )
     if obs.invalid is not None:
-        error = TrainingError(reason="InvalidSpec", message=obs.invalid, field="spec")
-        return Verdict("Failed", "InvalidSpec", obs.invalid, error)
-    reported = obs.reported
+        error = TrainingError(reason=INVALID_SPEC, message=obs.invalid, field="spec")
+        return PhaseVerdict("Failed", INVALID_SPEC, obs.invalid, error)
+    reported = obs.previous
     if reported.error is not None and reported.error.reason in INPUT_FAULTS:
-        return Verdict("Failed", reported.error.reason, reported.error.message, reported.error)
+        return PhaseVerdict("Failed", reported.error.reason, reported.error.message, reported.error)
     if obs.rayjob is None:
         return _not_created(obs)
     return _from_rayjob(obs.rayjob, obs, reported)
 
 
-def _not_created(obs: JobObserved) -> Verdict:
+def _not_created(obs: Observed) -> PhaseVerdict:
     """No RayJob yet: being created, refused by the API, or waiting for a claim."""
     if obs.api_error is not None:
-        return Verdict("Pending", obs.api_error.reason, obs.api_error.message)
+        return PhaseVerdict("Pending", obs.api_error.reason, obs.api_error.message)
     if obs.missing_claims:
-        message = missing_message(obs.missing_claims, obs.namespace)
-        return Verdict("Pending", CLAIM_NOT_FOUND, message)
-    return Verdict("Pending", "Creating", "creating the RayJob")
+        message = missing_claims(obs.missing_claims, obs.namespace)
+        return PhaseVerdict("Pending", CLAIM_NOT_FOUND, message)
+    return PhaseVerdict("Pending", "Creating", "creating the RayJob")
 
 
-def _from_rayjob(job: RayJobView, obs: JobObserved, reported: Reported) -> Verdict:
+def _from_rayjob(job: RayJobView, obs: Observed, reported: JobStatusView) -> PhaseVerdict:
     suspended = obs.spec is not None and obs.spec.suspend
     if suspended or job.deployment in ("Suspending", "Suspended"):
         done = job.deployment == "Suspended"
         message = "suspended: workers freed" if done else "suspending: stopping the workers"
-        return Verdict(
+        return PhaseVerdict(
             "Suspended", "Suspended", f"{message}; resuming continues from the last checkpoint"
         )
     if job.deployment == "Failed":
@@ -138,41 +168,47 @@ def _from_rayjob(job: RayJobView, obs: JobObserved, reported: Reported) -> Verdi
     return _in_progress(job, obs, reported)  # KubeRay decides what an ended Ray job means
 
 
-def _in_progress(job: RayJobView, obs: JobObserved, reported: Reported) -> Verdict:
+def _in_progress(job: RayJobView, obs: Observed, reported: JobStatusView) -> PhaseVerdict:
     if job.deployment == "Retrying":
         last = reported.error.message if reported.error else job.message
         limit = obs.spec.backoff_limit if obs.spec else 0
-        return Verdict(
+        return PhaseVerdict(
             "Running", "Retrying", f"retry {job.failed} of {limit}, after: {last or 'a failure'}"
         )
     if job.job in ("SUCCEEDED", "FAILED", "STOPPED"):
-        return Verdict("Running", "Finishing", f"the run ended {job.job}; KubeRay is finishing it")
+        return PhaseVerdict(
+            "Running", "Finishing", f"the run ended {job.job}; KubeRay is finishing it"
+        )
     if job.job == "RUNNING":
         if reported.started:
-            return Verdict("Running", "Training", "training")
-        return Verdict("Running", "Starting", "the trainer is loading the model and the data")
+            return PhaseVerdict("Running", "Training", "training")
+        return PhaseVerdict("Running", "Starting", "the trainer is loading the model and the data")
     if job.deployment == "Running":
-        return Verdict("Pending", "Submitted", "the run is submitted; waiting for it to start")
-    return Verdict("Pending", "WaitingForWorkers", "waiting for the Ray cluster and its workers")
+        return PhaseVerdict("Pending", "Submitted", "the run is submitted; waiting for it to start")
+    return PhaseVerdict(
+        "Pending", "WaitingForWorkers", "waiting for the Ray cluster and its workers"
+    )
 
 
-def _ended(job: RayJobView, reported: Reported) -> Verdict:
+def _ended(job: RayJobView, reported: JobStatusView) -> PhaseVerdict:
     if job.job == "SUCCEEDED":
         if reported.adapter_uri:
-            return Verdict("Succeeded", "Succeeded", f"the adapter is at {reported.adapter_uri}")
+            return PhaseVerdict(
+                "Succeeded", "Succeeded", f"the adapter is at {reported.adapter_uri}"
+            )
         message = "the run ended without publishing an adapter"
-        return Verdict(
+        return PhaseVerdict(
             "Failed", "NoAdapter", message, TrainingError(reason="NoAdapter", message=message)
         )
     if reported.error is not None:
-        return Verdict("Failed", reported.error.reason, reported.error.message, reported.error)
+        return PhaseVerdict("Failed", reported.error.reason, reported.error.message, reported.error)
     message = job.message or f"the run ended {job.job or 'without a result'}"
-    return Verdict(
+    return PhaseVerdict(
         "Failed", "TrainingFailed", message, TrainingError(reason="TrainingFailed", message=message)
     )
 
 
-def _failed(job: RayJobView, obs: JobObserved, reported: Reported) -> Verdict:
+def _failed(job: RayJobView, obs: Observed, reported: JobStatusView) -> PhaseVerdict:
     reason = {
         "DeadlineExceeded": "DeadlineExceeded",
         "PreRunningDeadlineExceeded": "PreRunningDeadlineExceeded",
@@ -189,63 +225,50 @@ def _failed(job: RayJobView, obs: JobObserved, reported: Reported) -> Verdict:
         message = f"ran longer than activeDeadlineSeconds ({obs.spec.active_deadline_seconds} s)"
     else:
         message = last or job.reason or "the RayJob failed"
-    return Verdict("Failed", reason, message, TrainingError(reason=reason, message=_cap(message)))
-
-
-def _cap(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
-
-
-def _condition(obs: JobObserved, type_: str, on: bool, v: Verdict) -> Condition:
-    status = "True" if on else "False"
-    before = next((c for c in obs.previous.get("conditions") or [] if c.get("type") == type_), None)
-    kept = (
-        before is not None and before.get("status") == status and before.get("lastTransitionTime")
-    )
-    return Condition(
-        type=type_,
-        status=status,
-        reason=v.reason,
-        message=_cap(v.message),
-        observed_generation=obs.generation,
-        last_transition_time=before["lastTransitionTime"] if kept and before else obs.now,
+    return PhaseVerdict(
+        "Failed", reason, message, TrainingError(reason=reason, message=cap(message))
     )
 
 
-def deployed(obs: JobObserved, v: Verdict) -> Verdict:
+def _condition(obs: Observed, type_: str, on: bool, v: PhaseVerdict) -> Condition:
+    verdict = Verdict("True" if on else "False", v.reason, v.message)
+    return stamp(obs.previous.conditions, type_, verdict, obs.generation, obs.now)
+
+
+def deployed(obs: Observed, v: PhaseVerdict) -> PhaseVerdict:
     """Deployed: True only once the deployment reports the adapter served (Ray Serve applied
     the adapter list on every replica of the serving cluster, for its current spec)."""
     target = obs.spec.deploy_to if obs.spec else None
     adapter = (obs.spec.output.adapter_name if obs.spec else None) or obs.name
     if v.phase != "Succeeded":
         reason = "TrainingFailed" if v.phase == "Failed" else "AwaitingTraining"
-        return Verdict(v.phase, reason, f"goes to LLMDeployment {target} once training succeeds")
+        return PhaseVerdict(
+            v.phase, reason, f"goes to LLMDeployment {target} once training succeeds"
+        )
     if obs.deployment is None:
-        return Verdict(v.phase, "DeploymentNotFound", f"LLMDeployment {target} not found")
-    status = obs.deployment.get("status") or {}
-    current = status.get("observedGeneration") == (obs.deployment.get("metadata") or {}).get(
-        "generation"
-    )
-    entry = next((a for a in status.get("adapters") or [] if a.get("name") == adapter), None)
-    uri = obs.reported.adapter_uri
-    if entry is None or not current:
-        return Verdict(v.phase, "HandingOff", f"LLMDeployment {target} has not taken {adapter} yet")
-    if entry.get("state") == "Loaded" and entry.get("uri") == uri:
-        return Verdict(
+        return PhaseVerdict(v.phase, "DeploymentNotFound", f"LLMDeployment {target} not found")
+    entry = next((a for a in obs.deployment.adapters if a.name == adapter), None)
+    uri = obs.previous.adapter_uri
+    if entry is None or not obs.deployment.current:
+        return PhaseVerdict(
+            v.phase, "HandingOff", f"LLMDeployment {target} has not taken {adapter} yet"
+        )
+    if entry.state == "Loaded" and entry.uri == uri:
+        return PhaseVerdict(
             v.phase, "Served", f"served as {adapter} by LLMDeployment {target} on every replica"
         )
-    if entry.get("state") == "Failed":
-        return Verdict(v.phase, "AdapterRefused", str(entry.get("message") or "refused"))
-    return Verdict(v.phase, "Loading", str(entry.get("message") or "loading on the replicas"))
+    if entry.state == "Failed":
+        return PhaseVerdict(v.phase, "AdapterRefused", entry.message or "refused")
+    return PhaseVerdict(v.phase, "Loading", entry.message or "loading on the replicas")
 
 
-def derive_job(obs: JobObserved) -> FineTuneJobStatus:
+def derive(obs: Observed) -> FineTuneJobStatus:
     """The operator's part of the status (the trainer's fields are left as they are)."""
-    v = verdict(obs)
+    v = phase_verdict(obs)
     job = obs.rayjob
-    final = v.phase in FINAL
-    previous_start = obs.previous.get("startTime")
-    previous_end = obs.previous.get("completionTime")
+    final = v.phase in FINAL_PHASES
+    previous_start = obs.previous.start_time
+    previous_end = obs.previous.completion_time
     ended = (job.end_time if job else None) or obs.now
     attempts = None
     if job is not None:
@@ -265,10 +288,10 @@ def derive_job(obs: JobObserved) -> FineTuneJobStatus:
         observed_generation=obs.generation,
         start_time=previous_start or (job.start_time if job else None),
         completion_time=previous_end or (ended if final else None),
-        adapter_uri=obs.reported.adapter_uri if v.phase == "Succeeded" else None,
+        adapter_uri=obs.previous.adapter_uri if v.phase == "Succeeded" else None,
         # Named once it exists (and kept after its TTL deletes it), not while none was made.
-        ray_job_name=obs.rayjob_name if job or obs.previous.get("rayJobName") else None,
-        message=_cap(v.message),
+        ray_job_name=obs.rayjob_name if job or obs.previous.ray_job_name else None,
+        message=cap(v.message),
         error=v.error if v.phase == "Failed" else None,
-        attempts=attempts if attempts is not None else obs.previous.get("attempts"),
+        attempts=attempts if attempts is not None else obs.previous.attempts,
     )

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubellm_operator import names
-from kubellm_operator.api.claims import CLAIM_NOT_FOUND, missing_message
 from kubellm_operator.api.common import Condition
 from kubellm_operator.api.llmdeployment import (
     AdapterStatus,
@@ -30,7 +29,7 @@ from kubellm_operator.api.llmdeployment import (
 )
 from kubellm_operator.errors import KubeError
 from kubellm_operator.status.adapters import adapters_verdict, unlisted
-from kubellm_operator.status.conditions import Verdict
+from kubellm_operator.status.conditions import Verdict, missing_claims, stamp
 from kubellm_operator.status.pod import PodView
 from kubellm_operator.status.raycluster import RayClusterView, cluster_verdict
 from kubellm_operator.status.rayhead import DeployedApp, ServedModels, confirmed_verdict
@@ -40,28 +39,17 @@ from kubellm_operator.status.rayservice import (
     needs_confirmation,
     serve_verdict,
 )
-
-READY = "Ready"
-RECONCILING = "Reconciling"
-STALLED = "Stalled"
-RAY_CLUSTER_READY = "RayClusterReady"
-SERVE_READY = "ServeReady"
-ADAPTERS_READY = "AdaptersReady"
-INVALID_SPEC = "InvalidSpec"
-
-# Why Ready is False when only an action by somebody can move it on: Stalled, not Reconciling.
-FAILURES = frozenset(
-    {
-        INVALID_SPEC,
-        "Unschedulable",
-        "DeployFailed",
-        "AdapterUnavailable",
-        "Forbidden",
-        "KubeRayMissing",
-        "ChildRejected",
-    }
+from kubellm_operator.status.reasons import (
+    ADAPTERS_READY,
+    CLAIM_NOT_FOUND,
+    FAILURES,
+    INVALID_SPEC,
+    RAY_CLUSTER_READY,
+    READY,
+    RECONCILING,
+    SERVE_READY,
+    STALLED,
 )
-MAX_MESSAGE = 1024
 
 
 @dataclass(frozen=True)
@@ -99,20 +87,7 @@ class Observed:
 
 
 def _stamp(obs: Observed, type_: str, verdict: Verdict) -> Condition:
-    before = next((c for c in obs.previous if c.type == type_), None)
-    keep = before is not None and before.status == verdict.status and before.last_transition_time
-    return Condition(
-        type=type_,
-        status=verdict.status,
-        reason=verdict.reason,
-        message=_cap(verdict.message),
-        observed_generation=obs.generation,
-        last_transition_time=before.last_transition_time if keep and before else obs.now,
-    )
-
-
-def _cap(text: str) -> str:
-    return text if len(text) <= MAX_MESSAGE else text[: MAX_MESSAGE - 1] + "…"
+    return stamp(obs.previous, type_, verdict, obs.generation, obs.now)
 
 
 def _confirmed(rs: RayServiceView, obs: Observed) -> Verdict:
@@ -214,9 +189,7 @@ def derive(obs: Observed) -> LLMDeploymentStatus:
     adapters, adapter_states = adapters_verdict(obs.adapters, served, obs.listing)
     ready = _ready(rs, (cluster, serve, adapters))
     if obs.missing_claims:
-        ready = Verdict(
-            "False", CLAIM_NOT_FOUND, missing_message(obs.missing_claims, obs.namespace)
-        )
+        ready = Verdict("False", CLAIM_NOT_FOUND, missing_claims(obs.missing_claims, obs.namespace))
     if obs.api_error is not None:
         ready = _api_failure(obs.api_error)
     reconciling, stalled = _progress(ready)

@@ -8,7 +8,8 @@ from typing import Any, Self
 
 from kubellm_operator import names
 from kubellm_operator.status.conditions import Verdict
-from kubellm_operator.status.rayservice import SERVE_REASONS, RayServiceView
+from kubellm_operator.status.rayservice import RayServiceView
+from kubellm_operator.status.reasons import SERVE_REASONS
 from kubellm_operator.status.view import View
 
 

@@ -1,39 +1,31 @@
-"""What a FineTuneJob's status needs of its RayJob."""
+"""What a FineTuneJob's status needs of its RayJob, parsed once from KubeRay's object."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
+
+from pydantic import Field
+
+from kubellm_operator.status.view import View
 
 
-@dataclass(frozen=True)
-class RayJobView:
-    """What the status needs of a RayJob."""
+class RayJobView(View):
+    """KubeRay's status of a RayJob (absent or null fields read as empty)."""
 
-    name: str
-    deployment: str
+    name: str = ""
+    deployment: str = Field("", alias="jobDeploymentStatus")
     """KubeRay's jobDeploymentStatus: Initializing, Running, Complete, Failed, Suspended, ..."""
-    job: str
+    job: str = Field("", alias="jobStatus")
     """Ray's job status: PENDING, RUNNING, SUCCEEDED, FAILED, STOPPED (empty before)."""
-    reason: str
-    message: str
-    start_time: str | None
-    end_time: str | None
-    failed: int
-    succeeded: int
+    reason: str = ""
+    message: str = ""
+    start_time: str | None = None
+    end_time: str | None = None
+    failed: int = 0
+    succeeded: int = 0
 
     @classmethod
-    def parse(cls, obj: Mapping[str, Any]) -> RayJobView:
-        status = obj.get("status") or {}
-        return cls(
-            name=str((obj.get("metadata") or {}).get("name", "")),
-            deployment=str(status.get("jobDeploymentStatus") or ""),
-            job=str(status.get("jobStatus") or ""),
-            reason=str(status.get("reason") or ""),
-            message=str(status.get("message") or ""),
-            start_time=status.get("startTime"),
-            end_time=status.get("endTime"),
-            failed=int(status.get("failed") or 0),
-            succeeded=int(status.get("succeeded") or 0),
-        )
+    def parse(cls, obj: Mapping[str, Any]) -> Self:
+        status = {k: v for k, v in (obj.get("status") or {}).items() if v is not None}
+        return cls.model_validate({**status, "name": (obj.get("metadata") or {}).get("name", "")})

@@ -13,6 +13,7 @@ from pydantic import Field
 
 from kubellm_operator import names
 from kubellm_operator.status.conditions import Verdict
+from kubellm_operator.status.reasons import SERVE_REASONS
 from kubellm_operator.status.view import View
 
 
@@ -93,14 +94,6 @@ class RayServiceView(View):
     def has_endpoints(self) -> bool:
         """KubeRay's Ready condition: the serve Service has at least one ready endpoint."""
         return any(c.type == "Ready" and c.status == "True" for c in self.status.conditions)
-
-
-SERVE_REASONS = {
-    "DEPLOY_FAILED": "DeployFailed",
-    "UNHEALTHY": "Unhealthy",
-    "DEPLOYING": "Deploying",
-    "DELETING": "Deleting",
-}
 
 
 def serve_verdict(side: ServingSide | None) -> Verdict:

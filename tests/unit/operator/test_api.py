@@ -6,7 +6,8 @@ from typing import Any
 
 import pytest
 
-from kubellm_operator.api.parse import InvalidSpecError, parse_spec
+from kubellm_operator.api.base import InvalidSpecError
+from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 
 BASE: dict[str, Any] = {"model": {"uri": "hf://meta-llama/Llama-3.1-8B-Instruct"}}
 
@@ -38,7 +39,7 @@ def spec(**overrides: Any) -> dict[str, Any]:
     ],
 )
 def test_valid_specs_are_accepted(raw: dict[str, Any]) -> None:
-    parse_spec(raw)
+    LLMDeploymentSpec.parse(raw)
 
 
 @pytest.mark.parametrize(
@@ -128,17 +129,17 @@ def test_valid_specs_are_accepted(raw: dict[str, Any]) -> None:
 )
 def test_invalid_specs_are_rejected_naming_the_field(raw: dict[str, Any], message: str) -> None:
     with pytest.raises(InvalidSpecError) as rejected:
-        parse_spec(raw)
+        LLMDeploymentSpec.parse(raw)
     assert message in str(rejected.value)
 
 
 def test_served_name_defaults_to_the_last_path_element_of_the_uri() -> None:
-    assert parse_spec(BASE).model.default_served_name() == "Llama-3.1-8B-Instruct"
-    named = parse_spec(spec(model={"uri": "hf://a/b", "servedName": "mine"}))
+    assert LLMDeploymentSpec.parse(BASE).model.default_served_name() == "Llama-3.1-8B-Instruct"
+    named = LLMDeploymentSpec.parse(spec(model={"uri": "hf://a/b", "servedName": "mine"}))
     assert named.model.default_served_name() == "mine"
 
 
 def test_models_are_frozen() -> None:
-    parsed = parse_spec(BASE)
+    parsed = LLMDeploymentSpec.parse(BASE)
     with pytest.raises(Exception, match="frozen"):
         parsed.replicas = 3  # type: ignore[misc]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from ray.serve.schema import ServeDeploySchema
 
-from kubellm_operator.api.parse import parse_spec
+from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_operator.api.refs import Owner
 from kubellm_operator.builders.rayservice import build_rayservice
 from kubellm_operator.builders.serve_config import ResolvedAdapter
@@ -28,7 +28,7 @@ UID = "5b3c7c1e-0000-4000-8000-000000000001"
 def build_example(path: Path, config: OperatorConfig = CONFIG) -> dict[str, Any]:
     doc = yaml.safe_load(path.read_text())
     owner = Owner(doc["metadata"]["name"], "default", UID, "LLMDeployment")
-    return build_rayservice(owner, parse_spec(doc["spec"]), config)
+    return build_rayservice(owner, LLMDeploymentSpec.parse(doc["spec"]), config)
 
 
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.stem)
@@ -42,7 +42,7 @@ def test_output_is_byte_identical_whatever_the_input_key_order(example: Path) ->
     owner = Owner(doc["metadata"]["name"], "default", UID, "LLMDeployment")
     outputs = set()
     for seed in range(5):
-        spec = parse_spec(shuffled(doc["spec"], random.Random(seed)))
+        spec = LLMDeploymentSpec.parse(shuffled(doc["spec"], random.Random(seed)))
         outputs.add(yamlio.dump(build_rayservice(owner, spec, CONFIG)))
     assert len(outputs) == 1
 
@@ -136,7 +136,7 @@ def test_secrets_are_only_referenced_never_inlined() -> None:
 
 def test_child_carries_owner_reference_labels_and_a_stable_dns_safe_name() -> None:
     long_name = "a-very-long-llmdeployment-name-that-exceeds-what-kuberay-accepts-x"
-    spec = parse_spec({"model": {"uri": "hf://a/b"}})
+    spec = LLMDeploymentSpec.parse({"model": {"uri": "hf://a/b"}})
     rs = build_rayservice(Owner(long_name, "ns", UID, "LLMDeployment"), spec, CONFIG)
     name = rs["metadata"]["name"]
     assert len(name) <= 47
@@ -148,7 +148,7 @@ def test_child_carries_owner_reference_labels_and_a_stable_dns_safe_name() -> No
 
 
 def test_the_serve_contract_round_trips_through_serve_config_v2() -> None:
-    spec = parse_spec(
+    spec = LLMDeploymentSpec.parse(
         {
             "model": {"uri": "hf://a/b", "maxModelLen": 4096},
             "adapters": [{"name": "x", "fromFineTuneJob": "job"}],
@@ -194,13 +194,15 @@ def test_adapters_and_allowed_sources_change_only_the_live_user_config() -> None
 
 def _serve_app(spec: dict[str, Any], adapters: tuple[ResolvedAdapter, ...]) -> dict[str, Any]:
     owner = Owner("m", "ns", UID, "LLMDeployment")
-    rs = build_rayservice(owner, parse_spec(spec), CONFIG, adapters)
+    rs = build_rayservice(owner, LLMDeploymentSpec.parse(spec), CONFIG, adapters)
     (app,) = yaml.safe_load(rs["spec"]["serveConfigV2"])["applications"]
     return dict(app)
 
 
 def _built(spec: dict[str, Any]) -> dict[str, Any]:
-    return build_rayservice(Owner("m", "ns", UID, "LLMDeployment"), parse_spec(spec), CONFIG)
+    return build_rayservice(
+        Owner("m", "ns", UID, "LLMDeployment"), LLMDeploymentSpec.parse(spec), CONFIG
+    )
 
 
 @pytest.mark.parametrize(

@@ -6,14 +6,14 @@ from typing import Any
 
 import pytest
 
-from kubellm_operator.api.parse import parse_spec
+from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_operator.api.refs import Owner
 from kubellm_operator.builders.defaults import BUILD_ANNOTATION, BuildDefaults, recorded_in
 from kubellm_operator.builders.rayservice import build_rayservice
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.service.defaults import ADOPT_ANNOTATION, RolloutSlots, choose
 
-SPEC = parse_spec({"model": {"uri": "hf://a/b"}})
+SPEC = LLMDeploymentSpec.parse({"model": {"uri": "hf://a/b"}})
 OLD = OperatorConfig(runtime_image="kubellm-runtime:0.1.0")
 NEW = OperatorConfig(runtime_image="kubellm-runtime:0.2.0")
 KEY = ("ns", "m")
@@ -54,7 +54,9 @@ def test_building_with_recorded_defaults_reproduces_the_child_exactly() -> None:
 
 
 def test_values_the_spec_sets_do_not_depend_on_the_operator() -> None:
-    spec = parse_spec({"model": {"uri": "hf://a/b"}, "image": "mine:1", "rayVersion": "2.50.0"})
+    spec = LLMDeploymentSpec.parse(
+        {"model": {"uri": "hf://a/b"}, "image": "mine:1", "rayVersion": "2.50.0"}
+    )
     assert BuildDefaults.of(OLD, spec) == BuildDefaults.of(NEW, spec)
     assert BuildDefaults.of(OLD, spec).runtime_image is None
 
@@ -111,7 +113,7 @@ def test_a_wrong_revision_is_named() -> None:
 
 def test_a_spec_that_takes_over_a_value_is_not_outdated_for_it() -> None:
     """Recorded with the operator's image, then the spec names its own: nothing to roll."""
-    spec = parse_spec({"model": {"uri": "hf://a/b"}, "image": "mine:1"})
+    spec = LLMDeploymentSpec.parse({"model": {"uri": "hf://a/b"}, "image": "mine:1"})
     made = choose(
         KEY,
         BuildDefaults.of(OLD, SPEC),

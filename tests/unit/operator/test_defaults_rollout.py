@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from kubellm_operator.api.refs import ParentRef
+from kubellm_operator.api.refs import ObjectRef
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.controller.llmdeployment import Reconciler
 from kubellm_operator.errors import KubeError
@@ -46,7 +46,7 @@ class Fleet:
         self.events: list[tuple[str, str]] = []
         self.operator = Reconciler(self.cluster, config, self._event)
 
-    def _event(self, ref: ParentRef, kind: str, reason: str, message: str) -> None:
+    def _event(self, ref: ObjectRef, kind: str, reason: str, message: str) -> None:
         self.events.append((ref.name, reason))
 
     def sync(self, name: str) -> bool | float:

@@ -9,12 +9,12 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubellm_operator.api.refs import ParentRef
+from kubellm_operator.api.refs import ObjectRef
 from kubellm_operator.config import OperatorConfig
-from kubellm_operator.controller.finetunejob import JobReconciler
+from kubellm_operator.controller.finetunejob import Reconciler
 from kubellm_operator.edge.events import event_body
 from kubellm_operator.errors import KubeError
-from kubellm_operator.service.finetunejob import JobRef, status_patch, sync_job
+from kubellm_operator.service.finetunejob import status_patch, sync
 
 NOW = "2026-12-02T10:00:00Z"
 CONFIG = OperatorConfig()
@@ -82,7 +82,7 @@ class JobCluster:
         merged = {**self.jobs[(namespace, name)].get("status", {}), **status}
         self.jobs[(namespace, name)]["status"] = {k: v for k, v in merged.items() if v is not None}
 
-    def post_event(self, ref: ParentRef, kind: str, reason: str, message: str) -> None:
+    def post_event(self, ref: ObjectRef, kind: str, reason: str, message: str) -> None:
         self.events.append((kind, reason))
         self.involved.append(event_body(ref, kind, reason, message)["involvedObject"])
 
@@ -109,7 +109,7 @@ def kuberay_says(cluster: JobCluster, deployment: str, job: str = "", **extra: A
 
 def test_the_first_reconcile_creates_the_identity_before_the_rayjob() -> None:
     cluster = JobCluster()
-    outcome = sync_job(JobRef.from_body(body()), cluster, CONFIG, NOW)
+    outcome = sync(ObjectRef.from_body(body()), cluster, CONFIG, NOW)
     assert cluster.calls == [
         "get RayJob",
         "apply ServiceAccount",
@@ -123,7 +123,7 @@ def test_the_first_reconcile_creates_the_identity_before_the_rayjob() -> None:
 
 def test_a_missing_claim_creates_nothing_and_the_job_waits_naming_it() -> None:
     cluster = JobCluster(missing_claims={"data"})
-    waiting = sync_job(JobRef.from_body(body()), cluster, CONFIG, NOW)
+    waiting = sync(ObjectRef.from_body(body()), cluster, CONFIG, NOW)
     assert cluster.calls == ["get RayJob"]  # no identity, no RayJob
     assert waiting.status.phase == "Pending"
     assert waiting.recheck_s == CONFIG.claim_recheck_s
@@ -132,22 +132,22 @@ def test_a_missing_claim_creates_nothing_and_the_job_waits_naming_it() -> None:
     )
     assert {c.type: c.reason for c in waiting.status.conditions}["Running"] == "ClaimNotFound"
     cluster.missing_claims.clear()  # the user creates it
-    created = sync_job(JobRef.from_body(body()), cluster, CONFIG, NOW)
+    created = sync(ObjectRef.from_body(body()), cluster, CONFIG, NOW)
     assert cluster.calls[-1] == "apply RayJob"
     assert created.recheck_s is None
 
 
 def test_an_existing_rayjob_is_never_applied_again_only_its_suspend_changes() -> None:
     cluster = JobCluster()
-    sync_job(JobRef.from_body(body()), cluster, CONFIG, NOW)
+    sync(ObjectRef.from_body(body()), cluster, CONFIG, NOW)
     kuberay_says(cluster, "Running", "RUNNING")
     cluster.calls.clear()
     other = OperatorConfig(runtime_image="registry/new-runtime:2")  # an operator upgrade
-    running = sync_job(JobRef.from_body(body()), cluster, other, NOW)
+    running = sync(ObjectRef.from_body(body()), cluster, other, NOW)
     assert cluster.calls == ["get RayJob"]
     assert running.status.phase == "Running"
     cluster.calls.clear()
-    suspended = sync_job(JobRef.from_body(body({**SPEC, "suspend": True})), cluster, CONFIG, NOW)
+    suspended = sync(ObjectRef.from_body(body({**SPEC, "suspend": True})), cluster, CONFIG, NOW)
     assert cluster.calls == ["get RayJob", "patch RayJob"]
     assert cluster.objects[("RayJob", "sql")]["spec"]["suspend"] is True
     assert suspended.status.phase == "Suspended"
@@ -155,10 +155,10 @@ def test_an_existing_rayjob_is_never_applied_again_only_its_suspend_changes() ->
 
 def test_a_run_refused_for_its_inputs_is_stopped_and_fails_at_once() -> None:
     cluster = JobCluster()
-    sync_job(JobRef.from_body(body()), cluster, CONFIG, NOW)
+    sync(ObjectRef.from_body(body()), cluster, CONFIG, NOW)
     error = {"reason": "InvalidDataset", "message": "line 7: missing field 'text'"}
     kuberay_says(cluster, "Retrying", "FAILED", failed=1)
-    outcome = sync_job(JobRef.from_body(body(status={"error": error})), cluster, CONFIG, NOW)
+    outcome = sync(ObjectRef.from_body(body(status={"error": error})), cluster, CONFIG, NOW)
     assert ("RayJob", "sql") not in cluster.objects  # KubeRay will not retry it
     assert outcome.status.phase == "Failed"
     assert outcome.status.error is not None
@@ -168,7 +168,7 @@ def test_a_run_refused_for_its_inputs_is_stopped_and_fails_at_once() -> None:
 def test_the_operator_never_writes_over_the_trainers_fields() -> None:
     cluster = JobCluster()
     cluster.jobs[KEY] = body()
-    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    reconcile = Reconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
     assert reconcile(KEY)
     kuberay_says(cluster, "Running", "RUNNING")
     cluster.jobs[KEY]["status"]["progress"] = {"step": 4, "totalSteps": 10}
@@ -193,7 +193,7 @@ def test_every_event_is_about_the_finetunejob_itself() -> None:
     an Event naming another kind is shown under no object."""
     cluster = JobCluster()
     cluster.jobs[KEY] = body()
-    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    reconcile = Reconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
     reconcile(KEY)  # from the API's body
     kuberay_says(cluster, "Failed", "FAILED", reason="DeadlineExceeded")
     reconcile(KEY)  # from the body kept from its own write
@@ -211,7 +211,7 @@ def test_every_event_is_about_the_finetunejob_itself() -> None:
 def test_nothing_is_written_when_nothing_changed() -> None:
     cluster = JobCluster()
     cluster.jobs[KEY] = body()
-    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    reconcile = Reconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
     reconcile(KEY)
     cluster.calls.clear()
     reconcile(KEY)  # the echo of its own write, or a progress write of the trainer
@@ -221,7 +221,7 @@ def test_nothing_is_written_when_nothing_changed() -> None:
 def test_an_api_failure_is_retried_with_the_reason_on_the_status() -> None:
     cluster = JobCluster(fail={"apply RayJob": [KubeError(404, "rayjobs.ray.io is not served")]})
     cluster.jobs[KEY] = body()
-    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    reconcile = Reconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
     assert reconcile(KEY) is False  # the queue retries it with backoff
     status = cluster.jobs[KEY]["status"]
     assert (status["phase"], status["conditions"][0]["reason"]) == ("Pending", "KubeRayMissing")
@@ -232,10 +232,10 @@ def test_an_api_failure_is_retried_with_the_reason_on_the_status() -> None:
 
 def test_a_patch_keeps_the_adapter_location_to_the_trainer() -> None:
     cluster = JobCluster()
-    ref = JobRef.from_body(body(status={"adapterUri": "pvc://x"}))
-    sync_job(ref, cluster, CONFIG, NOW)
+    ref = ObjectRef.from_body(body(status={"adapterUri": "pvc://x"}))
+    sync(ref, cluster, CONFIG, NOW)
     kuberay_says(cluster, "Complete", "SUCCEEDED")
-    outcome = sync_job(ref, cluster, CONFIG, NOW)
+    outcome = sync(ref, cluster, CONFIG, NOW)
     assert outcome.status.adapter_uri == "pvc://x"
     assert "adapterUri" not in status_patch(outcome, ref.status)
 
@@ -243,7 +243,7 @@ def test_a_patch_keeps_the_adapter_location_to_the_trainer() -> None:
 def test_a_handed_off_job_is_deployed_once_its_deployment_serves_the_adapter() -> None:
     cluster = JobCluster()
     cluster.jobs[KEY] = body({**SPEC, "deployTo": "llama"})
-    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    reconcile = Reconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
     reconcile(KEY)
     assert "get LLMDeployment" not in cluster.calls  # not before training succeeded
     kuberay_says(cluster, "Complete", "SUCCEEDED")
@@ -273,7 +273,7 @@ def test_a_finished_jobs_children_go_when_its_ttl_is_due_and_the_job_stays() -> 
     spec = {**SPEC, "ttlSecondsAfterFinished": 600}
     cluster.jobs[KEY] = body(spec)
     clock = ["2026-12-02T10:00:00Z"]
-    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: clock[0])
+    reconcile = Reconciler(cluster, CONFIG, cluster.post_event, clock=lambda: clock[0])
     reconcile(KEY)
     kuberay_says(cluster, "Complete", "SUCCEEDED", endTime="2026-12-02T10:05:00Z")
     cluster.jobs[KEY]["status"]["adapterUri"] = "pvc://out/adapters/sql-abcd1234"
@@ -300,7 +300,7 @@ def test_a_finished_jobs_children_go_when_its_ttl_is_due_and_the_job_stays() -> 
 def test_a_zero_ttl_deletes_the_children_as_soon_as_the_job_is_final() -> None:
     cluster = JobCluster()
     cluster.jobs[KEY] = body({**SPEC, "ttlSecondsAfterFinished": 0})
-    reconcile = JobReconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
+    reconcile = Reconciler(cluster, CONFIG, cluster.post_event, clock=lambda: NOW)
     reconcile(KEY)
     kuberay_says(cluster, "Failed", "FAILED", reason="DeadlineExceeded")
     reconcile.forget(KEY)

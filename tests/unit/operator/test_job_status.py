@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from kubellm_operator.api.parse import parse_job_spec
+from kubellm_operator.api.finetunejob import FineTuneJobSpec
 from kubellm_operator.errors import KubeError
-from kubellm_operator.status.finetunejob import JobObserved, derive_job
+from kubellm_operator.status.finetunejob import HandOffTarget, JobStatusView, Observed, derive
 from kubellm_operator.status.rayjob import RayJobView
 
 NOW = "2026-12-02T10:00:00Z"
@@ -35,12 +35,12 @@ def rayjob(deployment: str, job: str = "", **status: Any) -> RayJobView:
 
 def observe(
     job: RayJobView | None, previous: dict[str, Any] | None = None, **spec: Any
-) -> JobObserved:
-    return JobObserved(
+) -> Observed:
+    return Observed(
         generation=3,
         now=NOW,
-        spec=parse_job_spec({**SPEC, **spec}),
-        previous=previous or {},
+        spec=FineTuneJobSpec.parse({**SPEC, **spec}),
+        previous=JobStatusView.parse(previous or {}),
         rayjob=job,
         rayjob_name="sql",
     )
@@ -98,7 +98,7 @@ PHASES: list[tuple[RayJobView | None, dict[str, Any], dict[str, Any], str, str]]
 def test_every_phase_from_the_rayjob(
     job: RayJobView | None, previous: dict[str, Any], spec: dict[str, Any], phase: str, reason: str
 ) -> None:
-    status = derive_job(observe(job, previous, **spec))
+    status = derive(observe(job, previous, **spec))
     assert (status.phase, status.conditions[0].reason) == (phase, reason)
     assert conditions(status) == {
         "Running": "True" if phase == "Running" else "False",
@@ -113,10 +113,10 @@ def test_every_phase_from_the_rayjob(
 
 
 def test_succeeded_names_the_adapter_and_never_comes_without_one() -> None:
-    status = derive_job(observe(rayjob("Complete", "SUCCEEDED"), PUBLISHED))
+    status = derive(observe(rayjob("Complete", "SUCCEEDED"), PUBLISHED))
     assert status.adapter_uri == PUBLISHED["adapterUri"]
     assert PUBLISHED["adapterUri"] in status.message
-    missing = derive_job(observe(rayjob("Complete", "SUCCEEDED"), PROGRESS))
+    missing = derive(observe(rayjob("Complete", "SUCCEEDED"), PROGRESS))
     assert missing.adapter_uri is None
     assert missing.error is not None
     assert "without publishing an adapter" in missing.error.message
@@ -129,7 +129,7 @@ def test_the_trainers_refusal_of_its_inputs_is_final_with_line_and_field() -> No
         "field": "spec.dataset",
     }
     # KubeRay would still call it Retrying: the trainer's reason wins, no retry can fix it.
-    status = derive_job(observe(rayjob("Retrying", "FAILED", failed=1), {"error": error}))
+    status = derive(observe(rayjob("Retrying", "FAILED", failed=1), {"error": error}))
     assert status.phase == "Failed"
     assert status.error is not None
     assert status.error.model_dump() == error
@@ -138,24 +138,22 @@ def test_the_trainers_refusal_of_its_inputs_is_final_with_line_and_field() -> No
 
 def test_a_retry_says_which_and_after_what() -> None:
     error = {"reason": "TrainingFailed", "message": "CUDA out of memory"}
-    status = derive_job(observe(rayjob("Retrying", failed=1), {"error": error}))
+    status = derive(observe(rayjob("Retrying", failed=1), {"error": error}))
     assert status.message == "retry 1 of 2, after: CUDA out of memory"
     assert status.attempts == 2
 
 
 def test_backoff_exhausted_and_deadline_say_the_limit() -> None:
     error = {"reason": "TrainingFailed", "message": "NCCL timeout"}
-    exhausted = derive_job(
-        observe(rayjob("Failed", reason="AppFailed", failed=3), {"error": error})
-    )
+    exhausted = derive(observe(rayjob("Failed", reason="AppFailed", failed=3), {"error": error}))
     assert exhausted.message == "failed 3 times (backoffLimit 2); last: NCCL timeout"
-    late = derive_job(observe(rayjob("Failed", reason="DeadlineExceeded"), PROGRESS))
+    late = derive(observe(rayjob("Failed", reason="DeadlineExceeded"), PROGRESS))
     assert late.message == "ran longer than activeDeadlineSeconds (600 s)"
 
 
 def test_final_phases_stay_whatever_the_rayjob_does_later() -> None:
-    done = derive_job(observe(rayjob("Complete", "SUCCEEDED"), PUBLISHED)).to_wire()
-    later = derive_job(observe(None, {**PUBLISHED, **done}))  # its TTL removed the RayJob
+    done = derive(observe(rayjob("Complete", "SUCCEEDED"), PUBLISHED)).to_wire()
+    later = derive(observe(None, {**PUBLISHED, **done}))  # its TTL removed the RayJob
     assert later.phase == "Succeeded"
     assert later.completion_time == done["completionTime"]
     kept = {c.type: c.last_transition_time for c in later.conditions}
@@ -163,14 +161,14 @@ def test_final_phases_stay_whatever_the_rayjob_does_later() -> None:
 
 
 def test_an_invalid_spec_fails_naming_the_field() -> None:
-    observed = JobObserved(
+    observed = Observed(
         generation=1,
         now=NOW,
         spec=None,
-        previous={},
+        previous=JobStatusView.parse({}),
         invalid="spec.dataset.format: Input should be 'text', 'instruction' or 'chat'",
     )
-    status = derive_job(observed)
+    status = derive(observed)
     assert (status.phase, status.conditions[2].reason) == ("Failed", "InvalidSpec")
     assert status.error is not None
     assert "spec.dataset.format" in status.error.message
@@ -178,8 +176,8 @@ def test_an_invalid_spec_fails_naming_the_field() -> None:
 
 def test_an_api_failure_before_the_rayjob_exists_is_pending_with_the_reason() -> None:
     observed = observe(None)
-    status = derive_job(
-        JobObserved(**{**observed.__dict__, "api_error": KubeError(403, "forbidden: rayjobs")})
+    status = derive(
+        Observed(**{**observed.__dict__, "api_error": KubeError(403, "forbidden: rayjobs")})
     )
     assert (status.phase, status.conditions[0].reason) == ("Pending", "Forbidden")
     assert "forbidden" in status.message
@@ -187,7 +185,7 @@ def test_an_api_failure_before_the_rayjob_exists_is_pending_with_the_reason() ->
 
 def test_times_come_from_the_rayjob() -> None:
     job = rayjob("Running", "RUNNING", startTime="2026-12-02T09:00:00Z")
-    status = derive_job(observe(job, PROGRESS))
+    status = derive(observe(job, PROGRESS))
     assert status.start_time == "2026-12-02T09:00:00Z"
     assert status.completion_time is None
     assert status.ray_job_name == "sql"
@@ -202,8 +200,9 @@ def deployment(adapters: list[dict[str, Any]], current: bool = True) -> dict[str
 
 def deployed_condition(job: RayJobView | None, previous: dict[str, Any], llmd: Any) -> Any:
     observed = observe(job, previous, deployTo="llama")
-    observed = JobObserved(**{**observed.__dict__, "name": "sql", "deployment": llmd})
-    status = derive_job(observed)
+    target = HandOffTarget.parse(llmd) if llmd is not None else None
+    observed = Observed(**{**observed.__dict__, "name": "sql", "deployment": target})
+    status = derive(observed)
     return next(c for c in status.conditions if c.type == "Deployed")
 
 
@@ -262,5 +261,5 @@ def test_deployed_is_true_only_once_the_deployment_serves_this_adapter(
 
 
 def test_no_deployed_condition_without_deploy_to() -> None:
-    status = derive_job(observe(rayjob("Complete", "SUCCEEDED"), PUBLISHED))
+    status = derive(observe(rayjob("Complete", "SUCCEEDED"), PUBLISHED))
     assert "Deployed" not in {c.type for c in status.conditions}

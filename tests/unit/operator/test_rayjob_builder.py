@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from kubellm_operator import names
-from kubellm_operator.api.parse import parse_job_spec
+from kubellm_operator.api.finetunejob import FineTuneJobSpec
 from kubellm_operator.api.refs import Owner
 from kubellm_operator.builders.rayjob import build_rayjob
 from kubellm_operator.builders.trainer_identity import build_trainer_identity
@@ -37,7 +37,7 @@ def build(path: Path, config: OperatorConfig = CONFIG) -> list[dict[str, Any]]:
     owner = owner_of(doc)
     return [
         *build_trainer_identity(owner),
-        build_rayjob(owner, parse_job_spec(doc["spec"]), config),
+        build_rayjob(owner, FineTuneJobSpec.parse(doc["spec"]), config),
     ]
 
 
@@ -58,7 +58,9 @@ def test_output_is_byte_identical_whatever_the_input_key_order(example: Path) ->
     outputs = {
         yamlio.dump(
             build_rayjob(
-                owner_of(doc), parse_job_spec(shuffled(doc["spec"], random.Random(s))), CONFIG
+                owner_of(doc),
+                FineTuneJobSpec.parse(shuffled(doc["spec"], random.Random(s))),
+                CONFIG,
             )
         )
         for s in range(5)
@@ -170,7 +172,7 @@ def test_long_job_names_make_valid_child_names() -> None:
         *build_trainer_identity(owner),
         build_rayjob(
             owner,
-            parse_job_spec(
+            FineTuneJobSpec.parse(
                 yaml.safe_load((REPO / "examples" / "finetunejobs" / "tiny-cpu.yaml").read_text())[
                     "spec"
                 ]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from kubellm_operator.api.refs import ParentRef
+from kubellm_operator.api.refs import ObjectRef
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.controller.llmdeployment import Reconciler
 from kubellm_operator.controller.watched import WatchedCluster, WatchedStore
@@ -46,7 +46,7 @@ class Events(list[tuple[str, str, str]]):
         self.involved: list[dict[str, Any]] = []
         """The involvedObject of each Event, as the client edge posts it."""
 
-    def __call__(self, ref: ParentRef, type_: str, reason: str, message: str) -> None:
+    def __call__(self, ref: ObjectRef, type_: str, reason: str, message: str) -> None:
         self.append((type_, reason, message))
         self.involved.append(event_body(ref, type_, reason, message)["involvedObject"])
 

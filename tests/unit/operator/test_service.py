@@ -19,7 +19,8 @@ NOW = "2026-11-22T10:00:00Z"
 
 @dataclass
 class MemoryCluster:
-    """A ClusterPort that keeps objects in dicts and counts writes, like an API server would.
+    """An LLMDeploymentCluster that keeps objects in dicts and counts writes, as an API server
+    would.
 
     ``fail`` injects API failures: each call of the named method raises the next error queued
     for it, until none is left.

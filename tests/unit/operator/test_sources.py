@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from kubellm_operator.api.parse import InvalidSpecError, parse_spec
+from kubellm_operator.api.base import InvalidSpecError
+from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_operator.api.sources import STORE_RULES, store_problem
 from kubellm_operator.crds import rendered
 
@@ -55,17 +56,17 @@ REFUSED = [
 @pytest.mark.parametrize("uri", ACCEPTED)
 def test_names_the_stores_accept_are_accepted(uri: str) -> None:
     assert store_problem(uri) is None
-    parse_spec({"model": {"uri": uri}})
+    LLMDeploymentSpec.parse({"model": {"uri": uri}})
 
 
 @pytest.mark.parametrize(("uri", "message"), REFUSED)
 def test_names_a_store_would_refuse_are_refused_naming_the_field(uri: str, message: str) -> None:
     assert message in (store_problem(uri) or "")
     with pytest.raises(InvalidSpecError, match=r"spec\.model\.uri") as caught:
-        parse_spec({"model": {"uri": uri}})
+        LLMDeploymentSpec.parse({"model": {"uri": uri}})
     assert message in str(caught.value)
     with pytest.raises(InvalidSpecError, match=r"spec\.adapterSources\.0"):
-        parse_spec({"model": {"uri": "hf://a/b"}, "adapterSources": [uri]})
+        LLMDeploymentSpec.parse({"model": {"uri": "hf://a/b"}, "adapterSources": [uri]})
 
 
 def _carrying(node: Any, rules: list[dict[str, str]]) -> int:

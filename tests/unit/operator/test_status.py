@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from kubellm_operator.api.common import Condition
-from kubellm_operator.api.llmdeployment import AdapterStatus
-from kubellm_operator.api.parse import parse_spec
+from kubellm_operator.api.llmdeployment import AdapterStatus, LLMDeploymentSpec
 from kubellm_operator.errors import KubeError
 from kubellm_operator.status.llmdeployment import Observed, awaits_head, derive
 from kubellm_operator.status.pod import PodView
@@ -21,7 +20,7 @@ from kubellm_operator.status.raycluster import RayClusterView
 from kubellm_operator.status.rayhead import DeployedApp, ServedModels
 from kubellm_operator.status.rayservice import RayServiceView
 
-SPEC = parse_spec({"model": {"uri": "hf://a/b"}, "replicas": 2})
+SPEC = LLMDeploymentSpec.parse({"model": {"uri": "hf://a/b"}, "replicas": 2})
 NOW = "2026-11-22T10:00:00Z"
 OLD, NEW = "m-old11", "m-new22"
 ENDPOINT = "http://m-serve-svc.ns.svc.cluster.local:8000/v1"
@@ -349,7 +348,7 @@ def test_during_an_upgrade_replicas_are_those_of_the_cluster_that_serves() -> No
 
 
 def test_pipeline_stages_count_as_one_replica() -> None:
-    spec = parse_spec({"model": {"uri": "hf://a/b"}, "resources": {"gpusPerReplica": 2,
+    spec = LLMDeploymentSpec.parse({"model": {"uri": "hf://a/b"}, "resources": {"gpusPerReplica": 2,
                        "pipelineParallelSize": 2}})  # fmt: skip
     status = derive(observe(SERVING, raycluster(OLD, workers=3), spec=spec))
     assert (status.replicas, status.ready_replicas) == (1, 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
-from kubellm_operator.builders.storage import claims, model_mounts, model_volumes
+from kubellm_operator.builders.storage import model_mounts, model_volumes
 from kubellm_operator.config import OperatorConfig
 
 
@@ -20,7 +20,7 @@ def test_each_claim_is_mounted_once_read_only_under_the_pvc_root() -> None:
             {"name": "b", "uri": "s3://bucket/b"},
         ]
     )
-    assert claims(spec) == ["models"]
+    assert sorted(spec.claims) == ["models"]
     (mount,) = [m for m in model_mounts(spec) if m["name"].startswith("pvc-")]
     assert mount == {"name": "pvc-models", "mountPath": "/mnt/pvc/models", "readOnly": True}
     (volume,) = [v for v in model_volumes(spec, OperatorConfig()) if "persistentVolumeClaim" in v]
