@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Final
 
 # Kubernetes control plane, built from k8s.io/kubernetes through dev/controlplane/go.mod.
-# The go.mod pins the same version; tests/unit/test_versions.py keeps the two in step.
+# The go.mod pins the same version; tests/unit/test_layout.py keeps the two in step.
 KUBERNETES: Final = "v1.36.3"
 
 # etcd as required by k8s.io/kubernetes v1.36.3 itself (its go.mod lists server/v3 v3.6.8).
@@ -22,7 +22,7 @@ KUBERAY: Final = "v1.6.2"
 KUBERAY_MODULE: Final = "github.com/ray-project/kuberay/ray-operator"
 
 # The Helm CLI for the chart tests, built from helm.sh/helm/v4 through dev/helm/go.mod (its
-# tool line); tests/unit/test_versions.py keeps the two in step.
+# tool line); tests/unit/test_layout.py keeps the two in step.
 HELM: Final = "v4.3.2"
 
 GO_MIN: Final = (1, 26)

@@ -14,7 +14,7 @@ import yaml
 
 from kubellm_dev.operator_proc import OperatorProcess
 from kubellm_dev.waiting import wait_for
-from tests.unit.operator.test_sources import ACCEPTED, REFUSED
+from tests.unit.operator.api.test_sources import ACCEPTED, REFUSED
 
 from .conftest import REPO, E2ECluster
 from .refusals import assert_refused, bad
@@ -149,7 +149,7 @@ INVALID = [
 def test_kubectl_apply_rejects_a_claim_or_bucket_its_store_would_refuse(
     cluster: E2ECluster, kubellm_crds: None, scratch_namespace: str, uri: str, message: str
 ) -> None:
-    """The CEL twins of the operator's store rules (tests/unit/operator/test_sources.py)."""
+    """The CEL twins of the operator's store rules (tests/unit/operator/api/test_sources.py)."""
     obj = manifest(model={"uri": uri}, adapterSources=[uri])
     expected = ["spec.model.uri", "spec.adapterSources[0]", message]
     assert_refused(cluster, scratch_namespace, PLURAL, obj, expected)

@@ -21,9 +21,9 @@ from kubellm_dev.paths import REPO_ROOT, default_paths
 from kubellm_operator.status import finetunejob
 from kubellm_operator.status.llmdeployment import Observed, derive
 from kubellm_operator.status.rayjob import RayJobView
-from tests.unit.operator.test_job_status import PHASES, PUBLISHED
-from tests.unit.operator.test_job_status import observe as job_observed
-from tests.unit.operator.test_status import CASES, Expect
+from tests.unit.operator.status.test_finetunejob import PHASES, PUBLISHED
+from tests.unit.operator.status.test_finetunejob import observe as job_observed
+from tests.unit.operator.status.test_llmdeployment import CASES, Expect
 
 from .conftest import _unavailable
 

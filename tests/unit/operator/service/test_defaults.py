@@ -10,8 +10,7 @@ from kubellm_operator.config import OperatorConfig
 from kubellm_operator.controller.llmdeployment import Reconciler
 from kubellm_operator.errors import KubeError
 from kubellm_operator.service.defaults import ADOPT_ANNOTATION
-
-from .test_service import MemoryCluster
+from tests.unit.operator.service.test_llmdeployment import MemoryCluster
 
 SPEC = {"model": {"uri": "hf://a/b"}}
 FLEET = ("a", "b", "c")

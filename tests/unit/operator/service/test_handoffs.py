@@ -11,8 +11,7 @@ import yaml
 from kubellm_operator.config import OperatorConfig
 from kubellm_operator.service.handoffs import HandOffIndex
 from kubellm_operator.service.llmdeployment import sync
-
-from .test_service import NOW, MemoryCluster, ref
+from tests.unit.operator.service.test_llmdeployment import NOW, MemoryCluster, ref
 
 SPEC: dict[str, Any] = {"model": {"uri": "hf://a/b"}, "enableLora": True}
 

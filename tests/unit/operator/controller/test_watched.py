@@ -6,8 +6,7 @@ from typing import Any
 
 from kubellm_operator.controller.watched import WatchedCluster, WatchedStore
 from kubellm_operator.errors import KubeError
-
-from .test_service import MemoryCluster
+from tests.unit.operator.service.test_llmdeployment import MemoryCluster
 
 PARENT = ("ns", "m")
 

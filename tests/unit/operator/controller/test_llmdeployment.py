@@ -16,9 +16,8 @@ from kubellm_operator.controller.watched import WatchedCluster, WatchedStore
 from kubellm_operator.controller.workqueue import Backoff, WorkQueue
 from kubellm_operator.edge.events import event_body
 from kubellm_operator.errors import KubeError
-
-from .test_service import MemoryCluster
-from .test_workqueue import until
+from tests.unit.operator.controller.test_workqueue import until
+from tests.unit.operator.service.test_llmdeployment import MemoryCluster
 
 KEY = ("ns", "m")
 SPEC = {"model": {"uri": "hf://a/b"}}

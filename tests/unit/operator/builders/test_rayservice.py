@@ -19,7 +19,7 @@ from kubellm_operator.crds import yamlio
 from kubellm_runtime.contract import ReplicaConfig, ServeArgs
 from tests.unit.operator.goldens import assert_golden, shuffled
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 EXAMPLES = sorted((REPO / "examples").glob("*.yaml"))
 CONFIG = OperatorConfig()
 UID = "5b3c7c1e-0000-4000-8000-000000000001"

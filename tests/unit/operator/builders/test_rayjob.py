@@ -22,7 +22,7 @@ from kubellm_operator.crds import yamlio
 from kubellm_runtime.contract import TRAIN_MODULE, TrainArgs
 from tests.unit.operator.goldens import assert_golden, shuffled
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 EXAMPLES = sorted((REPO / "examples" / "finetunejobs").glob("*.yaml"))
 CONFIG = OperatorConfig()
 UID = "7d1e2f3a-0000-4000-8000-000000000002"
