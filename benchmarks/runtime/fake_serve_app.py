@@ -14,7 +14,7 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
-from kubellm_runtime.contract import ServeArgs
+from kubellm_runtime.contract import SERVE_DEPLOYMENT, ServeArgs
 from kubellm_runtime.engine.fake import FakeEngine
 from kubellm_runtime.serve import app as kubellm_app
 from kubellm_runtime.settings import RuntimeSettings
@@ -32,7 +32,7 @@ async def fake_engine(args: ServeArgs, settings: RuntimeSettings) -> FakeEngine:
 kubellm_app.load_engine = fake_engine  # type: ignore[attr-defined]
 
 
-@serve.deployment(name=kubellm_app.DEPLOYMENT)
+@serve.deployment(name=SERVE_DEPLOYMENT)
 class FakeLLMServer(kubellm_app.LLMServer.func_or_class):  # type: ignore[misc, name-defined]
     """kubellm's LLMServer, unchanged; defined here so its replicas import this module."""
 

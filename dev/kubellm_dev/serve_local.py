@@ -25,6 +25,7 @@ from kubellm_dev.ray_head import RayPorts, start_ray_head
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_operator.builders.serve_config import ResolvedAdapter, serve_config
 from kubellm_operator.config import OperatorConfig
+from kubellm_runtime.contract import SERVE_APP
 
 DEPLOY_TIMEOUT_S = 600.0
 DEPLOY_PUT_S = 120.0
@@ -60,7 +61,7 @@ class LocalServe:
         return dict(json.loads(body)) if status == 200 else {}  # noqa: PLR2004
 
     def app(self) -> dict[str, Any]:
-        return dict((self.details().get("applications") or {}).get("llm") or {})
+        return dict((self.details().get("applications") or {}).get(SERVE_APP) or {})
 
     def deploy(
         self,

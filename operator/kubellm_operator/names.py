@@ -32,9 +32,6 @@ LABEL_FINETUNEJOB: Final = f"{GROUP}/finetunejob"
 APP_NAME: Final = "kubellm"
 MANAGER: Final = "kubellm-operator"  # also the server-side apply field manager
 
-# Ray Serve application name inside serveConfigV2 (one application per RayService).
-SERVE_APP: Final = "llm"
-SERVE_DEPLOYMENT: Final = "LLMServer"
 SERVE_PORT: Final = 8000
 
 # KubeRay refuses RayService names longer than this (MaxRayServiceNameLength = 53 - 6).

@@ -17,6 +17,22 @@ CONTRACT_VERSION: Literal["v1"] = "v1"
 # The import path of the runtime's Ray Serve application builder, named in serveConfigV2.
 SERVE_IMPORT_PATH = "kubellm_runtime.serve.app:build_app"
 
+# Names and places both sides agree on: the operator writes them into the children it builds,
+# the runtime reads them. They are defined here only.
+SERVE_APP = "llm"
+"""The one Ray Serve application of a RayService (serveConfigV2, KubeRay's status)."""
+SERVE_DEPLOYMENT = "LLMServer"
+"""The application's model deployment, configured by this name in serveConfigV2."""
+PVC_ROOT = "/mnt/pvc"
+"""Where a pod mounts the claims pvc:// sources name: pvc://claim/path is PVC_ROOT/claim/path."""
+MODEL_CACHE_DIR = "/var/cache/kubellm/models"
+"""Where s3:// and gs:// sources are downloaded in a pod."""
+SETTINGS_ENV_PREFIX = "KUBELLM_RUNTIME_"
+"""The runtime's settings are read from variables with this prefix."""
+MODEL_CACHE_DIR_ENV = f"{SETTINGS_ENV_PREFIX}MODEL_CACHE_DIR"
+API_KEY_ENV = "KUBELLM_API_KEY"
+"""The key clients must send, from the LLMDeployment's apiKeySecretRef."""
+
 Dtype = Literal["auto", "float16", "bfloat16", "float32"]
 
 

@@ -19,8 +19,7 @@ from starlette.background import BackgroundTask
 
 from kubellm_runtime.admission import Admission
 from kubellm_runtime.engine.base import EngineError
-from kubellm_runtime.middleware import error_body
-from kubellm_runtime.openai.errors import ApiError
+from kubellm_runtime.openai.errors import ApiError, error_body
 from kubellm_runtime.openai.sse import sse
 from kubellm_runtime.settings import RuntimeSettings
 

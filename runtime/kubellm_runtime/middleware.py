@@ -1,4 +1,5 @@
-"""HTTP plumbing of the ingress: OpenAI-style errors, request ids, metrics and access logs."""
+"""How the ingress observes each request: its id, its route label, its metrics and its access
+log line (the error answers are openai/errors.py's)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,13 @@ from typing import Any
 
 import structlog
 from fastapi import Request, Response
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from starlette.background import BackgroundTask
 from starlette.routing import Match
 
 from kubellm_runtime import metrics
 from kubellm_runtime.logs import request_context
-from kubellm_runtime.openai.errors import ApiError
-from kubellm_runtime.openai.protocol import ErrorDetail, ErrorResponse
 
 TOO_MANY_REQUESTS = 429
-UNAVAILABLE = 503
 SERVER_ERROR = 500
 CLIENT_CLOSED = 499  # the client went away before the answer (nginx's convention)
 REQUEST_ID = "X-Request-ID"
@@ -29,7 +25,6 @@ REPLICA = "X-Kubellm-Replica"  # which replica answered (Ray Serve's replica id,
 # A client's request id is kept only when it is short and plain: it is echoed on every log line.
 REQUEST_ID_FORM = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 UNMATCHED = "unmatched"
-NAMED = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*): ")
 log = structlog.get_logger("kubellm_runtime.access")
 
 
@@ -49,32 +44,6 @@ def route_label(request: Request) -> str:
 def client_request_id(request: Request) -> str | None:
     given = request.headers.get(REQUEST_ID)
     return given if given is not None and REQUEST_ID_FORM.fullmatch(given) else None
-
-
-def error_body(error: ApiError) -> ErrorResponse:
-    """OpenAI's error shape, for answers and for a stream's last frame alike."""
-    detail = ErrorDetail(message=error.message, type=error.type, param=error.param, code=error.code)
-    return ErrorResponse(error=detail)
-
-
-def error_response(error: ApiError, retry_after_s: int = 1) -> JSONResponse:
-    body = error_body(error)
-    retry = error.status in {TOO_MANY_REQUESTS, UNAVAILABLE}
-    headers = {"Retry-After": str(retry_after_s)} if retry else None
-    return JSONResponse(body.model_dump(), status_code=error.status, headers=headers)
-
-
-def validation_error(exc: RequestValidationError) -> ApiError:
-    first: dict[str, Any] = exc.errors()[0]
-    if first.get("type") == "json_invalid":
-        return ApiError(400, "The request body is not valid JSON.", code="invalid_json")
-    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-    param = ".".join(loc) or None
-    message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
-    if named := NAMED.match(message):  # a rule across fields names the field it is about
-        param = f"{param}.{named.group(1)}" if param else named.group(1)
-        message = message[named.end() :]
-    return ApiError(400, f"{param}: {message}" if param else message, param=param)
 
 
 async def observe_requests(

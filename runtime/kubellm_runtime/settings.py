@@ -9,7 +9,13 @@ from typing import Literal
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kubellm_runtime.contract import LimitsArgs
+from kubellm_runtime.contract import (
+    API_KEY_ENV,
+    MODEL_CACHE_DIR,
+    PVC_ROOT,
+    SETTINGS_ENV_PREFIX,
+    LimitsArgs,
+)
 
 
 class AuthConfigError(ValueError):
@@ -29,7 +35,7 @@ class RuntimeSettings(BaseSettings):
     """Limits and auth of one serving replica."""
 
     model_config = SettingsConfigDict(
-        env_prefix="KUBELLM_RUNTIME_", frozen=True, extra="forbid", populate_by_name=True
+        env_prefix=SETTINGS_ENV_PREFIX, frozen=True, extra="forbid", populate_by_name=True
     )
 
     max_inflight: int = Field(default=256, ge=1)
@@ -49,11 +55,11 @@ class RuntimeSettings(BaseSettings):
     """Retry-After sent with 429."""
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     """Largest request body accepted (413 beyond): 4 MiB holds a million tokens of text."""
-    api_key: SecretStr | None = Field(default=None, validation_alias="KUBELLM_API_KEY")
+    api_key: SecretStr | None = Field(default=None, validation_alias=API_KEY_ENV)
     """If set (from the LLMDeployment's apiKeySecretRef), clients must send it as a Bearer token."""
-    pvc_root: Path = Path("/mnt/pvc")
+    pvc_root: Path = Path(PVC_ROOT)
     """Where the pod mounts PersistentVolumeClaims: pvc://claim/path is pvc_root/claim/path."""
-    model_cache_dir: Path = Path("/var/cache/kubellm/models")
+    model_cache_dir: Path = Path(MODEL_CACHE_DIR)
     """Where s3:// and gs:// sources are downloaded; shared per node, they download once."""
     max_adapter_bytes: int = Field(default=2 * 1024**3, ge=1024)
     """Largest LoRA adapter accepted (all its files): a bigger one is refused before download."""
@@ -96,7 +102,7 @@ class RuntimeSettings(BaseSettings):
         if value is None:
             return None
         raw = value.get_secret_value() if isinstance(value, SecretStr) else str(value)
-        where = {"api_key": "KUBELLM_API_KEY", "admin_key": "KUBELLM_RUNTIME_ADMIN_KEY"}
+        where = {"api_key": API_KEY_ENV, "admin_key": f"{SETTINGS_ENV_PREFIX}ADMIN_KEY"}
         return _usable_key(raw, where[str(info.field_name)])
 
     @model_validator(mode="after")

@@ -7,8 +7,8 @@ from typing import Any
 from kubellm_operator import names
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_operator.builders import placement, storage
-from kubellm_operator.builders.serve_config import API_KEY_ENV
 from kubellm_operator.config import OperatorConfig
+from kubellm_runtime.contract import API_KEY_ENV, MODEL_CACHE_DIR, MODEL_CACHE_DIR_ENV
 
 # Ports of the Ray head container (KubeRay wires its Services to these names).
 HEAD_PORTS = (
@@ -112,7 +112,7 @@ def worker_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) ->
     container["volumeMounts"] += storage.model_mounts(spec)
     container["env"] = [
         *container.get("env", []),
-        {"name": storage.CACHE_ENV, "value": storage.CACHE_DIR},
+        {"name": MODEL_CACHE_DIR_ENV, "value": MODEL_CACHE_DIR},
     ]
     pod: dict[str, Any] = {
         "containers": [container],

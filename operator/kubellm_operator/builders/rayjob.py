@@ -15,6 +15,8 @@ from kubellm_operator.builders.owner import owner_reference
 from kubellm_operator.builders.quantities import whole_cores
 from kubellm_operator.config import OperatorConfig
 from kubellm_runtime.contract import (
+    MODEL_CACHE_DIR,
+    MODEL_CACHE_DIR_ENV,
     TRAIN_MODULE,
     BaseModelArgs,
     DatasetArgs,
@@ -109,11 +111,11 @@ def _container(
         "resources": {"limits": dict(limits), "requests": dict(limits)},
         "env": [
             *(e.to_wire() for e in spec.env),
-            {"name": storage.CACHE_ENV, "value": storage.CACHE_DIR},
+            {"name": MODEL_CACHE_DIR_ENV, "value": MODEL_CACHE_DIR},
         ],
         "volumeMounts": [
             storage.shm_mount(),
-            {"name": storage.CACHE_VOLUME, "mountPath": storage.CACHE_DIR},
+            {"name": storage.CACHE_VOLUME, "mountPath": MODEL_CACHE_DIR},
             *mounts,
         ],
     }

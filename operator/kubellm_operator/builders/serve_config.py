@@ -7,11 +7,13 @@ from typing import Any
 
 import yaml
 
-from kubellm_operator import names
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_operator.builders.quantities import whole_cores
 from kubellm_operator.config import OperatorConfig
 from kubellm_runtime.contract import (
+    API_KEY_ENV,
+    SERVE_APP,
+    SERVE_DEPLOYMENT,
     SERVE_IMPORT_PATH,
     AdapterArgs,
     EngineArgs,
@@ -21,8 +23,6 @@ from kubellm_runtime.contract import (
     ReplicaConfig,
     ServeArgs,
 )
-
-API_KEY_ENV = "KUBELLM_API_KEY"
 
 
 @dataclass(frozen=True)
@@ -147,7 +147,7 @@ def serve_config(
 ) -> str:
     """serveConfigV2 as KubeRay wants it: a YAML string, keys sorted so output is stable."""
     deployment = {
-        "name": names.SERVE_DEPLOYMENT,
+        "name": SERVE_DEPLOYMENT,
         **_backpressure(spec),
         # The runtime's health check fails until the model is loaded, so Ray Serve (and with it
         # KubeRay's application status) reports the replica healthy only when it can answer.
@@ -161,7 +161,7 @@ def serve_config(
         "user_config": replica_config(spec, adapters),
     }
     application = {
-        "name": names.SERVE_APP,
+        "name": SERVE_APP,
         "import_path": SERVE_IMPORT_PATH,
         "route_prefix": "/",
         "args": contract_args(spec),

@@ -12,11 +12,9 @@ from typing import Any
 
 from kubellm_operator.api.llmdeployment import LLMDeploymentSpec
 from kubellm_operator.config import OperatorConfig
+from kubellm_runtime.contract import MODEL_CACHE_DIR, PVC_ROOT
 
-PVC_ROOT = "/mnt/pvc"  # the runtime's KUBELLM_RUNTIME_PVC_ROOT default
 CACHE_VOLUME = "model-cache"
-CACHE_DIR = "/var/cache/kubellm/models"
-CACHE_ENV = "KUBELLM_RUNTIME_MODEL_CACHE_DIR"
 SHM_VOLUME = "dshm"
 SHM_DIR = "/dev/shm"  # noqa: S108 - the pod's own memory volume, not a shared temp dir
 
@@ -38,7 +36,7 @@ def model_volumes(spec: LLMDeploymentSpec, config: OperatorConfig) -> list[dict[
 
 
 def model_mounts(spec: LLMDeploymentSpec) -> list[dict[str, Any]]:
-    mounts: list[dict[str, Any]] = [{"name": CACHE_VOLUME, "mountPath": CACHE_DIR}]
+    mounts: list[dict[str, Any]] = [{"name": CACHE_VOLUME, "mountPath": MODEL_CACHE_DIR}]
     mounts += [
         {"name": volume_name(c), "mountPath": f"{PVC_ROOT}/{c}", "readOnly": True}
         for c in sorted(spec.claims)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Self
 
-from kubellm_operator import names
 from kubellm_operator.status.conditions import Verdict
 from kubellm_operator.status.rayservice import RayServiceView
 from kubellm_operator.status.reasons import SERVE_REASONS
 from kubellm_operator.status.view import View
+from kubellm_runtime.contract import SERVE_APP, SERVE_DEPLOYMENT
 
 
 class DeployedApp(View):
@@ -23,7 +23,7 @@ class DeployedApp(View):
 
     @classmethod
     def parse(cls, details: dict[str, Any] | None) -> Self | None:
-        app = ((details or {}).get("applications") or {}).get(names.SERVE_APP)
+        app = ((details or {}).get("applications") or {}).get(SERVE_APP)
         if not isinstance(app, dict):
             return None
         config = app.get("deployed_app_config") or {}
@@ -31,7 +31,7 @@ class DeployedApp(View):
             (
                 d
                 for d in config.get("deployments") or ()
-                if isinstance(d, dict) and d.get("name") == names.SERVE_DEPLOYMENT
+                if isinstance(d, dict) and d.get("name") == SERVE_DEPLOYMENT
             ),
             {},
         )

@@ -11,10 +11,10 @@ from typing import Any, Self
 
 from pydantic import Field
 
-from kubellm_operator import names
 from kubellm_operator.status.conditions import Verdict
 from kubellm_operator.status.reasons import SERVE_REASONS
 from kubellm_operator.status.view import View
+from kubellm_runtime.contract import SERVE_APP
 
 
 class KubeCondition(View):
@@ -47,7 +47,7 @@ class ServingSide(View):
 
     @property
     def app(self) -> AppStatus | None:
-        return self.application_statuses.get(names.SERVE_APP)
+        return self.application_statuses.get(SERVE_APP)
 
 
 class RayServiceStatus(View):

@@ -270,17 +270,6 @@ class ModelList(BaseModel):
     data: list[ModelCard]
 
 
-class ErrorDetail(BaseModel):
-    message: str
-    type: str
-    param: str | None = None
-    code: str | None = None
-
-
-class ErrorResponse(BaseModel):
-    error: ErrorDetail
-
-
 class LoadLoraRequest(_Request):
     """POST /v1/load_lora_adapter (vLLM's body)."""
 

@@ -11,7 +11,6 @@ import structlog
 import uvicorn
 
 from kubellm_runtime.adapters import Adapters
-from kubellm_runtime.app import EngineSlot, Hook, create_app
 from kubellm_runtime.contract import (
     AdapterArgs,
     EngineArgs,
@@ -22,6 +21,7 @@ from kubellm_runtime.contract import (
 )
 from kubellm_runtime.engine.fake import FakeEngine
 from kubellm_runtime.generations import Generations
+from kubellm_runtime.ingress import EngineSlot, Hook, create_app
 from kubellm_runtime.loading import load_engine
 from kubellm_runtime.logs import configure
 from kubellm_runtime.serve.protocol import head_deadline_protocol

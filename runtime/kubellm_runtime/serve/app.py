@@ -15,17 +15,15 @@ from ray.serve import Application
 
 from kubellm_runtime import metrics
 from kubellm_runtime.adapters import Adapters
-from kubellm_runtime.app import EngineSlot, create_app
-from kubellm_runtime.contract import ReplicaConfig, ServeArgs
+from kubellm_runtime.contract import SERVE_DEPLOYMENT, ReplicaConfig, ServeArgs
+from kubellm_runtime.ingress import EngineSlot, create_app
 from kubellm_runtime.jobs import job_store
 from kubellm_runtime.loading import load_engine
 from kubellm_runtime.logs import configure
 from kubellm_runtime.settings import RuntimeSettings
 
-DEPLOYMENT = "LLMServer"  # the operator's serveConfigV2 configures a deployment by this name
 
-
-@serve.deployment(name=DEPLOYMENT)
+@serve.deployment(name=SERVE_DEPLOYMENT)
 @serve.ingress()
 class LLMServer:
     """A model replica: engine + ingress. Options come from serveConfigV2's deployment entry."""

@@ -27,6 +27,7 @@ from kubellm_runtime.train.errors import TrainError
 from kubellm_runtime.train.loop import Outcome, train_worker
 from kubellm_runtime.train.progress import LogSink, Reporter
 from kubellm_runtime.train.sinks import sink_for
+from kubellm_runtime.train.steps import check, publish
 
 RUN_NAME = "run"
 WORKER_RETRIES = 3
@@ -47,8 +48,6 @@ def storage(args: TrainArgs, settings: RuntimeSettings) -> str:
 def per_worker(config: dict[str, Any]) -> None:
     """What every rank runs (Ray Train calls it again after a restart). Inputs at fault are
     reported, not raised: Ray Train would retry them, and no retry can fix them."""
-    from kubellm_runtime.train.run import check, publish  # noqa: PLC0415 - an import cycle
-
     args = TrainArgs.model_validate(config["args"])
     settings = RuntimeSettings.model_validate(config["settings"])
     if args.gpus_per_worker == 0:

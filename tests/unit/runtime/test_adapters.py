@@ -12,10 +12,10 @@ import pytest
 from pydantic import ValidationError
 
 from kubellm_runtime.adapters import Adapters
-from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.contract import AdapterArgs, ReplicaConfig
 from kubellm_runtime.engine.base import AdapterLoadError
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.ingress import EngineSlot, create_app
 from kubellm_runtime.settings import RuntimeSettings
 from kubellm_runtime.sources import SourceError
 from kubellm_runtime.sources.policy import SourceNotAvailableError

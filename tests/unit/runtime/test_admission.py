@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
-from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.engine.base import Chunk, GenerationRequest
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.ingress import EngineSlot, create_app
 from kubellm_runtime.openai.service import INLINE_CHARS
 from kubellm_runtime.settings import RuntimeSettings
 

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from kubellm_runtime.adapters import Adapters
-from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.ingress import EngineSlot, create_app
 from kubellm_runtime.settings import RuntimeSettings
 from kubellm_runtime.sources.policy import SourceNotAvailableError
 

@@ -9,9 +9,9 @@ from typing import Any
 import httpx
 import pytest
 
-from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.engine.base import Chunk, EngineError, GenerationRequest, RequestRejectedError
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.ingress import EngineSlot, create_app
 from kubellm_runtime.settings import RuntimeSettings
 
 from .test_metrics import sample

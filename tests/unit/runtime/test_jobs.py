@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.engine.base import Chunk, EngineError, GenerationRequest
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.ingress import EngineSlot, create_app
 
 JOB = {"job_id": "job-1", "meta": {"tokens_limit": 20}, "content": "hello"}
 CHAT = {"model": "base", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from kubellm_runtime import logs
-from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.ingress import EngineSlot, create_app
 from kubellm_runtime.settings import RuntimeSettings
 
 

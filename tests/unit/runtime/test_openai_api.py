@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 import pytest
 
-from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.ingress import EngineSlot, create_app
 
 
 @pytest.fixture

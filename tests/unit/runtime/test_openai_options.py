@@ -11,9 +11,9 @@ import httpx
 import openai
 import pytest
 
-from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.engine.base import RequestRejectedError, Sampling
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.ingress import EngineSlot, create_app
 
 MESSAGES: Any = [{"role": "user", "content": "hi"}]
 

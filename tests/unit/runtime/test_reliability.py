@@ -10,9 +10,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr
 
-from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.contract import LimitsArgs
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.ingress import EngineSlot, create_app
 from kubellm_runtime.openai import answers
 from kubellm_runtime.openai.protocol import ChatCompletionRequest
 from kubellm_runtime.openai.service import OpenAIService

@@ -12,9 +12,9 @@ import httpx
 import openai
 import pytest
 
-from kubellm_runtime.app import EngineSlot, create_app
 from kubellm_runtime.engine.base import Chunk, GenerationRequest
 from kubellm_runtime.engine.fake import FakeEngine
+from kubellm_runtime.ingress import EngineSlot, create_app
 
 WEATHER: Any = {
     "type": "function",

@@ -27,19 +27,14 @@ from kubellm_runtime.engine.base import AdapterLoadError, Engine, EngineError
 from kubellm_runtime.generations import ENGINE_FAILED, ClientGoneError, Generations
 from kubellm_runtime.guard import RequestGuard
 from kubellm_runtime.jobs import JobStore, job_store
-from kubellm_runtime.middleware import (
-    CLIENT_CLOSED,
-    error_response,
-    observe_requests,
-    validation_error,
-)
-from kubellm_runtime.openai.errors import ApiError
+from kubellm_runtime.middleware import CLIENT_CLOSED, observe_requests
+from kubellm_runtime.openai.errors import ApiError, error_response, validation_error
 from kubellm_runtime.openai.routes import openai_router
 from kubellm_runtime.openai.service import OpenAIService
 from kubellm_runtime.settings import RuntimeSettings
 from kubellm_runtime.sources import SourceError
 
-log = structlog.get_logger("kubellm_runtime.app")
+log = structlog.get_logger("kubellm_runtime.ingress")
 
 
 def start_at_zero(app: FastAPI) -> None:
