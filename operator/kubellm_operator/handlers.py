@@ -1,8 +1,9 @@
-"""Kopf handlers: they only put the LLMDeployment or FineTuneJob a change concerns on its
+"""Kopf wiring only: a change puts the LLMDeployment or FineTuneJob it concerns on its kind's
 work queue.
 
 Every reconcile (a spec change, an operator restart, KubeRay's status, a Ray pod the scheduler
-refuses) then takes the one retried path: workqueue → reconciler → service.sync. Only event
+refuses) then takes the one retried path of its kind K: controller/workqueue.py →
+controller/K.py (the runner) → service/K.py (sync), over the edge/ (kube.py). Only event
 handlers are used: Kopf writes no annotations and puts no finalizer on the objects, so an
 LLMDeployment can be deleted while the operator is down and a create costs no extra write.
 """

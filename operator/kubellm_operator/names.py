@@ -65,25 +65,15 @@ def trainer_identity_name(finetunejob: str) -> str:
     return f"{child_name(finetunejob, MAX_IDENTITY_NAME - len('-trainer'))}-trainer"
 
 
-def job_labels(finetunejob: str) -> dict[str, str]:
-    return {
-        LABEL_NAME: APP_NAME,
-        LABEL_MANAGED_BY: MANAGER,
-        LABEL_FINETUNEJOB: finetunejob,
-    }
+def child_labels(parent_label: str, parent: str) -> dict[str, str]:
+    """The labels on every child (and Ray pod) of ``parent``: ours, and which object it is of
+    (``LABEL_LLMDEPLOYMENT`` or ``LABEL_FINETUNEJOB``)."""
+    return {LABEL_NAME: APP_NAME, LABEL_MANAGED_BY: MANAGER, parent_label: parent}
 
 
 def serve_service_name(rayservice: str) -> str:
     """The Service KubeRay creates for a RayService's Serve endpoints."""
     return f"{rayservice}-serve-svc"
-
-
-def child_labels(llmdeployment: str) -> dict[str, str]:
-    return {
-        LABEL_NAME: APP_NAME,
-        LABEL_MANAGED_BY: MANAGER,
-        LABEL_LLMDEPLOYMENT: llmdeployment,
-    }
 
 
 def pod_selector(llmdeployment: str) -> str:

@@ -61,7 +61,7 @@ def _container(
 
 
 def _pod_metadata(owner: str) -> dict[str, Any]:
-    return {"labels": names.child_labels(owner)}
+    return {"labels": names.child_labels(names.LABEL_LLMDEPLOYMENT, owner)}
 
 
 def head_group(owner: str, spec: LLMDeploymentSpec, config: OperatorConfig) -> dict[str, Any]:

@@ -130,7 +130,7 @@ def _pod(
     read, write = _claims(spec)
     volumes, _ = storage.claim_volumes(read, write)
     return {
-        "metadata": {"labels": names.job_labels(owner.name)},
+        "metadata": {"labels": names.child_labels(names.LABEL_FINETUNEJOB, owner.name)},
         "spec": {
             # The trainer writes progress with this identity: this job's status, nothing else.
             "serviceAccountName": names.trainer_identity_name(owner.name),
@@ -206,7 +206,7 @@ def build_rayjob(owner: Owner, spec: FineTuneJobSpec, config: OperatorConfig) ->
         "metadata": {
             "name": names.rayjob_name(owner.name),
             "namespace": owner.namespace,
-            "labels": names.job_labels(owner.name),
+            "labels": names.child_labels(names.LABEL_FINETUNEJOB, owner.name),
             "ownerReferences": [owner_reference(owner)],
         },
         "spec": {

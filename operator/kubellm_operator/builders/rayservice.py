@@ -27,7 +27,7 @@ def build_rayservice(
         "metadata": {
             "name": names.rayservice_name(owner.name),
             "namespace": owner.namespace,
-            "labels": names.child_labels(owner.name),
+            "labels": names.child_labels(names.LABEL_LLMDEPLOYMENT, owner.name),
             # What it is built with of the operator's configuration: later builds keep it.
             "annotations": {BUILD_ANNOTATION: BuildDefaults.of(config, spec).to_annotation()},
             "ownerReferences": [owner_reference(owner)],

@@ -15,7 +15,7 @@ def _metadata(owner: Owner) -> dict[str, Any]:
     return {
         "name": names.trainer_identity_name(owner.name),
         "namespace": owner.namespace,
-        "labels": names.job_labels(owner.name),
+        "labels": names.child_labels(names.LABEL_FINETUNEJOB, owner.name),
         "ownerReferences": [owner_reference(owner)],
     }
 

@@ -127,3 +127,9 @@ class CustomCalls:
         except NotFoundError:
             return None
         return cast(dict[str, Any], result)
+
+    def _patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """A merge patch of the status of one of kubellm's own objects."""
+        self._merge_patch(
+            (names.GROUP, names.VERSION, plural), namespace, name, status, status=True
+        )

@@ -73,13 +73,7 @@ class FineTuneJobCalls(CustomCalls):
                 continue
 
     def patch_finetunejob_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self._merge_patch(
-            (names.GROUP, names.VERSION, names.FINETUNEJOB_PLURAL),
-            namespace,
-            name,
-            status,
-            status=True,
-        )
+        self._patch_status(names.FINETUNEJOB_PLURAL, namespace, name, status)
 
     def list_finetunejobs(self, namespace: str) -> list[dict[str, Any]]:
         with calling("list finetunejobs", "list finetunejobs"):

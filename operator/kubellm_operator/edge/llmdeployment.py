@@ -90,10 +90,4 @@ class LLMDeploymentCalls(CustomCalls):
             return None
 
     def patch_llmdeployment_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self._merge_patch(
-            (names.GROUP, names.VERSION, names.LLMDEPLOYMENT_PLURAL),
-            namespace,
-            name,
-            status,
-            status=True,
-        )
+        self._patch_status(names.LLMDEPLOYMENT_PLURAL, namespace, name, status)

@@ -1,7 +1,8 @@
 """Reconcile service: parse → resolve adapters → choose defaults → build → diff → apply → status.
 
-The refresher calls :func:`sync` and writes what it returns. It writes the child only when the built
-manifest differs from what is in the cluster, so resumes and timers cost no writes at rest.
+The runner (controller/llmdeployment.py) calls :func:`sync` and writes what it returns. It
+writes the child only when the built manifest differs from what is in the cluster, so resumes
+and timers cost no writes at rest.
 """
 
 from __future__ import annotations
