@@ -13,6 +13,38 @@ def test_operator_folder_is_not_a_package_shadowing_the_stdlib() -> None:
     assert not (REPO_ROOT / "runtime" / "__init__.py").exists()
 
 
+OPERATOR = REPO_ROOT / "operator" / "kubellm_operator"
+KINDS = ("llmdeployment", "finetunejob")
+KIND_STAGES = ("api", "crds", "status", "service", "controller", "edge")
+CROSS_CUTTING = {
+    "__init__",
+    "__main__",
+    "config",
+    "names",
+    "metrics",
+    "errors",
+    "memory",
+    "handlers",
+}
+
+
+def test_kind_k_at_stage_s_is_s_slash_k() -> None:
+    """The operator's one layout rule (README "Where does X live"): each stage holds a module
+    per kind, named after the kind, and only cross-cutting modules stay at the top."""
+    for stage in KIND_STAGES:
+        for kind in KINDS:
+            assert (OPERATOR / stage / f"{kind}.py").is_file(), f"{stage}/{kind}.py is missing"
+    assert {p.stem for p in OPERATOR.glob("*.py")} == CROSS_CUTTING
+
+
+def test_no_operator_module_is_named_with_a_kind_prefix() -> None:
+    prefixes = ("job_", "ftj_", "llmd_", *(f"{kind}_" for kind in KINDS))
+    prefixed = [
+        str(p.relative_to(OPERATOR)) for p in OPERATOR.rglob("*.py") if p.stem.startswith(prefixes)
+    ]
+    assert prefixed == []
+
+
 def _required(go_mod: str, module: str) -> str:
     match = re.search(rf"^\s*(?:require\s+)?{re.escape(module)} (v\S+)", go_mod, re.MULTILINE)
     assert match, f"{module} not required in go.mod"
