@@ -15,11 +15,7 @@ from kubellm_operator.builders.storage import SHM_VOLUME
 from kubellm_operator.config import OperatorConfig
 
 BUILD_ANNOTATION = f"{names.GROUP}/build-defaults"
-
-
 _FIELDS = ("runtime_image", "ray_version", "head_cpu", "head_memory", "shm_size")
-
-
 _WIRE = {"runtime_image": "runtimeImage", "ray_version": "rayVersion", "head_cpu": "headCpu",
          "head_memory": "headMemory", "shm_size": "shmSize"}  # fmt: skip
 

@@ -150,7 +150,9 @@ class Reconciler:
                 [a.state for a in outcome.status.adapters],
             ),
         )
-        wire, patch = outcome.status.to_wire(), status_patch(outcome, ref.status)
+        patch = status_patch(outcome, ref.status)
+        # The status as written: the patch without the fields it clears (to_wire once).
+        wire = {field: value for field, value in patch.items() if value is not None}
         if changed(patch, ref.status):
             if (wait := self._paced(key, ref.status, wire, outcome)) > 0:
                 return wait  # written then, with whatever else has changed by that time

@@ -20,8 +20,6 @@ def log_context(ref: ObjectRef) -> dict[str, Any]:
 
 
 KEPT_METADATA = ("name", "namespace", "uid", "generation", "creationTimestamp", "deletionTimestamp")
-
-
 KEPT_ANNOTATIONS = (ADOPT_ANNOTATION,)
 
 
